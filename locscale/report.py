@@ -1,0 +1,500 @@
+"""Reports of the refinement cycles: the per-cycle table, plots (PNG) and ChimeraX scripts.
+
+Every file is written atomically (temporary name, renamed when complete). Plots use matplotlib's Agg canvas
+directly (no pyplot, no global backend switch), so they work on headless cluster nodes.
+
+Cycle-table columns (:func:`write_cycle_table` takes any columns; the plots look for these names, compared
+case-insensitively without ``_``/``-``, aliases in :data:`COLUMN_ALIASES`):
+
+``cycle`` (int, 0 = inputs before refinement), ``cc_mask``, ``cc_box`` (RSCC), ``fsc_average``, ``kurtosis``,
+``b_mean``, ``b_median``, ``b_std`` (Å²), ``fsc_work``, ``fsc_test`` (half-map cross-validation; the gap
+``fsc_work - fsc_test`` is computed here).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .errors import LocScaleInputError
+from .mapio import Map, atomic_output
+
+#: Accepted names per metric (first = canonical name written by the workflow).
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "cycle": ("cycle",),
+    "cc_mask": ("cc_mask", "rscc_cc_mask", "rscc_mask", "rscc"),
+    "cc_box": ("cc_box", "rscc_cc_box", "rscc_box"),
+    "fsc_average": ("fsc_average", "fscaverage", "fsc_avg", "fscavg"),
+    "kurtosis": ("kurtosis", "excess_kurtosis"),
+    "b_mean": ("b_mean", "mean_b", "bfactor_mean", "b_factor_mean"),
+    "b_median": ("b_median", "median_b", "bfactor_median"),
+    "b_std": ("b_std", "std_b", "b_spread", "bfactor_std"),
+    "fsc_work": ("fsc_work", "fscwork"),
+    "fsc_test": ("fsc_test", "fsctest"),
+}
+
+#: Partial specific volume of protein, Å³ per Da (0.73 cm³/g; density 1.35 g/cm³, Fischer et al. 2004).
+PROTEIN_VOLUME_PER_DALTON = 1.21
+_DPI = 110
+
+
+def _norm(name: str) -> str:
+    return str(name).lower().replace("_", "").replace("-", "").replace(" ", "")
+
+
+def _column(table: pd.DataFrame, key: str) -> str | None:
+    """The table's column for metric `key` (see COLUMN_ALIASES), or None."""
+    wanted = {_norm(a) for a in COLUMN_ALIASES.get(key, (key,))}
+    for col in table.columns:
+        if _norm(col) in wanted:
+            return col
+    return None
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    FigureCanvasAgg(fig)
+    with atomic_output(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
+    return path
+
+
+def _colours(n: int, cmap: str = "viridis"):
+    from matplotlib import colormaps
+
+    cm = colormaps[cmap]
+    if n <= 1:
+        return [cm(0.1)]
+    return [cm(0.05 + 0.85 * i / (n - 1)) for i in range(n)]
+
+
+def _label_colours(labels: Sequence[str]) -> dict[str, object]:
+    """Fixed colours for the reference maps ('original', 'global...'), a sequential map for the cycles."""
+    fixed = {}
+    rest = []
+    for lab in labels:
+        low = str(lab).lower()
+        if low.startswith("orig") or low in ("input", "unsharpened"):
+            fixed[lab] = "0.25"
+        elif low.startswith("global"):
+            fixed[lab] = "tab:orange"
+        else:
+            rest.append(lab)
+    fixed.update(zip(rest, _colours(len(rest)), strict=True))
+    return fixed
+
+
+# ---------------------------------------------------------------------- cycle table
+def write_cycle_table(rows: Sequence[Mapping], path: str | os.PathLike) -> pd.DataFrame:
+    """Write one row per cycle as a tab-separated table (atomically) and return it as a DataFrame.
+
+    Rows may have different keys (missing values become empty cells). With a ``cycle`` key the rows are
+    sorted by it, it becomes the first column, and a cycle may appear only once.
+    """
+    if not rows:
+        raise LocScaleInputError("no cycle rows to write", "run at least one cycle before the summary", path)
+    table = pd.DataFrame([dict(r) for r in rows])
+    if "cycle" in table.columns:
+        if table["cycle"].duplicated().any():
+            dup = sorted(table.loc[table["cycle"].duplicated(), "cycle"].tolist())
+            raise ValueError(f"cycle(s) {dup} appear more than once in the cycle table")
+        table = table.sort_values("cycle", kind="stable").reset_index(drop=True)
+        table = table[["cycle"] + [c for c in table.columns if c != "cycle"]]
+    with atomic_output(path, suffix=".tsv") as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.10g", na_rep="")
+    return table
+
+
+def read_cycle_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a table written by :func:`write_cycle_table`."""
+    return pd.read_csv(path, sep="\t")
+
+
+# ---------------------------------------------------------------------- metrics vs cycle
+def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Validation metrics against cycle number: RSCC (CC_mask, CC_box), FSCaverage, kurtosis, B-factors
+    (mean, median, ±1 s.d. band) and, when present, FSCwork/FSCtest with their gap. One panel per metric
+    that the table holds."""
+    if not isinstance(table, pd.DataFrame):
+        table = read_cycle_table(table)
+    ccol = _column(table, "cycle")
+    if ccol is None:
+        raise LocScaleInputError("the cycle table has no 'cycle' column",
+                                 "write it with write_cycle_table(rows) where every row has a 'cycle' key")
+    t = table.sort_values(ccol)
+    x = t[ccol].to_numpy()
+
+    def col(key):
+        c = _column(t, key)
+        if c is None:
+            return None
+        v = pd.to_numeric(t[c], errors="coerce").to_numpy(dtype=float)
+        return v if np.isfinite(v).any() else None
+
+    panels = []  # (title, ylabel, [(label, values, style)], band)
+    rscc = [(lab, v, {}) for lab, v in (("CC_mask", col("cc_mask")), ("CC_box", col("cc_box"))) if v is not None]
+    if rscc:
+        panels.append(("RSCC vs original map", "correlation", rscc, None))
+    if (v := col("fsc_average")) is not None:
+        panels.append(("FSCaverage (model vs original map)", "FSCaverage", [("FSCaverage", v, {})], None))
+    if (v := col("kurtosis")) is not None:
+        panels.append(("Kurtosis in fixed envelope", "excess kurtosis", [("kurtosis", v, {})], None))
+    b_mean, b_med, b_std = col("b_mean"), col("b_median"), col("b_std")
+    if b_mean is not None or b_med is not None:
+        lines = [(lab, v, st) for lab, v, st in (("mean B", b_mean, {}), ("median B", b_med, {"ls": "--"}))
+                 if v is not None]
+        band = (b_mean - b_std, b_mean + b_std) if (b_mean is not None and b_std is not None) else None
+        panels.append(("Atomic B-factors", "B (Å²)", lines, band))
+    work, test = col("fsc_work"), col("fsc_test")
+    if work is not None or test is not None:
+        lines = [(lab, v, {}) for lab, v in (("FSCwork (half 1)", work), ("FSCtest (half 2)", test))
+                 if v is not None]
+        panels.append(("Cross-validation (shaken model)", "FSCaverage", lines, None))
+        if work is not None and test is not None:
+            panels.append(("FSCwork − FSCtest (overfitting gap)", "gap", [("gap", work - test, {})], None))
+    if not panels:
+        raise LocScaleInputError(
+            "the cycle table has none of the plotted metrics "
+            f"({', '.join(k for k in COLUMN_ALIASES if k != 'cycle')})",
+            "name the metric columns as in locscale.report.COLUMN_ALIASES")
+
+    finite_x = x[np.isfinite(x)]
+    xlim = (finite_x.min() - 0.3, finite_x.max() + 0.3) if finite_x.size else None
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(4.3 * ncols, 3.3 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (title, ylabel, lines, band) in zip(axes, panels, strict=False):
+        for (lab, v, style), colour in zip(lines, ("tab:blue", "tab:red", "tab:green"), strict=False):
+            ok = np.isfinite(v)
+            ax.plot(x[ok], v[ok], marker="o", color=colour, label=lab, **style)
+        if band is not None:
+            ok = np.isfinite(band[0]) & np.isfinite(band[1])
+            ax.fill_between(x[ok], band[0][ok], band[1][ok], color="tab:blue", alpha=0.15, label="±1 s.d.")
+        if title.startswith("FSCwork"):
+            ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("cycle")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if xlim is not None:
+            ax.set_xlim(*xlim)  # the same cycles on every panel, also where early cycles have no value
+        ax.grid(alpha=0.3)
+        if len(lines) > 1 or band is not None:
+            ax.legend(fontsize=8)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- FSC curves
+def _curve_arrays(curve) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(curve, pd.DataFrame):
+        return curve["freq"].to_numpy(dtype=float), curve["fsc"].to_numpy(dtype=float)
+    if hasattr(curve, "freq") and hasattr(curve, "fsc"):  # locscale.metrics.FSCCurve
+        return np.asarray(curve.freq, dtype=float), np.asarray(curve.fsc, dtype=float)
+    freq, fsc = curve
+    return np.asarray(freq, dtype=float), np.asarray(fsc, dtype=float)
+
+
+def _add_resolution_axis(ax, squared: bool = False) -> None:
+    """A top axis labelled in Å for a bottom axis in 1/Å (or in 1/Å² when `squared`); call after xlim is set."""
+    lo, hi = ax.get_xlim()
+    top = ax.twiny()
+    top.set_xlim(lo, hi)
+    d = np.array([50, 20, 10, 8, 6, 5, 4, 3.5, 3, 2.5, 2.2, 2, 1.8, 1.6, 1.5, 1.4, 1.2, 1.0])
+    pos = 1.0 / d**2 if squared else 1.0 / d
+    keep = (pos > lo + 0.03 * (hi - lo)) & (pos <= hi)
+    # thin out labels that would overlap: at least 6 % of the axis between ticks
+    chosen: list[int] = []
+    for i in np.flatnonzero(keep)[::-1]:  # from high to low frequency
+        if not chosen or abs(pos[chosen[-1]] - pos[i]) > 0.06 * (hi - lo):
+            chosen.append(i)
+    chosen = sorted(chosen, key=lambda i: pos[i])
+    top.set_xticks(pos[chosen], [f"{d[i]:g}" for i in chosen])
+    top.set_xlabel("resolution (Å)")
+    top.tick_params(labelsize=8)
+
+
+def plot_fsc_curves(curves: Mapping[str, object], path: str | os.PathLike,
+                    resolution: float | None = None, title: str = "Model-map FSC against the original map"
+                    ) -> Path:
+    """FSC curves (label -> DataFrame with ``freq`` (1/Å) and ``fsc`` columns, an FSCCurve, or a (freq, fsc)
+    pair) on one plot, with the 0.5 and 0.143 thresholds and the map resolution marked."""
+    if not curves:
+        raise LocScaleInputError("no FSC curves to plot", "pass at least one curve", path)
+    fig = Figure(figsize=(7.0, 4.4), layout="constrained")
+    ax = fig.subplots()
+    colours = _label_colours(list(curves))
+    fmax = 0.0
+    for label, curve in curves.items():
+        freq, fsc = _curve_arrays(curve)
+        ok = np.isfinite(freq) & np.isfinite(fsc)
+        ax.plot(freq[ok], fsc[ok], color=colours[label], lw=1.4, label=str(label))
+        if ok.any():
+            fmax = max(fmax, float(freq[ok].max()))
+    ax.axhline(0.5, color="0.4", ls="--", lw=0.8)
+    ax.axhline(0.143, color="0.4", ls=":", lw=0.8)
+    ax.text(0.995, 0.5, "0.5", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8)
+    ax.text(0.995, 0.143, "0.143", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8)
+    if resolution:
+        ax.axvline(1.0 / resolution, color="tab:red", lw=0.9, alpha=0.7)
+        ax.text(1.0 / resolution, 0.98, f" d = {resolution:g} Å", color="tab:red", fontsize=8,
+                transform=ax.get_xaxis_transform(), va="top")
+    ax.set_xlim(0, fmax * 1.01 if fmax > 0 else 0.5)
+    ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.02)
+    ax.set_xlabel("spatial frequency (1/Å)")
+    ax.set_ylabel("FSC")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2 if len(curves) > 6 else 1)
+    _add_resolution_axis(ax)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- radial profiles
+def plot_radial_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike,
+                         resolution: float | None = None, normalise: bool = False,
+                         title: str = "Radially averaged amplitude profiles") -> Path:
+    """Guinier-style plot: log amplitude against s² = 1/d² (1/Å²) for each map (label -> (freq 1/Å,
+    amplitude)), e.g. original, global-sharpened and each cycle's LocScale map. `normalise` divides every
+    profile by its first non-zero-frequency value, so shapes can be compared when scales differ."""
+    if not profiles:
+        raise LocScaleInputError("no radial profiles to plot", "pass at least one profile", path)
+    fig = Figure(figsize=(7.0, 4.4), layout="constrained")
+    ax = fig.subplots()
+    colours = _label_colours(list(profiles))
+    smax = 0.0
+    for label, (freq, amp) in profiles.items():
+        freq = np.asarray(freq, dtype=float)
+        amp = np.asarray(amp, dtype=float)
+        ok = np.isfinite(freq) & np.isfinite(amp) & (freq > 0) & (amp > 0)  # DC and empty shells: no log
+        if not ok.any():
+            continue
+        s2, a = freq[ok] ** 2, amp[ok]
+        if normalise:
+            a = a / a[0]
+        ls = "--" if str(label).lower().startswith(("orig", "global")) else "-"
+        ax.semilogy(s2, a, color=colours[label], lw=1.4, ls=ls, label=str(label))
+        smax = max(smax, float(s2.max()))
+    if resolution:
+        ax.axvline(1.0 / resolution**2, color="tab:red", lw=0.9, alpha=0.7)
+        ax.text(1.0 / resolution**2, 0.98, f" d = {resolution:g} Å", color="tab:red", fontsize=8,
+                transform=ax.get_xaxis_transform(), va="top")
+    ax.set_xlim(0, smax * 1.01 if smax > 0 else 0.25)
+    ax.set_xlabel("s² = 1/d² (1/Å²)")
+    ax.set_ylabel("relative amplitude" if normalise else "mean amplitude |F|")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2 if len(profiles) > 6 else 1)
+    _add_resolution_axis(ax, squared=True)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- B-factor distributions
+def plot_bfactor_distributions(bvalues: Mapping[str, np.ndarray], path: str | os.PathLike,
+                               title: str = "Atomic B-factor distribution per cycle") -> Path:
+    """Per-cycle B-factor distributions (label -> array of atomic B in Å²): overlaid histograms on shared
+    bins (left) and box plots with means (right)."""
+    data = {str(k): np.asarray(v, dtype=float).ravel() for k, v in bvalues.items()}
+    data = {k: v[np.isfinite(v)] for k, v in data.items()}
+    data = {k: v for k, v in data.items() if v.size}
+    if not data:
+        raise LocScaleInputError("no B-factors to plot", "pass at least one non-empty array", path)
+    allv = np.concatenate(list(data.values()))
+    lo, hi = float(allv.min()), float(allv.max())
+    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 41)
+    colours = _label_colours(list(data))
+    fig = Figure(figsize=(10.0, 4.0), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1.3, 1])
+    for label, v in data.items():
+        ax1.hist(v, bins=bins, histtype="step", lw=1.4, color=colours[label], label=f"{label} (n={v.size})")
+    ax1.set_xlabel("B (Å²)")
+    ax1.set_ylabel("atoms")
+    ax1.set_title(title, fontsize=10)
+    ax1.legend(fontsize=8)
+    ax1.grid(alpha=0.3)
+    labels = list(data)
+    bp = ax2.boxplot([data[k] for k in labels], whis=(5, 95), showfliers=False, patch_artist=True,
+                     medianprops={"color": "black"})
+    ax2.set_xticks(range(1, len(labels) + 1), labels)
+    for patch, lab in zip(bp["boxes"], labels, strict=True):
+        patch.set_facecolor(colours[lab])
+        patch.set_alpha(0.6)
+    ax2.plot(range(1, len(labels) + 1), [data[k].mean() for k in labels], "D", color="tab:red", ms=5,
+             label="mean")
+    ax2.set_ylabel("B (Å²)")
+    ax2.set_title("median, quartiles, 5–95 % whiskers, mean", fontsize=10)
+    for lab in ax2.get_xticklabels():
+        lab.set_rotation(30 if len(labels) > 4 else 0)
+        lab.set_ha("right" if len(labels) > 4 else "center")
+    ax2.legend(fontsize=8)
+    ax2.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- central sections
+def central_sections(data: np.ndarray) -> dict[str, np.ndarray]:
+    """The three orthogonal central sections of an [x, y, z] array, each oriented for ``imshow(origin=
+    'lower')`` with the first named axis horizontal: 'XY' (z = nz//2), 'XZ' (y = ny//2), 'YZ' (x = nx//2)."""
+    nx, ny, nz = data.shape
+    return {
+        "XY": np.asarray(data[:, :, nz // 2]).T,
+        "XZ": np.asarray(data[:, ny // 2, :]).T,
+        "YZ": np.asarray(data[nx // 2, :, :]).T,
+    }
+
+
+def plot_central_sections(maps: Mapping[str, np.ndarray | Map], path: str | os.PathLike,
+                          percentiles: tuple[float, float] = (1.0, 99.8)) -> Path:
+    """Three orthogonal central sections per map (one row per map, label -> [x, y, z] array or Map). The
+    three sections of one map share one grey scale (`percentiles` of their pooled values); axes are in Å
+    when Maps are given."""
+    if not maps:
+        raise LocScaleInputError("no maps to plot", "pass at least one map", path)
+    n = len(maps)
+    fig = Figure(figsize=(10.5, 3.3 * n + 0.3), layout="constrained")
+    axes = fig.subplots(n, 3, squeeze=False)
+    for row, (label, m) in enumerate(maps.items()):
+        data = m.data if isinstance(m, Map) else np.asarray(m)
+        if data.ndim != 3:
+            raise ValueError(f"map {label!r} is not 3-D (shape {data.shape})")
+        vox = m.voxel_size if isinstance(m, Map) else np.ones(3)
+        unit = "Å" if isinstance(m, Map) else "voxels"
+        secs = central_sections(data)
+        pooled = np.concatenate([s.ravel() for s in secs.values()])
+        pooled = pooled[np.isfinite(pooled)]
+        vmin, vmax = (np.percentile(pooled, percentiles) if pooled.size else (0.0, 1.0))
+        if vmax <= vmin:
+            vmax = vmin + 1.0
+        nx, ny, nz = data.shape
+        org = m.origin if isinstance(m, Map) else np.zeros(3)
+        # voxel i covers [origin + (i - 1/2)·voxel, origin + (i + 1/2)·voxel] in the model's frame
+        edges = {a: (org[i] - 0.5 * vox[i], org[i] + (n - 0.5) * vox[i])
+                 for i, (a, n) in enumerate(zip("XYZ", (nx, ny, nz), strict=True))}
+        where = {"XY": f"z = {nz // 2}", "XZ": f"y = {ny // 2}", "YZ": f"x = {nx // 2}"}
+        for col, (name, sec) in enumerate(secs.items()):
+            ax = axes[row, col]
+            h, v = name[0], name[1]
+            im = ax.imshow(sec, origin="lower", cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest",
+                           extent=(*edges[h], *edges[v]))
+            ax.set_title(f"{label}: {name} section ({where[name]})", fontsize=9)
+            ax.set_xlabel(f"{h.lower()} ({unit})", fontsize=8)
+            ax.set_ylabel(f"{v.lower()} ({unit})", fontsize=8)
+            ax.tick_params(labelsize=7)
+        cb = fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.85, pad=0.01)
+        cb.ax.tick_params(labelsize=7)
+        cb.set_label(f"{label} density", fontsize=8)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- contour level + ChimeraX
+def level_for_enclosed_volume(data: np.ndarray, volume: float, voxel_volume: float = 1.0) -> float:
+    """The contour level whose isosurface encloses `volume` (same units as `voxel_volume`, e.g. Å³).
+
+    Returns the value of the k-th highest voxel, k = round(volume / voxel_volume): exactly k voxels are
+    ≥ the level when values are distinct (ties can only add voxels). Non-finite voxels are ignored.
+    """
+    flat = np.asarray(data, dtype=np.float64).ravel()
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        raise ValueError("the map has no finite values")
+    if not volume > 0 or not voxel_volume > 0:
+        raise ValueError(f"volume ({volume}) and voxel_volume ({voxel_volume}) must be positive")
+    k = int(np.clip(round(volume / voxel_volume), 1, flat.size))
+    return float(np.partition(flat, flat.size - k)[flat.size - k])
+
+
+def sigma_level(data: np.ndarray, n_sigma: float = 3.0, mask: np.ndarray | None = None) -> float:
+    """mean + n_sigma·std of the map (inside `mask` if given): a contour level by the usual σ convention."""
+    v = np.asarray(data, dtype=np.float64)
+    v = v[np.asarray(mask, dtype=bool)] if mask is not None else v.ravel()
+    v = v[np.isfinite(v)]
+    return float(v.mean() + n_sigma * v.std())
+
+
+def model_mass(structure) -> float:
+    """Mass of the model in Da (Σ atomic weight × occupancy over the first model); when the model has no
+    hydrogen atoms, one hydrogen per heavy atom is added (≈ the ratio in proteins and nucleic acids)."""
+    mass = 0.0
+    heavy = 0
+    hydrogens = 0
+    for chain in structure[0]:
+        for res in chain:
+            for atom in res:
+                mass += atom.element.weight * atom.occ
+                if atom.element.name in ("H", "D"):
+                    hydrogens += 1
+                else:
+                    heavy += 1
+    if heavy == 0:
+        raise LocScaleInputError("the model has no atoms", "give a model with atomic coordinates")
+    if hydrogens == 0:
+        mass += 1.008 * heavy
+    return float(mass)
+
+
+def contour_level(emap: Map, structure, scale: float = 1.0) -> tuple[float, float]:
+    """A contour level at which the map encloses the model's molecular volume (`scale` times it).
+
+    Volume = model mass × 1.21 Å³/Da (protein partial specific volume). Returns ``(level, volume Å³)``.
+    Density the model does not explain (unmodelled parts, noise) takes part of that volume, so the contour
+    then sits a little tighter than the model; `scale` > 1 loosens it.
+    """
+    volume = model_mass(structure) * PROTEIN_VOLUME_PER_DALTON * float(scale)
+    voxel_volume = float(np.prod(emap.voxel_size))
+    return level_for_enclosed_volume(emap.data, volume, voxel_volume), volume
+
+
+def write_chimerax_script(path: str | os.PathLike, map_path: str | os.PathLike,
+                          model_path: str | os.PathLike | None, level: float, *,
+                          title: str | None = None, style: str = "mesh", close_session: bool = True,
+                          comment: str | None = None, enclosed_volume: float | None = None) -> Path:
+    """Write a ChimeraX command script (.cxc) that opens the map and model at `level` with a suggested view.
+
+    Paths are written relative to the script's folder (ChimeraX runs a .cxc from its own folder), so the
+    results folder can be moved or copied as a whole. The map is #1 and the model #2 (`close_session`
+    clears the session first so the numbering holds). `level` normally comes from :func:`contour_level`;
+    pass its volume as `enclosed_volume` to note it in the script.
+    """
+    path = Path(path)
+    base = path.parent.resolve()
+
+    def rel(p) -> str:
+        r = os.path.relpath(Path(p).resolve(), base)
+        return r.replace(os.sep, "/")
+
+    def q(s: str) -> str:
+        return f'"{s}"' if any(c in s for c in " ;#'") else s
+
+    if style not in ("mesh", "surface"):
+        raise ValueError("style must be 'mesh' or 'surface'")
+    lines = [f"# {title or 'LocScale map and model'}",
+             f"# open in ChimeraX: `open {path.name}` (or run `chimerax {path.name}` in this folder)"]
+    if comment:
+        lines += [f"# {c}" for c in comment.splitlines()]
+    if close_session:
+        lines.append("close session")
+    lines.append(f"open {q(rel(map_path))}")
+    if model_path is not None:
+        lines.append(f"open {q(rel(model_path))}")
+    if enclosed_volume is not None:
+        lines.append(f"# level {level:.6g} encloses {enclosed_volume:.0f} Å³ (the model's molecular volume); "
+                     f"ChimeraX can redo it with: volume #1 encloseVolume {enclosed_volume:.0f}")
+    lines.append(f"volume #1 level {level:.6g} style {style} step 1 color cornflowerblue"
+                 + (" transparency 0.5" if style == "surface" else ""))
+    if model_path is not None:
+        lines += ["hide #2 cartoons", "show #2 atoms", "style #2 stick", "color #2 byhetero",
+                  "view #2"]
+    else:
+        lines.append("view #1")
+    lines += ["clip off", "lighting soft", "set bgColor white"]
+    with atomic_output(path, suffix=".cxc") as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+    return path

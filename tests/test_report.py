@@ -1,0 +1,207 @@
+"""locscale.report: cycle table, plots and ChimeraX scripts on the bundled EMD-3488 map and models."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import gemmi
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from locscale import report
+from locscale.errors import LocScaleInputError
+from locscale.mapio import read_map
+from locscale.metrics import fsc, radial_profile
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def emap(emd3488_map):
+    return read_map(emd3488_map)
+
+
+def _bvalues(path: Path) -> np.ndarray:
+    st = gemmi.read_structure(str(path))
+    return np.array([a.b_iso for ch in st[0] for r in ch for a in r])
+
+
+def _check_png(path: Path, min_px: int = 300) -> np.ndarray:
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    img = imread(path)
+    assert img.shape[0] >= min_px and img.shape[1] >= min_px
+    assert img[..., :3].std() > 0.05  # not blank
+    assert not [p for p in path.parent.iterdir() if ".partial" in p.name]  # no temporary files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # permissions of a normal write, not 0600
+    return img
+
+
+def _rows():
+    rows = []
+    for c in (3, 0, 2, 1):  # unsorted on purpose
+        row = {"cycle": c, "cc_mask": 0.70 + 0.01 * c, "cc_box": 0.60 + 0.005 * c, "fsc_average": 0.68 + 0.02 * c,
+               "kurtosis": 3.0 - 0.1 * c, "b_mean": 40.0 + c, "b_median": 38.0 + c, "b_std": 10.0 + c,
+               "engine": "servalcat", "runtime_s": 1.0 / 3.0 * c}
+        if c:  # no cross-validation for the inputs (cycle 0)
+            row.update(fsc_work=0.6 + 0.01 * c, fsc_test=0.58 + 0.005 * c)
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------- table
+def test_cycle_table_round_trip(tmp_path):
+    path = tmp_path / "summary_upto_03.tsv"
+    table = report.write_cycle_table(_rows(), path)
+    assert list(table["cycle"]) == [0, 1, 2, 3]
+    assert table.columns[0] == "cycle"
+    back = report.read_cycle_table(path)
+    assert list(back.columns) == list(table.columns)
+    assert back["engine"].tolist() == ["servalcat"] * 4
+    # written with %.10g: relative rounding error <= 5e-10 per value
+    np.testing.assert_allclose(back["runtime_s"], table["runtime_s"], rtol=5e-10)
+    np.testing.assert_allclose(back["fsc_average"], table["fsc_average"], rtol=5e-10)
+    assert np.isnan(back.loc[0, "fsc_work"]) and back.loc[1:, "fsc_work"].notna().all()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_cycle_table_rejects_bad_rows(tmp_path):
+    with pytest.raises(LocScaleInputError, match="no cycle rows"):
+        report.write_cycle_table([], tmp_path / "t.tsv")
+    with pytest.raises(ValueError, match=r"cycle\(s\) \[1\]"):
+        report.write_cycle_table([{"cycle": 1}, {"cycle": 1}], tmp_path / "t.tsv")
+    assert not (tmp_path / "t.tsv").exists()
+
+
+# ---------------------------------------------------------------------- plots
+def test_metrics_vs_cycle(tmp_path):
+    table = report.write_cycle_table(_rows(), tmp_path / "t.tsv")
+    full = _check_png(report.plot_metrics_vs_cycle(tmp_path / "t.tsv", tmp_path / "metrics.png"))
+    # only two metrics (and aliased column names): one row of two panels, so a smaller image
+    small_table = table[["cycle", "cc_mask", "fsc_average"]].rename(columns={"fsc_average": "FSCaverage"})
+    small = _check_png(report.plot_metrics_vs_cycle(small_table, tmp_path / "small.png"), min_px=200)
+    assert small.shape[0] < full.shape[0] and small.shape[1] < full.shape[1]
+    with pytest.raises(LocScaleInputError, match="no 'cycle' column"):
+        report.plot_metrics_vs_cycle(table.drop(columns="cycle"), tmp_path / "x.png")
+    with pytest.raises(LocScaleInputError, match="none of the plotted metrics"):
+        report.plot_metrics_vs_cycle(table[["cycle", "engine"]], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_fsc_curves_accept_dataframes_curves_and_pairs(tmp_path, emap):
+    rng = np.random.default_rng(0)
+    noisy = emap.data + rng.normal(0, 0.02, emap.shape).astype(np.float32)
+    curve = fsc(emap.data, noisy, emap.apix)
+    curves = {
+        "cycle 1": pd.DataFrame({"freq": curve.freq, "fsc": curve.fsc}),
+        "cycle 2": curve,
+        "original": (curve.freq, np.clip(curve.fsc - 0.1, -1, 1)),
+    }
+    _check_png(report.plot_fsc_curves(curves, tmp_path / "fsc.png", resolution=3.2))
+    with pytest.raises(LocScaleInputError):
+        report.plot_fsc_curves({}, tmp_path / "none.png")
+
+
+def test_radial_profiles(tmp_path, emap):
+    base = radial_profile(emap.data, emap.apix)
+    profiles = {"original": base, "global-sharpened": (base[0], base[1] * np.exp(10 * base[0] ** 2)),
+                "cycle 1": (base[0], base[1] * 0.5)}
+    _check_png(report.plot_radial_profiles(profiles, tmp_path / "radial.png", resolution=3.2))
+    _check_png(report.plot_radial_profiles(profiles, tmp_path / "radial_n.png", normalise=True))
+
+
+def test_bfactor_distributions(tmp_path, model_5me2, model_5ni1):
+    b = {"input (5me2)": _bvalues(model_5me2), "cycle 1 (5ni1)": _bvalues(model_5ni1)}
+    _check_png(report.plot_bfactor_distributions(b, tmp_path / "b.png"))
+    with pytest.raises(LocScaleInputError):
+        report.plot_bfactor_distributions({"empty": np.array([np.nan])}, tmp_path / "none.png")
+
+
+def test_central_sections_orientation():
+    data = np.zeros((10, 12, 14), dtype=np.float32)
+    data[7, 6, 7] = 1.0  # x=7 in the XY (z=7) and XZ (y=6) sections; y=6, z=7 in the YZ (x=5) one: not there
+    data[5, 3, 9] = 2.0  # in the YZ section (x = 5): y = 3, z = 9
+    secs = report.central_sections(data)
+    assert secs["XY"].shape == (12, 10) and secs["XY"][6, 7] == 1.0  # rows = y, columns = x
+    assert secs["XZ"].shape == (14, 10) and secs["XZ"][7, 7] == 1.0  # rows = z, columns = x
+    assert secs["YZ"].shape == (14, 12) and secs["YZ"][9, 3] == 2.0  # rows = z, columns = y
+
+
+def test_central_sections_plot(tmp_path, emap):
+    maps = {"original": emap, "scaled array": 3.0 * emap.data}
+    _check_png(report.plot_central_sections(maps, tmp_path / "sections.png"))
+
+
+# ---------------------------------------------------------------------- contour level, ChimeraX
+def test_level_for_enclosed_volume_is_exact():
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(20, 21, 22))  # distinct values: exactly k voxels are >= the k-th highest
+    for k in (1, 37, 500, data.size):
+        level = report.level_for_enclosed_volume(data, k * 2.5, voxel_volume=2.5)
+        assert np.count_nonzero(data >= level) == k
+    with pytest.raises(ValueError):
+        report.level_for_enclosed_volume(data, 0.0)
+
+
+def test_model_mass(model_5me2):
+    st = gemmi.read_structure(str(model_5me2))
+    n_heavy = st[0].count_atom_sites()
+    # gemmi's own sum of atomic weights (occupancy 1 throughout) + one hydrogen (1.008 Da) per heavy atom
+    assert report.model_mass(st) == pytest.approx(st[0].calculate_mass() + 1.008 * n_heavy, rel=1e-9)
+    # human HbA tetramer with 4 haems is 64.46 kDa; 5me2 lacks a few residues and the hydrogen estimate is
+    # ±3 %: within 5 %
+    assert report.model_mass(st) == pytest.approx(64458, rel=0.05)
+
+
+def test_contour_level_on_emd3488(emap, model_5me2):
+    st = gemmi.read_structure(str(model_5me2))
+    level, volume = report.contour_level(emap, st)
+    voxel_volume = float(np.prod(emap.voxel_size))
+    assert volume == pytest.approx(report.model_mass(st) * 1.21, rel=1e-12)
+    enclosed = np.count_nonzero(emap.data >= level) * voxel_volume
+    # the k-th highest voxel: the enclosed volume is the target to half a voxel (rounding of k), plus ties
+    assert abs(enclosed - volume) <= voxel_volume
+    # a sensible level: most atoms sit inside the contour (measured: 90.8 % of 5me2's atoms at nearest
+    # voxels), and it lies well above the deposited map's exact-zero solvent (71 % of the voxels)
+    xyz = np.array([a.pos.tolist() for ch in st[0] for r in ch for a in r])
+    idx = np.rint(emap.frac_to_xyz_index(xyz)).astype(int)
+    inside = np.mean(emap.data[idx[:, 0], idx[:, 1], idx[:, 2]] >= level)
+    assert inside > 0.85
+    assert level > 0
+    assert report.sigma_level(emap.data, 3.0) == pytest.approx(
+        float(emap.data.astype(np.float64).mean() + 3 * emap.data.astype(np.float64).std()), rel=1e-9)
+    nz = emap.data != 0
+    assert report.sigma_level(emap.data, 1.0, nz) == pytest.approx(
+        float(emap.data[nz].astype(np.float64).mean() + emap.data[nz].astype(np.float64).std()), rel=1e-9)
+
+
+def test_chimerax_script_relative_paths(tmp_path, emd3488_map, model_5me2):
+    cycle_dir = tmp_path / "results" / "cycle_01"
+    cycle_dir.mkdir(parents=True)
+    map_path = cycle_dir / "locscale map.mrc"  # a space: must be quoted
+    map_path.write_bytes(emd3488_map.read_bytes())
+    model_path = tmp_path / "results" / "refined.pdb"
+    model_path.write_bytes(model_5me2.read_bytes())
+    script = report.write_chimerax_script(cycle_dir / "view.cxc", map_path, model_path, 0.0123456789,
+                                          title="cycle 01", enclosed_volume=76544.2)
+    lines = script.read_text().splitlines()
+    opens = [ln.split(" ", 1)[1].strip('"') for ln in lines if ln.startswith("open ")]
+    assert opens == ["locscale map.mrc", "../refined.pdb"]
+    assert 'open "locscale map.mrc"' in lines
+    # ChimeraX runs a .cxc from its own folder: the relative paths must resolve from there
+    assert [(cycle_dir / p).resolve() for p in opens] == [map_path.resolve(), model_path.resolve()]
+    (vol_line,) = [ln for ln in lines if ln.startswith("volume #1 level")]
+    # written with %.6g: relative rounding error <= 5e-6
+    assert float(vol_line.split()[3]) == pytest.approx(0.0123456789, rel=5e-6)
+    assert "encloseVolume 76544" in script.read_text()
+    assert lines.index("close session") < lines.index('open "locscale map.mrc"')
+    assert "view #2" in lines
+    # the results folder can move as a whole
+    moved = tmp_path / "moved"
+    (tmp_path / "results").rename(moved)
+    assert all((moved / "cycle_01" / p).exists() for p in opens)
