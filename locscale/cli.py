@@ -206,8 +206,8 @@ def cmd_global_sharpen(a) -> int:
 
 def cmd_metrics(a) -> int:
     from .mapio import read_map
-    from .metrics import validation_metrics
     from .models import read_model
+    from .validation import validation_metrics
 
     emap = read_map(a.map)
     structure = read_model(a.model)
