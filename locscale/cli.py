@@ -137,6 +137,8 @@ def _json_default(o):
 
 
 def cmd_sharpen(a) -> int:
+    import numpy as np
+
     from . import sharpen
     from .mapio import average_half_maps, read_half_maps, read_map, write_map
 
@@ -169,11 +171,17 @@ def cmd_sharpen(a) -> int:
           f"mask: {mask_rule}", file=sys.stderr)
     out, info = sharpen.sharpen_map(emap, modelmap, a.resolution, window=win.voxels, mask=mask, mode=mode,
                                     progress=not a.quiet, **opts)
+    from .metrics import excess_kurtosis
+
+    kmask = mask if mask is not None else np.ones(emap.shape, bool)
+    info["kurtosis_input"] = excess_kurtosis(emap.data, kmask)
+    info["kurtosis_output"] = excess_kurtosis(out.data, kmask)
     write_map(a.output, out, label=sharpen.sharpened_label(info))
     info.update(map=a.map or list(a.half_maps), model=a.model, model_map=a.model_map, mask=mask_rule,
                 output=a.output)
     _write_json(a.info, info)
-    print(f"wrote {a.output} ({info['voxels_scaled']} voxels scaled in {info['seconds']:.1f} s)", file=sys.stderr)
+    print(f"wrote {a.output} ({info['voxels_scaled']} voxels scaled in {info['seconds']:.1f} s; excess kurtosis in "
+          f"the mask {info['kurtosis_input']:.2f} -> {info['kurtosis_output']:.2f})", file=sys.stderr)
     return 0
 
 
@@ -239,7 +247,9 @@ def cmd_check(a) -> int:
     structure = read_model(a.model)
     print(f"map   {a.map}: {emap.shape} voxels of {emap.voxel_size.round(4).tolist()} Å, origin "
           f"{emap.origin.round(3).tolist()} Å, axis order {emap.axis_order}, origin from {emap.origin_convention}")
-    print(f"model {a.model}: {model_summary(structure)}")
+    summ = model_summary(structure)
+    print(f"model {a.model}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                           for k, v in summ.items()))
     check_model_in_map(structure, emap)
     cc = check_model_fits_map(structure, emap, a.resolution)
     print(f"model fits the map: CC inside the model envelope = {cc:.3f}")
