@@ -1,0 +1,293 @@
+# The paper's experiments (Jakobi et al. 2017) on SIMULATED phantoms with a known truth -- a separate target,
+# not part of the refinement-cycle run:
+#
+#   snakemake -s workflow/experiments.smk --configfile config/experiments.yaml --cores 2
+#
+# Per phantom (config `phantoms`), under <outdir>/<phantom>/:
+#   phantom/            SIMULATED truth, half maps, models and JSON (locscale.phantom)
+#   refined/            the true model's B refined by servalcat against the half maps
+#   truth_table         input / best global B / local Guinier / LocScale modes, scored against the truth
+#   window_sweep        kurtosis and truth scores vs LocScale window (8 voxels to ~45 Å)
+#   model_bias          references with F->A, V->W, poly-Ala, perturbed coordinates
+#   b_misestimation     uniform reference B (0-300 Å²) vs refined / true B
+#   model_completion    a model with residues removed: CC to truth beyond the model, per cycle
+#   local_resolution    windowed half-map FSC map, per residue, vs refined B
+#   crossval            FSCwork / FSCtest by the shake protocol
+# each as a TSV table and a PNG plot; <outdir>/summary.md collects every table.
+
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir).parent))  # the checkout's locscale package
+
+
+OUT = config.get("outdir", "results/experiments")
+PHANTOMS = list(config["phantoms"])
+TABLES = [
+    "truth_table",
+    "window_sweep",
+    "model_bias",
+    "b_misestimation",
+    "model_completion",
+    "local_resolution",
+    "crossval",
+]
+PHANTOM_FILES = {
+    "half1": "SIMULATED_half1.mrc",
+    "half2": "SIMULATED_half2.mrc",
+    "truth": "SIMULATED_truth.mrc",
+    "full": "SIMULATED_full.mrc",
+    "signal": "SIMULATED_signal.mrc",
+    "model_true": "SIMULATED_model_true.pdb",
+    "model": "SIMULATED_model.pdb",
+    "json": "SIMULATED_phantom.json",
+}
+
+
+wildcard_constraints:
+    ph=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+
+def phantom_files(wildcards):
+    return {k: f"{OUT}/{wildcards.ph}/phantom/{v}" for k, v in PHANTOM_FILES.items()}
+
+
+def phantom_model(wildcards):
+    return config["phantoms"][wildcards.ph]["model"]
+
+
+localrules:
+    all,
+    summary,
+
+
+rule all:
+    input:
+        f"{OUT}/summary.md",
+    default_target: True
+
+
+rule phantom:
+    input:
+        model=phantom_model,
+    output:
+        **{k: f"{OUT}/{{ph}}/phantom/{v}" for k, v in PHANTOM_FILES.items()},
+    params:
+        phantom=lambda wildcards: config["phantoms"][wildcards.ph],
+    log:
+        f"{OUT}/{{ph}}/logs/phantom.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_phantom.py"
+
+
+rule refine_phantom:
+    input:
+        unpack(phantom_files),
+    output:
+        model=f"{OUT}/{{ph}}/refined/model.cif",
+        info=f"{OUT}/{{ph}}/refined/refine.json",
+    params:
+        refine=config["refine"],
+        workdir=lambda wildcards, output: str(Path(output.info).parent / "servalcat"),
+    log:
+        f"{OUT}/{{ph}}/logs/refine_phantom.log",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../envs/servalcat.yaml"
+    script:
+        "scripts/experiment_refine.py"
+
+
+rule truth_table:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/truth_table.tsv",
+        plot=f"{OUT}/{{ph}}/truth_table.png",
+        scan=f"{OUT}/{{ph}}/truth_table_global_b_scan.tsv",
+    params:
+        window=config.get("window"),
+    log:
+        f"{OUT}/{{ph}}/logs/truth_table.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_truth_table.py"
+
+
+rule window_sweep:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/window_sweep.tsv",
+        plot=f"{OUT}/{{ph}}/window_sweep.png",
+    params:
+        settings=config["window_sweep"],
+        mode=config["mode"],
+        window=config.get("window"),
+        reference=config["reference"],
+    log:
+        f"{OUT}/{{ph}}/logs/window_sweep.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_window_sweep.py"
+
+
+rule model_bias:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/model_bias.tsv",
+        plot=f"{OUT}/{{ph}}/model_bias.png",
+    params:
+        settings=config["model_bias"],
+        mode=config["mode"],
+        window=config.get("window"),
+        reference=config["reference"],
+    log:
+        f"{OUT}/{{ph}}/logs/model_bias.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_model_bias.py"
+
+
+rule b_misestimation:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/b_misestimation.tsv",
+        plot=f"{OUT}/{{ph}}/b_misestimation.png",
+    params:
+        settings=config["b_misestimation"],
+        mode=config["mode"],
+        window=config.get("window"),
+    log:
+        f"{OUT}/{{ph}}/logs/b_misestimation.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_b_misestimation.py"
+
+
+rule model_completion:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/model_completion.tsv",
+        plot=f"{OUT}/{{ph}}/model_completion.png",
+    params:
+        settings=config["model_completion"],
+        refine=config["refine"],
+        mode=config["mode"],
+        window=config.get("window"),
+        reference=config["reference"],
+        workdir=lambda wildcards, output: str(Path(output.table).parent / "model_completion"),
+    log:
+        f"{OUT}/{{ph}}/logs/model_completion.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/servalcat.yaml"
+    script:
+        "scripts/experiment_model_completion.py"
+
+
+rule local_resolution:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/local_resolution.tsv",
+        plot=f"{OUT}/{{ph}}/local_resolution.png",
+        map=f"{OUT}/{{ph}}/SIMULATED_local_resolution.mrc",
+    params:
+        settings=config["local_resolution"],
+        window=config.get("window"),
+    log:
+        f"{OUT}/{{ph}}/logs/local_resolution.log",
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_local_resolution.py"
+
+
+rule crossval_phantom:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/crossval.tsv",
+        plot=f"{OUT}/{{ph}}/crossval.png",
+    params:
+        settings=config["crossval"],
+        refine=config["refine"],
+        workdir=lambda wildcards, output: str(Path(output.table).parent / "crossval"),
+    log:
+        f"{OUT}/{{ph}}/logs/crossval.log",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../envs/servalcat.yaml"
+    script:
+        "scripts/experiment_crossval.py"
+
+
+rule summary:
+    input:
+        tables=expand(f"{OUT}/{{ph}}/{{table}}.tsv", ph=PHANTOMS, table=TABLES),
+        phantoms=expand(f"{OUT}/{{ph}}/phantom/SIMULATED_phantom.json", ph=PHANTOMS),
+    output:
+        f"{OUT}/summary.md",
+    params:
+        phantoms=PHANTOMS,
+        tables=TABLES,
+        outdir=lambda wildcards, output: str(Path(output[0]).parent),
+    log:
+        f"{OUT}/logs/summary.log",
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_summary.py"

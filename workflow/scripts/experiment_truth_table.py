@@ -1,0 +1,27 @@
+"""Experiments: input / best global B / local Guinier / LocScale (all modes; true and refined B) vs the truth."""
+
+from pathlib import Path
+
+from _wf import run
+
+
+def main(smk):
+    from locscale.experiments import Bench, plot_truth_curves, write_table
+    from locscale.models import read_model
+    from locscale.truth import truth_table
+
+    bench = Bench.from_dir(Path(smk.input.json).parent, window=smk.params.window)
+    refs = {"truth_b": bench.reference_map(bench.structure),
+            "refined_b": bench.reference_map(read_model(smk.input.refined))}
+    table, maps, curves = truth_table(bench.half1, bench.half2, bench.truth, bench.resolution, refs,
+                                      window=bench.window, eval_mask=bench.eval_mask, scale_mask=bench.scale_mask)
+    meta = {"phantom": smk.wildcards.ph, "resolution": bench.resolution, "window_voxels": bench.window,
+            "eval_mask_voxels": int(bench.eval_mask.sum()), "scale_mask_voxels": int(bench.scale_mask.sum())}
+    write_table(table, smk.output.table, meta)
+    write_table(table.attrs["b_scan"], smk.output.scan, meta)
+    plot_truth_curves(curves, smk.output.plot, bench.resolution,
+                      title=f"FSC to truth, SIMULATED phantom {smk.wildcards.ph}")
+    print(table.to_string())
+
+
+run(main)
