@@ -113,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("map", help="map (MRC/CCP4)")
     p.add_argument("-m", "--model", required=True, help="atomic model (PDB/mmCIF)")
     p.add_argument("-r", "--resolution", type=float, required=True, help="resolution in Å")
+    from .phantom import add_phantom_parser
+
+    add_phantom_parser(sub)
     return ap
 
 
@@ -256,8 +259,14 @@ def cmd_check(a) -> int:
     return 0
 
 
+def cmd_phantom(a) -> int:
+    from .phantom import cmd_phantom as run
+
+    return run(a)
+
+
 COMMANDS = {"sharpen": cmd_sharpen, "simulate": cmd_simulate, "global-sharpen": cmd_global_sharpen,
-            "metrics": cmd_metrics, "check": cmd_check}
+            "metrics": cmd_metrics, "check": cmd_check, "phantom": cmd_phantom}
 
 
 def main(argv: list[str] | None = None) -> int:

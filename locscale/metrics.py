@@ -264,7 +264,8 @@ def model_map_fsc(structure, emap, resolution: float, mask: np.ndarray | None = 
 
 
 # ---------------------------------------------------------------------------------------------- real space
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two equally long value sets (float64; NaN when either is constant or < 2 values)."""
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     if x.size < 2:
@@ -296,8 +297,8 @@ def rscc(emap, structure, resolution: float, envelope_radius: float | None = Non
         raise ValueError(f"model map shape {mdata.shape} does not match the map's {edata.shape}")
     env = np.asarray(envelope_mask(structure, emap, radius), dtype=bool)
     return {
-        "cc_mask": _pearson(edata[env], mdata[env]),
-        "cc_box": _pearson(edata, mdata),
+        "cc_mask": pearson(edata[env], mdata[env]),
+        "cc_box": pearson(edata, mdata),
         "per_residue": per_residue_cc(emap, mdata, structure, max(ENVELOPE_MIN_RADIUS, float(resolution))),
         "envelope_radius": radius,
         "mask_voxels": int(np.count_nonzero(env)),
@@ -329,7 +330,7 @@ def per_residue_cc(emap, model_data: np.ndarray, structure, radius: float) -> pd
                         near |= d2 <= radius * radius
                     sl = tuple(slice(lo[i], hi[i]) for i in range(3))
                     row["n_voxels"] = int(near.sum())
-                    row["cc"] = _pearson(emap.data[sl][near], model_data[sl][near])
+                    row["cc"] = pearson(emap.data[sl][near], model_data[sl][near])
             rows.append(row)
     return pd.DataFrame(rows, columns=["chain", "resnum", "icode", "resname", "n_voxels", "cc"])
 

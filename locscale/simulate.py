@@ -33,7 +33,7 @@ import scipy.fft
 
 from .errors import LocScaleInputError
 from .mapio import Map
-from .metrics import _pearson, envelope_radius
+from .metrics import envelope_radius, pearson
 from .models import _model_label, atom_positions, envelope_mask, inside_box
 
 #: internal oversampling rate: grid spacing ≤ dmin / (2 · RATE) (gemmi's and refmac's default)
@@ -190,9 +190,9 @@ def check_model_fits_map(structure: gemmi.Structure, emap: Map, resolution: floa
         raise LocScaleInputError(f"the envelope of {label} covers only {np.count_nonzero(mask)} voxels of "
                                  "the map box", fix, emap.path)
     # a CC over voxels where either map is constant is undefined (NaN): no correlation, count it as 0
-    cc = float(np.nan_to_num(_pearson(emap.data[mask], model_map[mask])))
+    cc = float(np.nan_to_num(pearson(emap.data[mask], model_map[mask])))
     rng = np.random.default_rng(0)
-    nulls = np.nan_to_num([_pearson(np.roll(emap.data, -sh, axis=(0, 1, 2))[mask], model_map[mask])
+    nulls = np.nan_to_num([pearson(np.roll(emap.data, -sh, axis=(0, 1, 2))[mask], model_map[mask])
                            for sh in _null_shifts(emap, rng, N_NULL)])
     if nulls.size < 3:
         warnings.warn(f"{emap.path}: the box is too small to displace the model by ≥ {NULL_SHIFT[0]} Å; "

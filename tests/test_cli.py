@@ -9,15 +9,9 @@ import pytest
 
 from locscale.cli import main
 from locscale.mapio import Map, read_map, write_map
-from locscale.metrics import envelope_radius, excess_kurtosis
+from locscale.metrics import envelope_radius, excess_kurtosis, pearson
 from locscale.models import envelope_mask, read_model
 from locscale.simulate import simulate_model_map
-
-
-def _pearson(a, b):
-    a = a - a.mean()
-    b = b - b.mean()
-    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +46,8 @@ def test_locscale_raises_cc_mask_to_the_model_map(sharpened_5ni1, emd3488_map, m
     s = read_model(model_5ni1)
     mm = simulate_model_map(s, emap, dmin=3.2)
     env = envelope_mask(s, emap, envelope_radius(3.2)) & envelope_mask(s, emap, 2.0)
-    cc_in = _pearson(mm.data[env], emap.data[env])
-    cc_out = _pearson(mm.data[env], res.data[env])
+    cc_in = pearson(mm.data[env], emap.data[env])
+    cc_out = pearson(mm.data[env], res.data[env])
     print(f"CC_mask input {cc_in:.4f} -> LocScale {cc_out:.4f}; kurtosis "
           f"{excess_kurtosis(emap.data, env):.3f} -> {excess_kurtosis(res.data, env):.3f}")
     assert cc_out > cc_in
