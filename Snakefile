@@ -1,0 +1,61 @@
+# LocScale refinement cycles (Jakobi, Wilmanns & Sachse, eLife 2017;6:e27131, Fig. 4A):
+#   refine B-factors against the current target -> simulate a model map -> LocScale the ORIGINAL map -> validate
+#   against the original map -> converged? -> the LocScale map is the next cycle's target.
+#
+#   snakemake --cores 2                                  # bundled example (config/config.yaml)
+#   snakemake --cores 16 --configfile config/trpv1.yaml  # the paper's TRPV1 case (downloads EMD-5778 + 3J5P)
+#
+# Settings: config/config.yaml, documented in config/README.md and config/config.schema.yaml.
+# Results: results/<dataset>/cycle_NN/ (cycle_00 = checked inputs, the global-sharpened start target and the
+# unrefined model's metrics) and results/<dataset>/summary_upto_NN.tsv + plots for the last cycle NN.
+
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)  # the locscale package of this checkout, also when it is not installed
+
+
+# The bundled example is the default config; a --configfile REPLACES it (its datasets are not merged into the
+# example's). --config key=value still adjusts whichever config is in use.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+
+validate(config, "config/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/refine.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/sharpen.smk"
+include: "workflow/rules/validate.smk"
+include: "workflow/rules/converged.smk"
+include: "workflow/rules/completion.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+
+
+# The loop (DESIGN.md §7): `all_input` walks the `converged` checkpoints of cycles 1, 2, ... and stops at the
+# first converged cycle (or max_cycles, or a cycle waiting for a rebuilt model). Only this rule, which has no
+# outputs, walks the loop.
+rule all:
+    input:
+        all_input,
+    default_target: True
+
+
+onsuccess:
+    print_run_summary()

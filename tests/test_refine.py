@@ -1,0 +1,179 @@
+"""Refinement-engine adapters (locscale.refine): command lines, monomer library, availability checks, and a real
+servalcat B-factor refinement on a crop of the bundled example."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from locscale.errors import LocScaleInputError
+from locscale.mapio import Map, read_map, write_map
+from locscale.models import atom_positions, b_factors, read_model, write_model
+from locscale.refine import (
+    PHENIX_HOWTO,
+    EngineUnavailableError,
+    PhenixEngine,
+    ServalcatEngine,
+    make_engine,
+    read_servalcat_stats,
+    resolve_monlib,
+)
+
+
+def crop_example(map_path, model_path, dest: Path, chains=("A",), margin: float = 6.0) -> tuple[Path, Path]:
+    """A real crop of the bundled EMD-3488 map around some chains of 5ME2 (with the library's map/model I/O):
+    the box of the chains' atoms ± `margin` Å, even-sized, keeping the map's grid (origin moves with the crop)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    emap = read_map(map_path)
+    st = read_model(model_path)
+    for name in [ch.name for ch in st[0]]:
+        if name not in chains:
+            st[0].remove_chain(name)
+    pos = atom_positions(st)
+    lo = np.maximum(np.floor((pos.min(0) - margin - emap.origin) / emap.voxel_size).astype(int), 0)
+    hi = np.ceil((pos.max(0) + margin - emap.origin) / emap.voxel_size).astype(int) + 1
+    size = hi - lo
+    hi = np.minimum(lo + size + size % 2, emap.shape)
+    crop = Map(emap.data[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], voxel_size=emap.voxel_size,
+               origin=emap.origin + lo * emap.voxel_size, axis_order=emap.axis_order,
+               origin_convention=emap.origin_convention)
+    write_map(dest / "crop.mrc", crop, label="crop of EMD-3488")
+    write_model(st, dest / "crop.cif")
+    return dest / "crop.mrc", dest / "crop.cif"
+
+
+@pytest.fixture(scope="module")
+def crop(tmp_path_factory, emd3488_map, model_5me2):
+    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
+
+
+# ---------------------------------------------------------------------- command lines
+def test_servalcat_command_b_only_unrestrained_by_default():
+    cmd = ServalcatEngine().command("m.cif", 3.2, "out", target_map="t.mrc")
+    assert cmd[:4] == ["servalcat", "refine_spa_norefmac", "--model", "m.cif"]
+    assert cmd[cmd.index("--map") + 1] == "t.mrc" and cmd[cmd.index("-d") + 1] == "3.2"
+    for flag in ("--fix_xyz", "--unrestrained"):
+        assert flag in cmd
+    assert cmd[cmd.index("--adp") + 1] == "iso" and cmd[cmd.index("--hydrogen") + 1] == "no"
+    assert cmd[cmd.index("-o") + 1] == "out" and "--monlib" not in cmd
+
+
+def test_servalcat_command_restrained_xyz_half_maps_and_extras(tmp_path):
+    eng = ServalcatEngine(monlib=tmp_path, refine_xyz=True, ncycle=4, extra_args=["--jellybody"])
+    cmd = eng.command("m.pdb", 3.0, half_maps=("h1.mrc", "h2.mrc"))
+    assert cmd[cmd.index("--halfmaps") + 1: cmd.index("--halfmaps") + 3] == ["h1.mrc", "h2.mrc"]
+    assert "--map" not in cmd and "--fix_xyz" not in cmd and "--unrestrained" not in cmd
+    assert cmd[cmd.index("--monlib") + 1] == str(tmp_path) and cmd[cmd.index("--ncycle") + 1] == "4"
+    assert cmd[-1] == "--jellybody" and eng.restrained
+    with pytest.raises(ValueError):
+        eng.command("m.pdb", 3.0)
+
+
+def test_coordinate_refinement_needs_a_monomer_library():
+    with pytest.raises(LocScaleInputError, match="monomer library"):
+        ServalcatEngine(refine_xyz=True)
+
+
+def test_phenix_command():
+    eng = PhenixEngine(macro_cycles=3)
+    cmd = eng.command("m.pdb", "t.mrc", 3.4, "p", nproc=4)
+    assert cmd[:3] == ["phenix.real_space_refine", "m.pdb", "t.mrc"]
+    assert {"resolution=3.4", "run=adp", "macro_cycles=3", "nproc=4", "output.prefix=p"} <= set(cmd)
+    assert "run=minimization_global+adp" in PhenixEngine(refine_xyz=True).command("m", "t", 3, "p")
+    assert PhenixEngine(env_script="/opt/phenix env.sh").shell_line(["a", "b"]).startswith(
+        "source '/opt/phenix env.sh' >/dev/null 2>&1 && a b")
+
+
+# ---------------------------------------------------------------------- monomer library
+def test_resolve_monlib(tmp_path, monlib):
+    assert resolve_monlib(None, environ={}) is None
+    assert resolve_monlib(monlib, environ={}) == monlib.resolve()
+    assert resolve_monlib(None, environ={"CLIBD_MON": str(monlib)}) == monlib.resolve()
+    with pytest.raises(LocScaleInputError, match="not a CCP4 monomer library"):
+        resolve_monlib(tmp_path, environ={})
+    with pytest.raises(LocScaleInputError, match="CLIBD_MON"):
+        resolve_monlib(None, environ={"CLIBD_MON": str(tmp_path)})
+
+
+def test_make_engine_from_config():
+    eng = make_engine({"engine": "servalcat", "monlib": None, "servalcat": {"ncycle": 3}}, environ={})
+    assert isinstance(eng, ServalcatEngine) and not eng.restrained and eng.ncycle == 3
+    ph = make_engine({"engine": "phenix", "phenix": {"macro_cycles": 2, "envmodules": ["phenix/1.21"]}})
+    assert isinstance(ph, PhenixEngine) and ph.macro_cycles == 2 and ph.envmodules == ["phenix/1.21"]
+    with pytest.raises(LocScaleInputError, match="unknown refinement engine"):
+        make_engine({"engine": "refmac"})
+
+
+# ---------------------------------------------------------------------- availability (real PATH lookups)
+def test_phenix_missing_says_how_to_provide_it(tmp_path, monkeypatch):
+    if shutil.which("phenix.real_space_refine"):
+        pytest.skip("PHENIX is installed here")
+    with pytest.raises(EngineUnavailableError) as exc:
+        PhenixEngine().check_available()
+    msg = str(exc.value)
+    assert "phenix.real_space_refine" in msg and "env_script" in msg and "envmodules" in msg
+    assert PHENIX_HOWTO in msg
+    with pytest.raises(EngineUnavailableError, match="does not exist"):
+        PhenixEngine(env_script=tmp_path / "missing_env.sh").check_available()
+    script = tmp_path / "env.sh"
+    script.write_text("export LOCSCALE_TEST_ENV=1\n")
+    with pytest.raises(EngineUnavailableError, match="still not found"):
+        PhenixEngine(env_script=script).check_available()
+    with pytest.raises(EngineUnavailableError, match="--sdm env-modules"):
+        PhenixEngine(envmodules=["phenix/1.21"]).check_available(envmodules_active=False)
+
+
+def test_env_script_is_sourced_before_the_lookup(tmp_path):
+    """The env-script route finds a program that only the sourced script puts on PATH (here the Python running
+    the tests, reached through a PATH entry the script adds)."""
+    exe_dir = Path(sys.executable).parent
+    script = tmp_path / "env.sh"
+    script.write_text(f'export PATH="{exe_dir}:$PATH"\n')
+    found = PhenixEngine(executable=Path(sys.executable).name, env_script=script).check_available()
+    assert Path(found).parent == exe_dir
+
+
+def test_servalcat_is_available_or_says_how_to_install():
+    if shutil.which("servalcat"):
+        assert Path(ServalcatEngine().check_available()).name == "servalcat"
+    with pytest.raises(EngineUnavailableError, match="pip install servalcat==0.4.142"):
+        ServalcatEngine(executable="servalcat-not-here").check_available()
+
+
+# ---------------------------------------------------------------------- real refinement
+@pytest.mark.skipif(shutil.which("servalcat") is None, reason="servalcat is not installed")
+def test_servalcat_b_refinement_on_crop(crop, tmp_path):
+    crop_map, crop_model = crop
+    workdir = tmp_path / "refine"
+    workdir.mkdir()
+    (workdir / "stale.txt").write_text("from an earlier run")
+    res = ServalcatEngine(ncycle=5).run(crop_model, 3.2, workdir, target_map=crop_map, threads=1)
+    assert not (workdir / "stale.txt").exists()  # each run starts in an emptied folder
+    assert res.model.exists() and res.model.parent.resolve() == workdir.resolve()
+    assert "--unrestrained" in res.command and "--fix_xyz" in res.command
+    before, after = read_model(crop_model), read_model(res.model)
+    # --fix_xyz: coordinates unchanged (servalcat writes 3 decimals: 0.0005 Å rounding, 1e-3 with float error)
+    np.testing.assert_allclose(atom_positions(after), atom_positions(before), atol=1e-3)
+    b0, b1 = b_factors(before), b_factors(after)
+    assert b0.std() < 5 and b1.std() > 10  # deposited B nearly uniform; refined B spread out
+    st = res.stats
+    assert st["cycles"] == 5
+    # B refinement of a uniform-B model can only improve servalcat's own fit to its target map
+    assert st["fsc_average_target"] > st["fsc_average_target_start"]
+    assert read_servalcat_stats(workdir / "missing_stats.json") == {}
+    rec = res.record()
+    assert rec["engine"] == "servalcat" and rec["restrained"] is False and rec["refine_seconds"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("servalcat") is None, reason="servalcat is not installed")
+def test_servalcat_restrained_with_monomer_library(crop, tmp_path, monlib):
+    crop_map, crop_model = crop
+    res = ServalcatEngine(monlib=monlib, ncycle=3).run(crop_model, 3.2, tmp_path / "r", target_map=crop_map)
+    assert res.restrained and "--monlib" in res.command and "--unrestrained" not in res.command
+    assert np.isfinite(res.stats["fsc_average_target"])
+    assert b_factors(read_model(res.model)).std() > 5

@@ -1,0 +1,348 @@
+"""The Snakemake refinement-cycle workflow: lint, config schema, engine check, and real runs on a crop.
+
+The real runs use a crop of the bundled EMD-3488 map around chain A of 5ME2 (56 × 50 × 48 voxels, 1 100 atoms)
+so servalcat and LocScale take seconds; `near-exact` LocScale and 5 servalcat cycles keep each workflow cycle at
+about 15-25 s on 2 cores. Every snakemake call runs with --cores 2 under `nice`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_refine import crop_example
+
+REPO = Path(__file__).resolve().parents[1]
+HAVE_SERVALCAT = shutil.which("servalcat") is not None
+#: the workflow's configs: the bundled example and the paper's cases (config/ holds other YAML files too)
+WORKFLOW_CONFIGS = ("config.yaml", "trpv1.yaml", "betagal.yaml", "gamma_secretase.yaml", "pol3.yaml",
+                    "ribosome_eftu.yaml", "proteasome_20s.yaml")
+needs_servalcat = pytest.mark.skipif(not HAVE_SERVALCAT, reason="servalcat is not installed (pip install "
+                                     "servalcat==0.4.142)")
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: float = 600
+              ) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile in `workdir` (nice, 2 cores) with `config` written to workdir/config.yaml."""
+    cmd = ["nice", sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(workdir), "--cores", "2"]
+    if config is not None:
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        cmd += ["--configfile", str(workdir / "config.yaml")]
+    env = dict(os.environ)
+    env.pop("CLIBD_MON", None)  # unrestrained refinement unless a test asks for a library
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def output(r: subprocess.CompletedProcess) -> str:
+    return r.stdout + r.stderr
+
+
+def crop_config(crop_map: Path, crop_model: Path, **overrides) -> dict:
+    cfg = {
+        "datasets": {"crop": {"map": str(crop_map), "model": str(crop_model), "resolution": 3.2}},
+        "max_cycles": 2,
+        "min_cycles": 1,
+        "refine": {"engine": "servalcat", "threads": 2, "servalcat": {"ncycle": 5}},
+        "sharpen": {"mode": "near-exact", "threads": 2},
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def crop(tmp_path_factory, emd3488_map, model_5me2):
+    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
+
+
+def jobs_run(r: subprocess.CompletedProcess) -> list[tuple[str, str]]:
+    """(rule, cycle wildcard) of every job a snakemake run executed, from its log."""
+    jobs, rule = [], None
+    for line in output(r).splitlines():
+        s = line.strip()
+        if s.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint ")) and s.endswith(":"):
+            rule = s.split()[1].rstrip(":")
+        elif s.startswith("wildcards:") and rule:
+            w = dict(kv.split("=", 1) for kv in s[len("wildcards:"):].strip().split(", "))
+            jobs.append((rule, w.get("cycle", "")))
+            rule = None
+    return jobs
+
+
+# ---------------------------------------------------------------------- static checks
+def test_lint_passes():
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, output(r)[-3000:]
+    assert "Congratulations" in output(r)
+
+
+def test_bundled_and_paper_configs_validate_and_dry_run(tmp_path):
+    """config/config.yaml and every paper-case config pass the schema and build a DAG (downloads included)."""
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "config" / "config.schema.yaml").read_text())
+    for name in WORKFLOW_CONFIGS:
+        jsonschema.Draft202012Validator(schema).validate(yaml.safe_load((REPO / "config" / name).read_text()))
+    # the bundled example dry-runs from the repository root, as a user would start it (-F: whatever results/
+    # already holds there)
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-F", "--cores", "2"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, output(r)[-3000:]
+    assert "prepare_inputs" in output(r) and "converged" in output(r)
+    # a paper case named by accessions: the DAG starts with the downloads
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile",
+                        str(REPO / "config" / "trpv1.yaml"), "--directory", str(tmp_path),
+                        "--snakefile", str(REPO / "Snakefile")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, output(r)[-3000:]
+    assert "resources/trpv1/3J5P.cif" in output(r) and "emd_5778_half_map_1.map" in output(r)
+
+
+def test_schema_rejects_a_wrong_type_with_a_clear_message(tmp_path, crop):
+    cfg = crop_config(*crop, max_cycles="three")
+    r = snakemake(tmp_path, "-n", config=cfg)
+    assert r.returncode != 0
+    msg = output(r)
+    assert "'three' is not of type 'integer'" in msg and "max_cycles" in msg
+    cfg = crop_config(*crop)
+    cfg["sharpen"]["mode"] = "sloppy"
+    r = snakemake(tmp_path, "-n", config=cfg)
+    assert r.returncode != 0 and "'sloppy' is not one of" in output(r)
+
+
+def test_dataset_without_resolution_or_with_two_maps_fails_clearly(tmp_path, crop):
+    cfg = crop_config(*crop)
+    del cfg["datasets"]["crop"]["resolution"]
+    r = snakemake(tmp_path, "-n", config=cfg)
+    assert r.returncode != 0 and "no resolution" in output(r) and "fix:" in output(r)
+    cfg = crop_config(*crop)
+    cfg["datasets"]["crop"]["half_maps"] = [str(crop[0]), str(crop[0])]
+    r = snakemake(tmp_path, "-n", config=cfg)
+    assert r.returncode != 0 and "exactly one of map" in output(r)
+
+
+def test_phenix_selected_but_missing_fails_before_any_job(tmp_path, crop):
+    if shutil.which("phenix.real_space_refine"):
+        pytest.skip("PHENIX is installed here")
+    cfg = crop_config(*crop, refine={"engine": "phenix"})
+    r = snakemake(tmp_path, config=cfg)  # a real (not dry) run
+    assert r.returncode != 0
+    msg = output(r)
+    assert "refinement engine not available" in msg and "phenix.real_space_refine" in msg
+    assert "refine.phenix.env_script" in msg and "refine.phenix.envmodules" in msg and "--sdm env-modules" in msg
+    assert not (tmp_path / "results").exists()  # no job ran
+
+
+@pytest.fixture
+def http_server(crop):
+    """A local HTTP server serving the crop's folder (the download rule's real network path, offline)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(crop[0].parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_download_rule_checksum_and_missing_file(tmp_path, crop, http_server):
+    """Datasets given by URL: the download rule fetches into resources/<dataset>/ with checksums; a wrong checksum
+    or a missing file fails with the URL and leaves nothing behind. Only cycle 0's input check is run."""
+    from locscale.download import sha256_of
+
+    crop_map, crop_model = crop
+    target = "results/crop/cycle_00/inputs.json"
+
+    def cfg(map_url, sha):
+        c = crop_config(crop_map, crop_model)
+        d = c["datasets"]["crop"]
+        del d["map"], d["model"]
+        d["urls"] = {"map": map_url, "model": f"{http_server}/{crop_model.name}"}
+        d["sha256"] = {"map": sha}
+        return c
+
+    good = tmp_path / "good"
+    good.mkdir()
+    r = snakemake(good, target, config=cfg(f"{http_server}/{crop_map.name}", sha256_of(crop_map)))
+    assert r.returncode == 0, output(r)[-3000:]
+    assert (good / "resources/crop/crop.mrc").read_bytes() == crop_map.read_bytes()
+    assert (good / "resources/crop/crop.cif").read_bytes() == crop_model.read_bytes()
+    assert json.loads((good / target).read_text())["map"] == "resources/crop/crop.mrc"
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    r = snakemake(bad, target, config=cfg(f"{http_server}/{crop_map.name}", "0" * 64))
+    assert r.returncode != 0 and "checksum mismatch" in output(r), output(r)[-3000:]
+    assert not (bad / "resources/crop/crop.mrc").exists()
+
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    r = snakemake(missing, target, config=cfg(f"{http_server}/not_there.mrc", None))
+    assert r.returncode != 0 and f"{http_server}/not_there.mrc" in output(r), output(r)[-3000:]
+    assert "404" in output(r)
+    assert not (missing / "resources/crop/not_there.mrc").exists()
+
+
+# ---------------------------------------------------------------------- real runs
+def _mtimes(paths):
+    return {str(p): p.stat().st_mtime_ns for p in paths}
+
+
+@pytest.mark.slow
+@needs_servalcat
+def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
+    """A real two-cycle run on the crop: the table has every column, a re-run does nothing, and tightening a
+    tolerance extends the loop by one cycle without recomputing the finished one."""
+    t0 = time.perf_counter()
+    loose = {"cc_mask": 1.0, "fsc_average": 1.0, "b_mean": 1000.0}
+    cfg = crop_config(*crop, tolerances=loose)  # min_cycles 1: cycle 1 converges at once
+    r = snakemake(tmp_path, config=cfg)
+    assert r.returncode == 0, output(r)[-4000:]
+    res = tmp_path / "results" / "crop"
+    assert (res / "summary_upto_01.tsv").exists() and not (res / "cycle_02").exists()
+    assert json.loads((res / "cycle_01" / "converged.json").read_text())["status"] == "converged"
+    assert "crop converged at cycle 1" in output(r)
+    t_first = time.perf_counter() - t0
+
+    r = snakemake(tmp_path, "-n", config=cfg)
+    assert r.returncode == 0 and "Nothing to be done" in output(r), output(r)[-3000:]
+
+    finished = [res / "cycle_01" / f for f in ("model.cif", "modelmap.mrc", "locscale.mrc", "metrics.json",
+                                               "refine.json")] + [res / "cycle_00" / "target.mrc"]
+    before = _mtimes(finished)
+    tight = {"cc_mask": 1e-9, "fsc_average": 1e-9, "b_mean": 1e-9}
+    cfg = crop_config(*crop, tolerances=tight)
+    t1 = time.perf_counter()
+    r = snakemake(tmp_path, config=cfg)
+    assert r.returncode == 0, output(r)[-4000:]
+    t_second = time.perf_counter() - t1
+    ran = jobs_run(r)
+    assert ("converged", "01") in ran and ("refine", "02") in ran and ("sharpen", "02") in ran
+    assert not [j for j in ran if j[1] == "01" and j[0] != "converged"], ran  # cycle 1 not recomputed
+    assert _mtimes(finished) == before
+    assert "reached max_cycles = 2 without converging" in output(r)
+
+    table = pd.read_csv(res / "summary_upto_02.tsv", sep="\t")
+    assert table["cycle"].tolist() == [0, 1, 2]
+    refined = table[table["cycle"] >= 1]
+    empty = [c for c in table.columns if refined[c].isna().any()]
+    assert not empty, f"columns with empty cells in refined cycles: {empty}"
+    metrics = ["cc_mask", "cc_box", "fsc_average", "kurtosis", "b_mean", "b_median", "b_std", "resolution"]
+    assert table[metrics].notna().all().all()
+    for col in ("engine", "time_refine_s", "time_sharpen_s", "convergence", "window_voxels", "sharpen_mode"):
+        assert col in table.columns
+    assert set(refined["convergence"]) == {"not_converged"}
+    # refined B spread out from the deposited, nearly uniform B (std 3.9 Å² in chain A)
+    assert table["b_std"].iloc[0] < 5 and (refined["b_std"] > 10).all()
+    for png in ("metrics_vs_cycle", "fsc_curves", "radial_profiles", "bfactor_distributions", "central_sections"):
+        assert (res / "summary_upto_02" / f"{png}.png").stat().st_size > 5000
+    cxc = (res / "cycle_02" / "chimerax.cxc").read_text()
+    assert "open locscale.mrc" in cxc and "open model.cif" in cxc and "volume #1 level" in cxc
+
+    r = snakemake(tmp_path, "-n", config=cfg)
+    assert r.returncode == 0 and "Nothing to be done" in output(r), output(r)[-3000:]
+    print(f"\nworkflow on the crop: first run (cycles 0-1) {t_first:.0f} s, extension (cycle 2) {t_second:.0f} s")
+
+
+@pytest.mark.slow
+@needs_servalcat
+def test_manual_model_completion_waits_and_continues(tmp_path, crop):
+    """mode manual: the run ends after cycle 1 saying where to put the rebuilt model; the next call continues."""
+    cfg = crop_config(*crop, tolerances={"cc_mask": 1e-9}, model_completion={"mode": "manual", "after_cycles": [1]})
+    r = snakemake(tmp_path, config=cfg)
+    assert r.returncode == 0, output(r)[-4000:]
+    res = tmp_path / "results" / "crop"
+    msg = output(r)
+    assert "WAITING FOR A REBUILT MODEL after cycle 1" in msg and "results/crop/cycle_01/rebuilt_model.cif" in msg
+    assert json.loads((res / "cycle_01" / "completion.json").read_text())["status"] == "waiting"
+    assert not (res / "cycle_02").exists() and (res / "summary_upto_01.tsv").exists()
+
+    r = snakemake(tmp_path, "-n", config=cfg)  # still waiting: nothing to do
+    assert r.returncode == 0 and "Nothing to be done" in output(r), output(r)[-3000:]
+
+    # the "rebuilt" model: the cycle's refined model with chain A's last residue removed (a real edit)
+    from locscale.models import read_model, write_model
+
+    st = read_model(res / "cycle_01" / "model.cif")
+    chain = st[0]["A"]
+    n_res = len(chain)
+    del chain[n_res - 1]
+    write_model(st, res / "cycle_01" / "rebuilt_model.cif")
+    r = snakemake(tmp_path, config=cfg)
+    assert r.returncode == 0, output(r)[-4000:]
+    ran = jobs_run(r)
+    assert ("await_model", "01") in ran and ("refine", "02") in ran
+    assert json.loads((res / "cycle_01" / "completion.json").read_text())["status"] == "ready"
+    refine2 = json.loads((res / "cycle_02" / "refine.json").read_text())
+    assert refine2["model_in"].endswith("cycle_01/rebuilt_model.cif")
+    assert len(read_model(res / "cycle_02" / "model.cif")[0]["A"]) == n_res - 1
+    conv2 = json.loads((res / "cycle_02" / "converged.json").read_text())
+    assert conv2["status"] == "not_converged" and "rebuilt" in conv2["reason"]
+    assert (res / "summary_upto_02.tsv").exists()
+
+    # mode command: an external model-building command (here `cp`, standing in for a model builder) writes the
+    # model that enters the next cycle; only the build step is requested, on cycle 1's finished outputs
+    cfg["model_completion"] = {"mode": "command", "after_cycles": [1],
+                               "command": "cp {model} {output_cif} && echo built at {resolution} A in {workdir}"}
+    built = "results/crop/cycle_01/built_model.cif"
+    r = snakemake(tmp_path, built, config=cfg)
+    assert r.returncode == 0, output(r)[-4000:]
+    assert len(read_model(tmp_path / built)[0]["A"]) == n_res
+    assert "built at 3.2 A in" in (res / "cycle_01" / "logs" / "build_model.log").read_text()
+    (tmp_path / built).unlink()
+    cfg["model_completion"]["command"] = "echo no model written"
+    r = snakemake(tmp_path, built, config=cfg)
+    assert r.returncode != 0 and "wrote neither" in output(r), output(r)[-3000:]
+    assert not (tmp_path / built).exists()
+
+
+@pytest.mark.slow
+@needs_servalcat
+def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
+    """Half maps: the full map is their mean, the resolution comes from their FSC at 0.143, the start target is
+    FSC-weighted, and every cycle is cross-validated (FSCwork/FSCtest). The half maps are a SIMULATED phantom of
+    chain A of 5ME2 (locscale.phantom: the model's density blurred and two independent noise realisations whose
+    expected FSC is 0.143 at 3.5 Å) -- no half maps of EMD-3488 exist."""
+    from locscale.models import read_model
+    from locscale.phantom import crop_model, make_phantom
+
+    st = crop_model(read_model(model_5me2), ["A"])
+    paths = make_phantom(st, (48, 1.05), seed=3, resolution=3.5, b_global=40.0, b_periphery=40.0).write(
+        tmp_path / "phantom")
+    cfg = crop_config(paths["half1"], paths["model"], max_cycles=1)
+    data = cfg["datasets"]["crop"]
+    del data["map"], data["resolution"]
+    data["half_maps"] = [str(paths["half1"]), str(paths["half2"])]
+    r = snakemake(tmp_path, config=cfg)
+    assert r.returncode == 0, output(r)[-4000:]
+    res = tmp_path / "results" / "crop"
+    inputs = json.loads((res / "cycle_00" / "inputs.json").read_text())
+    measured = json.loads(paths["json"].read_text())["noise"]["measured_resolution"]
+    assert inputs["resolution_source"] == "half-map FSC 0.143"
+    # the same FSC definition on the same two files: equal to rounding
+    assert inputs["resolution"] == pytest.approx(measured, rel=1e-6)
+    assert json.loads((res / "cycle_00" / "global_sharpen.json").read_text())["fsc_weighted"] is True
+    cv = json.loads((res / "cycle_01" / "crossval.json").read_text())
+    assert 0 < cv["fsc_test_average"] <= 1 and 0 < cv["fsc_work_average"] <= 1
+    table = pd.read_csv(res / "summary_upto_01.tsv", sep="\t")
+    assert table.loc[table["cycle"] == 1, ["fsc_work", "fsc_test", "fsc_work_test_gap"]].notna().all().all()
+    assert (res / "cycle_01" / "crossval.png").stat().st_size > 5000

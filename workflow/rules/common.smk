@@ -1,0 +1,330 @@
+# Input functions, dataset handling, the refinement-engine check and the loop walk (DESIGN.md §7).
+# Only functions and constants live here; the rules are in the other .smk files.
+
+import json
+import urllib.parse
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from locscale.convergence import read_decision, walk_cycles
+from locscale.download import emdb_half_map_urls, emdb_map_url, emdb_number, pdb_model_url
+from locscale.errors import LocScaleInputError
+from locscale.refine import make_engine
+
+ENVS = Path(workflow.basedir) / "envs"
+RESULTS = "results"
+DATASETS = list(config["datasets"])
+MAX_CYCLES = int(config["max_cycles"])
+COMPLETION = config["model_completion"]
+DOWNLOADS = {}  # (dataset, file name) -> {"urls": [...], "sha256": ...}
+WALKS = {}  # dataset -> locscale.convergence.Walk (filled by all_input, read by print_run_summary)
+
+
+wildcard_constraints:
+    ds=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    cycle=r"(0[1-9]|[1-9][0-9])",  # cycles 01-99; cycle_00 (inputs) has its own rules
+    last=r"[0-9][0-9]",
+    filename=r"[^/]+",
+
+
+def _fail(problem, fix):
+    raise WorkflowError(f"config: {problem}\n  fix: {fix}")
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+def _mirror_urls(fn, acc, which=None):
+    urls = []
+    for mirror in config["download"]["emdb_mirrors"]:
+        u = fn(acc, mirror)
+        urls.append(u if which is None else u[which])
+    return urls
+
+
+def _download(name, url_or_urls, sha256):
+    """Register a download into resources/<dataset>/ and return its path (name from the URL, without .gz)."""
+    urls = [url_or_urls] if isinstance(url_or_urls, str) else list(url_or_urls)
+    fname = Path(urllib.parse.urlparse(urls[0]).path).name
+    fname = fname[:-3] if fname.endswith(".gz") else fname
+    if (name, fname) in DOWNLOADS and DOWNLOADS[(name, fname)]["urls"] != urls:
+        _fail(f"dataset {name!r}: two downloads would both be saved as {fname}",
+              "use URLs whose file names differ")
+    DOWNLOADS[(name, fname)] = {"urls": urls, "sha256": sha256}
+    return f"resources/{name}/{fname}"
+
+
+def _dataset_files(name):
+    """Input paths of a dataset (downloaded ones under resources/<dataset>/), checked for consistency."""
+    d = config["datasets"][name]
+    sha = d.get("sha256", {}) or {}
+    urls = d.get("urls", {}) or {}
+    files = {}
+    sources = [k for k in ("map", "half_maps", "emdb") if d.get(k)]
+    sources += [f"urls.{k}" for k in ("map", "half_map_1") if urls.get(k)]
+    if len(sources) != 1:
+        _fail(f"dataset {name!r} gives {' and '.join(sources) or 'no map'}",
+              "give exactly one of map (full map), half_maps ([half1, half2]), emdb (an EMDB accession), "
+              "urls.map or urls.half_map_1 + urls.half_map_2")
+    if bool(urls.get("half_map_1")) != bool(urls.get("half_map_2")):
+        _fail(f"dataset {name!r} gives only one of urls.half_map_1 / urls.half_map_2", "give both half maps")
+    if d.get("emdb"):
+        try:
+            n = emdb_number(d["emdb"])
+        except LocScaleInputError as err:
+            _fail(f"dataset {name!r}: {err.problem}", err.fix)
+        if d.get("use_half_maps", False):
+            files["half_maps"] = [
+                _download(name, _mirror_urls(emdb_half_map_urls, n, i), sha.get(f"half_map_{i + 1}")) for i in (0, 1)
+            ]
+        else:
+            files["map"] = _download(name, _mirror_urls(emdb_map_url, n), sha.get("map"))
+    elif urls.get("map"):
+        files["map"] = _download(name, urls["map"], sha.get("map"))
+    elif urls.get("half_map_1"):
+        files["half_maps"] = [_download(name, urls[f"half_map_{i}"], sha.get(f"half_map_{i}")) for i in (1, 2)]
+    elif d.get("half_maps"):
+        files["half_maps"] = [str(p) for p in d["half_maps"]]
+    else:
+        files["map"] = str(d["map"])
+    models = [k for k in ("model", "pdb") if d.get(k)] + (["urls.model"] if urls.get("model") else [])
+    if len(models) != 1:
+        _fail(f"dataset {name!r} gives {' and '.join(models) or 'no model'}",
+              "give exactly one of model (a PDB/mmCIF file), pdb (a PDB ID to download) or urls.model")
+    if d.get("pdb"):
+        try:
+            url = pdb_model_url(d["pdb"], "cif")
+        except LocScaleInputError as err:
+            _fail(f"dataset {name!r}: {err.problem}", err.fix)
+        files["model"] = _download(name, url, sha.get("model"))
+    elif urls.get("model"):
+        files["model"] = _download(name, urls["model"], sha.get("model"))
+    else:
+        files["model"] = str(d["model"])
+    if d.get("resolution") is None and "half_maps" not in files:
+        _fail(f"dataset {name!r} has a full map but no resolution",
+              "give resolution (the map's FSC-0.143 resolution in Å), or half maps to compute it from")
+    if d.get("mask"):
+        files["mask"] = str(d["mask"])
+    return files
+
+
+FILES = {name: _dataset_files(name) for name in DATASETS}
+
+
+def has_half_maps(ds):
+    return "half_maps" in FILES[ds]
+
+
+def crossval_enabled(ds):
+    return has_half_maps(ds) and config["cross_validation"]["enabled"]
+
+
+def prepare_input(wildcards):
+    f = FILES[wildcards.ds]
+    out = {"model": f["model"]}
+    if "half_maps" in f:
+        out["half1"], out["half2"] = f["half_maps"]
+    else:
+        out["map"] = f["map"]
+    if "mask" in f:
+        out["mask"] = f["mask"]
+    return out
+
+
+def half_maps_input(wildcards):
+    f = FILES[wildcards.ds]
+    return {"half1": f["half_maps"][0], "half2": f["half_maps"][1]} if "half_maps" in f else {}
+
+
+def mask_input(wildcards):
+    f = FILES[wildcards.ds]
+    return {"mask": f["mask"]} if "mask" in f else {}
+
+
+def dataset_params(wildcards):
+    """The dataset's settings that change cycle 0 (so editing them re-runs it)."""
+    d = config["datasets"][wildcards.ds]
+    return {k: d.get(k) for k in ("resolution", "model_shift", "initial_b", "min_model_inside")}
+
+
+# ---------------------------------------------------------------------------------------------- paths
+def cdir(ds, cycle):
+    return f"{RESULTS}/{ds}/cycle_{int(cycle):02d}"
+
+
+def completion_after(cycle):
+    """True when a rebuilt model replaces cycle `cycle`'s refined model before the next cycle."""
+    if COMPLETION["mode"] == "none" or int(cycle) < 1:
+        return False
+    after = COMPLETION.get("after_cycles")
+    return after is None or int(cycle) in [int(c) for c in after]
+
+
+def completed_model(ds, cycle):
+    """The rebuilt model that enters cycle `cycle` + 1 (model completion)."""
+    if COMPLETION["mode"] == "command":
+        return f"{cdir(ds, cycle)}/built_model.cif"
+    status = json.loads(Path(checkpoints.await_model.get(ds=ds, cycle=f"{int(cycle):02d}").output[0]).read_text())
+    if status["status"] != "ready":
+        raise WorkflowError(f"cycle {cycle} of {ds} is still waiting for a rebuilt model: {status['message']}")
+    return status["model"]
+
+
+def refine_model(wildcards):
+    """The model refined in cycle c: cycle c-1's refined (or rebuilt) model; the checked input for c = 1."""
+    c = int(wildcards.cycle)
+    if c > 1 and completion_after(c - 1):
+        return completed_model(wildcards.ds, c - 1)
+    return f"{cdir(wildcards.ds, c - 1)}/model.cif"
+
+
+def refine_target(wildcards):
+    """Refinement target of cycle c: the global-sharpened map for c = 1, cycle c-1's LocScale map after."""
+    c = int(wildcards.cycle)
+    if c == 1:
+        return f"{cdir(wildcards.ds, 0)}/target.mrc"
+    return f"{cdir(wildcards.ds, c - 1)}/locscale.mrc"
+
+
+def previous_metrics(wildcards):
+    return f"{cdir(wildcards.ds, int(wildcards.cycle) - 1)}/metrics.json"
+
+
+def model_rebuilt(wildcards):
+    return int(wildcards.cycle) > 1 and completion_after(int(wildcards.cycle) - 1)
+
+
+def user_model_candidates(ds, cycle):
+    d = cdir(ds, cycle)
+    return [f"{d}/rebuilt_model.cif", f"{d}/rebuilt_model.pdb"]
+
+
+def await_model_input(wildcards):
+    """The cycle's LocScale map, plus the user's rebuilt model once it exists: adding the file changes the
+    checkpoint's input set, so Snakemake re-runs it and the loop continues."""
+    out = {"locscale": f"{cdir(wildcards.ds, wildcards.cycle)}/locscale.mrc"}
+    present = [p for p in user_model_candidates(wildcards.ds, wildcards.cycle) if Path(p).exists()]
+    if present:
+        out["user_model"] = present[0]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- resources
+def mem_mb(per_mb, base):
+    """Memory request growing with the size of the rule's input files (maps dominate)."""
+    return lambda wildcards, input: int(base + per_mb * input.size_mb)
+
+
+def runtime_min(per_mb, base):
+    """Run-time request in minutes, growing with the size of the rule's input files."""
+    return lambda wildcards, input: int(base + per_mb * input.size_mb)
+
+
+# ---------------------------------------------------------------------------------------------- engine
+def _refine_params():
+    """config['refine'] with the monomer library resolved (config value or $CLIBD_MON), so that which library
+    restrains the refinement is part of the rule's parameters."""
+    params = dict(config["refine"])
+    try:
+        engine = make_engine(params)
+    except LocScaleInputError as err:
+        raise WorkflowError(str(err)) from None
+    params["monlib"] = str(engine.monlib) if getattr(engine, "monlib", None) else None
+    return params, engine
+
+
+REFINE, ENGINE = _refine_params()
+
+
+def _check_engine():
+    """Fail before any job runs when the selected refinement program is missing (PHENIX especially)."""
+    methods = {m.name for m in workflow.deployment_settings.deployment_method}
+    if ENGINE.name == "phenix":
+        try:
+            ENGINE.check_available(envmodules_active="ENV_MODULES" in methods)
+        except LocScaleInputError as err:
+            raise WorkflowError(f"refinement engine not available: {err}") from None
+    elif "CONDA" not in methods:  # with --sdm conda, servalcat comes from envs/servalcat.yaml
+        try:
+            ENGINE.check_available()
+        except LocScaleInputError as err:
+            raise WorkflowError(f"refinement engine not available: {err}") from None
+
+
+_check_engine()
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def _is_converged(ds):
+    return lambda c: read_decision(checkpoints.converged.get(ds=ds, cycle=f"{c:02d}").output[0])
+
+
+def _is_waiting(ds):
+    if COMPLETION["mode"] != "manual":
+        return None
+
+    def waiting(c):
+        if not completion_after(c):
+            return False
+        path = checkpoints.await_model.get(ds=ds, cycle=f"{c:02d}").output[0]
+        return json.loads(Path(path).read_text())["status"] == "waiting"
+
+    return waiting
+
+
+def summary_targets(ds, last):
+    base = f"{RESULTS}/{ds}/summary_upto_{last:02d}"
+    return [f"{base}.tsv", f"{base}/metrics_vs_cycle.png", f"{base}/fsc_curves.png",
+            f"{base}/radial_profiles.png", f"{base}/bfactor_distributions.png", f"{base}/central_sections.png"]
+
+
+def all_input(wildcards):
+    """Targets of `all`: walk the converged checkpoints of cycles 1, 2, ... (the only walker, DESIGN.md §7)."""
+    targets = []
+    for ds in DATASETS:
+        walk = walk_cycles(_is_converged(ds), MAX_CYCLES, _is_waiting(ds))
+        WALKS[ds] = walk
+        targets += summary_targets(ds, walk.last)
+        targets += [f"{cdir(ds, c)}/chimerax.cxc" for c in range(1, walk.last + 1)]
+    return targets
+
+
+def summary_input(wildcards):
+    """Everything the summary of cycles 0 ... last reads."""
+    ds, last = wildcards.ds, int(wildcards.last)
+    d0 = cdir(ds, 0)
+    inp = {"inputs": f"{d0}/inputs.json", "map": f"{d0}/map.mrc", "global_map": f"{d0}/target.mrc",
+           "global_info": f"{d0}/global_sharpen.json"}
+    for c in range(0, last + 1):
+        d = cdir(ds, c)
+        inp[f"metrics_{c:02d}"] = f"{d}/metrics.json"
+        inp[f"fsc_{c:02d}"] = f"{d}/fsc.tsv"
+        inp[f"model_{c:02d}"] = f"{d}/model.cif"
+        if c >= 1:
+            inp[f"refine_{c:02d}"] = f"{d}/refine.json"
+            inp[f"sharpen_{c:02d}"] = f"{d}/sharpen.json"
+            inp[f"locscale_{c:02d}"] = f"{d}/locscale.mrc"
+            inp[f"converged_{c:02d}"] = f"{d}/converged.json"
+            for step in ("refine", "simulate", "sharpen", "validate"):
+                inp[f"bench_{step}_{c:02d}"] = f"{d}/benchmarks/{step}.tsv"
+            if crossval_enabled(ds):
+                inp[f"crossval_{c:02d}"] = f"{d}/crossval.json"
+    return inp
+
+
+def print_run_summary():
+    """What the run ended with, per dataset (called on success)."""
+    for ds, walk in WALKS.items():
+        table = f"{RESULTS}/{ds}/summary_upto_{walk.last:02d}.tsv"
+        if walk.stopped_by == "converged":
+            print(f"LocScale cycles: {ds} converged at cycle {walk.last}; per-cycle table: {table}")
+        elif walk.stopped_by == "max_cycles":
+            print(f"LocScale cycles: {ds} reached max_cycles = {walk.last} without converging; per-cycle table: "
+                  f"{table} (raise max_cycles and run snakemake again to continue)")
+        else:
+            a, b = user_model_candidates(ds, walk.last)
+            print(f"LocScale cycles: {ds} is WAITING FOR A REBUILT MODEL after cycle {walk.last}.\n"
+                  f"  Rebuild or extend the model in {cdir(ds, walk.last)}/model.cif against the LocScale map "
+                  f"{cdir(ds, walk.last)}/locscale.mrc (ChimeraX: open {cdir(ds, walk.last)}/chimerax.cxc),\n"
+                  f"  save it as {a} (or {b}) and run snakemake again to continue with cycle {walk.last + 1}.\n"
+                  f"  Per-cycle table so far: {table}")

@@ -1,0 +1,48 @@
+# Model completion (config model_completion; the paper's TRPV1 case: density stays sharpened about half a window
+# beyond the model, so the model can be extended and the cycle repeated).
+#   manual:  after cycle c's LocScale map the run ends with a message saying where to put the rebuilt model
+#            (results/<dataset>/cycle_NN/rebuilt_model.cif or .pdb); the next snakemake call continues with it.
+#   command: an external model-building command from the config builds it (placeholders in config/README.md).
+
+
+checkpoint await_model:
+    input:
+        unpack(await_model_input),
+    output:
+        "results/{ds}/cycle_{cycle}/completion.json",
+    params:
+        candidates=lambda wildcards: user_model_candidates(wildcards.ds, wildcards.cycle),
+    log:
+        "results/{ds}/cycle_{cycle}/logs/await_model.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/await_model.py"
+
+
+rule build_model:
+    input:
+        map="results/{ds}/cycle_00/map.mrc",
+        locscale="results/{ds}/cycle_{cycle}/locscale.mrc",
+        model="results/{ds}/cycle_{cycle}/model.cif",
+        info="results/{ds}/cycle_00/inputs.json",
+    output:
+        model="results/{ds}/cycle_{cycle}/built_model.cif",
+    params:
+        command=lambda wildcards: COMPLETION["command"],  # a function: its {placeholders} are not wildcards
+        workdir=lambda wildcards, output: str(Path(output.model).parent / "model_building"),
+    log:
+        "results/{ds}/cycle_{cycle}/logs/build_model.log",
+    threads: config["model_completion"]["threads"]
+    resources:
+        mem_mb=mem_mb(40, 4000),
+        runtime=config["model_completion"]["runtime"],
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/build_model.py"

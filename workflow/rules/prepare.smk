@@ -1,0 +1,71 @@
+# Cycle 0 (results/<dataset>/cycle_00/): the inputs checked (grid, origin, model inside the box and fitting the
+# map), the full map (the mean of the half maps when given), the model in the map's frame, the resolution (given,
+# or FSC 0.143 of the half maps), the fixed kurtosis mask (model envelope), the global-sharpened start target,
+# and the unrefined model's metrics against the original map.
+
+
+rule prepare_inputs:
+    input:
+        unpack(prepare_input),
+    output:
+        map="results/{ds}/cycle_00/map.mrc",
+        model="results/{ds}/cycle_00/model.cif",
+        kurtosis_mask="results/{ds}/cycle_00/kurtosis_mask.mrc",
+        info="results/{ds}/cycle_00/inputs.json",
+    params:
+        dataset=dataset_params,
+    log:
+        "results/{ds}/cycle_00/logs/prepare_inputs.log",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(12, 1000),
+        runtime=runtime_min(0.2, 10),
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/prepare_inputs.py"
+
+
+rule global_sharpen:
+    input:
+        unpack(half_maps_input),
+        map="results/{ds}/cycle_00/map.mrc",
+        info="results/{ds}/cycle_00/inputs.json",
+    output:
+        map="results/{ds}/cycle_00/target.mrc",
+        info="results/{ds}/cycle_00/global_sharpen.json",
+    log:
+        "results/{ds}/cycle_00/logs/global_sharpen.log",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(12, 1000),
+        runtime=runtime_min(0.2, 10),
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/global_sharpen.py"
+
+
+rule validate_inputs:
+    input:
+        map="results/{ds}/cycle_00/map.mrc",
+        model="results/{ds}/cycle_00/model.cif",
+        sharpened="results/{ds}/cycle_00/target.mrc",
+        kurtosis_mask="results/{ds}/cycle_00/kurtosis_mask.mrc",
+        info="results/{ds}/cycle_00/inputs.json",
+    output:
+        metrics="results/{ds}/cycle_00/metrics.json",
+        fsc="results/{ds}/cycle_00/fsc.tsv",
+        per_residue="results/{ds}/cycle_00/per_residue.tsv",
+    params:
+        cycle=0,
+    log:
+        "results/{ds}/cycle_00/logs/validate.log",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(8, 1000),
+        runtime=runtime_min(0.2, 10),
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/validate.py"

@@ -1,0 +1,83 @@
+# Step 1 of cycle c: refine the model's B-factors (and coordinates with refine.refine_xyz) against the current
+# target: the global-sharpened map in cycle 1, cycle c-1's LocScale map after. Each engine run has its own folder
+# (results/<dataset>/cycle_NN/refine/), emptied first. With half maps, the refined model is also cross-validated by
+# the shake protocol (FSCwork/FSCtest).
+
+if ENGINE.name == "phenix":
+
+    rule refine:
+        input:
+            model=refine_model,
+            target=refine_target,
+            info="results/{ds}/cycle_00/inputs.json",
+        output:
+            model="results/{ds}/cycle_{cycle}/model.cif",
+            info="results/{ds}/cycle_{cycle}/refine.json",
+        params:
+            refine=REFINE,
+            workdir=lambda wildcards, output: str(Path(output.info).parent / "refine"),
+        log:
+            "results/{ds}/cycle_{cycle}/logs/refine.log",
+        benchmark:
+            "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
+        threads: config["refine"]["threads"]
+        resources:
+            mem_mb=mem_mb(40, 4000),
+            runtime=runtime_min(2, 60),
+        envmodules:
+            *config["refine"]["phenix"]["envmodules"],
+        conda:
+            "../../envs/locscale.yaml"
+        script:
+            "../scripts/refine.py"
+
+else:
+
+    rule refine:
+        input:
+            model=refine_model,
+            target=refine_target,
+            info="results/{ds}/cycle_00/inputs.json",
+        output:
+            model="results/{ds}/cycle_{cycle}/model.cif",
+            info="results/{ds}/cycle_{cycle}/refine.json",
+        params:
+            refine=REFINE,
+            workdir=lambda wildcards, output: str(Path(output.info).parent / "refine"),
+        log:
+            "results/{ds}/cycle_{cycle}/logs/refine.log",
+        benchmark:
+            "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
+        threads: config["refine"]["threads"]
+        resources:
+            mem_mb=mem_mb(40, 3000),
+            runtime=runtime_min(2, 60),
+        conda:
+            "../../envs/servalcat.yaml"
+        script:
+            "../scripts/refine.py"
+
+
+rule crossval:
+    input:
+        unpack(half_maps_input),
+        model="results/{ds}/cycle_{cycle}/model.cif",
+        info="results/{ds}/cycle_00/inputs.json",
+    output:
+        info="results/{ds}/cycle_{cycle}/crossval.json",
+        curve="results/{ds}/cycle_{cycle}/crossval.tsv",
+        plot="results/{ds}/cycle_{cycle}/crossval.png",
+    params:
+        crossval=config["cross_validation"],
+        refine=REFINE,
+        workdir=lambda wildcards, output: str(Path(output.info).parent / "crossval"),
+    log:
+        "results/{ds}/cycle_{cycle}/logs/crossval.log",
+    threads: config["refine"]["threads"]
+    resources:
+        mem_mb=mem_mb(40, 3000),
+        runtime=runtime_min(2, 60),
+    conda:
+        "../../envs/servalcat.yaml"
+    script:
+        "../scripts/crossval.py"

@@ -1,0 +1,76 @@
+# Reports: the per-cycle table (TSV) and plots for cycles 0 ... last, and a ChimeraX script per cycle. The
+# summary is named by its last cycle (summary_upto_NN), so extending the loop writes a new one.
+
+
+rule summary:
+    input:
+        unpack(summary_input),
+    output:
+        table=report(
+            "results/{ds}/summary_upto_{last}.tsv",
+            caption="../report/cycle_table.rst",
+            category="1. Cycle summary",
+        ),
+        metrics=report(
+            "results/{ds}/summary_upto_{last}/metrics_vs_cycle.png",
+            caption="../report/metrics_vs_cycle.rst",
+            category="1. Cycle summary",
+        ),
+        fsc=report(
+            "results/{ds}/summary_upto_{last}/fsc_curves.png",
+            caption="../report/fsc_curves.rst",
+            category="2. Fourier space",
+        ),
+        radial=report(
+            "results/{ds}/summary_upto_{last}/radial_profiles.png",
+            caption="../report/radial_profiles.rst",
+            category="2. Fourier space",
+        ),
+        bfactors=report(
+            "results/{ds}/summary_upto_{last}/bfactor_distributions.png",
+            caption="../report/bfactor_distributions.rst",
+            category="3. Model B-factors",
+        ),
+        sections=report(
+            "results/{ds}/summary_upto_{last}/central_sections.png",
+            caption="../report/central_sections.rst",
+            category="4. Map sections",
+        ),
+    params:
+        last=lambda wildcards: int(wildcards.last),
+        config_summary=lambda wildcards: {
+            "refine": REFINE,
+            "sharpen": config["sharpen"],
+            "tolerances": config["tolerances"],
+            "min_cycles": config["min_cycles"],
+        },
+    log:
+        "results/{ds}/logs/summary_upto_{last}.log",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(3, 2000),
+        runtime=runtime_min(0.05, 10),
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/summary.py"
+
+
+rule chimerax:
+    input:
+        map="results/{ds}/cycle_{cycle}/locscale.mrc",
+        model="results/{ds}/cycle_{cycle}/model.cif",
+    output:
+        "results/{ds}/cycle_{cycle}/chimerax.cxc",
+    params:
+        style=config["report"]["chimerax_style"],
+    log:
+        "results/{ds}/cycle_{cycle}/logs/chimerax.log",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(6, 500),
+        runtime=5,
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/chimerax.py"

@@ -1,0 +1,22 @@
+# Step 2 of cycle c: the refined model's map (electron form factors, refined B-factors) on exactly the original
+# map's grid, band-limited at Nyquist.
+
+
+rule simulate:
+    input:
+        model="results/{ds}/cycle_{cycle}/model.cif",
+        map="results/{ds}/cycle_00/map.mrc",
+    output:
+        map="results/{ds}/cycle_{cycle}/modelmap.mrc",
+    log:
+        "results/{ds}/cycle_{cycle}/logs/simulate.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/simulate.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(30, 1000),
+        runtime=runtime_min(0.5, 10),
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/simulate.py"

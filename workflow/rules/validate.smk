@@ -1,0 +1,32 @@
+# Step 4 of cycle c: validation against the ORIGINAL map (DESIGN.md §6): RSCC (CC_mask, CC_box, per residue),
+# model-map FSC and FSCaverage, kurtosis of the LocScale map inside the fixed cycle-0 mask, B statistics and the
+# change of B from the model that entered the cycle.
+
+
+rule validate:
+    input:
+        map="results/{ds}/cycle_00/map.mrc",
+        model="results/{ds}/cycle_{cycle}/model.cif",
+        previous=refine_model,
+        modelmap="results/{ds}/cycle_{cycle}/modelmap.mrc",
+        sharpened="results/{ds}/cycle_{cycle}/locscale.mrc",
+        kurtosis_mask="results/{ds}/cycle_00/kurtosis_mask.mrc",
+        info="results/{ds}/cycle_00/inputs.json",
+    output:
+        metrics="results/{ds}/cycle_{cycle}/metrics.json",
+        fsc="results/{ds}/cycle_{cycle}/fsc.tsv",
+        per_residue="results/{ds}/cycle_{cycle}/per_residue.tsv",
+    params:
+        cycle=lambda wildcards: int(wildcards.cycle),
+    log:
+        "results/{ds}/cycle_{cycle}/logs/validate.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/validate.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(8, 1000),
+        runtime=runtime_min(0.2, 10),
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/validate.py"

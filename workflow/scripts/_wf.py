@@ -1,0 +1,91 @@
+"""Shared start-up of the workflow's scripts: the Snakemake job object, the log file and clean error messages.
+
+Every script is a thin wrapper over ``locscale`` library calls::
+
+    from _wf import run
+
+    def main(smk):
+        ...  # library calls only
+
+    run(main)
+
+``run`` makes the checkout's ``locscale`` importable (also inside a conda env that has only its dependencies),
+sends stdout/stderr and warnings to the rule's log, and turns a :class:`locscale.errors.LocScaleInputError` into
+a short message (file, problem, fix) and exit status 1 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def job():
+    """The ``snakemake`` object Snakemake injects into the script's namespace."""
+    import __main__
+
+    return __main__.snakemake
+
+
+def write_json(path, record: dict) -> None:
+    """Write `record` as JSON atomically (numpy scalars and arrays converted)."""
+    from locscale.mapio import atomic_output
+
+    def default(o):
+        if hasattr(o, "item"):
+            return o.item()
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        return str(o)
+
+    with atomic_output(path, suffix=".json") as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2, default=default, allow_nan=True) + "\n")
+
+
+def read_json(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def resolution_of(inputs_json) -> float:
+    """The dataset's resolution in Å, as decided in cycle 0 (given, or FSC 0.143 of the half maps)."""
+    return float(read_json(inputs_json)["resolution"])
+
+
+def write_tsv(frame, path) -> None:
+    from locscale.mapio import atomic_output
+
+    with atomic_output(path, suffix=".tsv") as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
+
+
+def run(main) -> None:
+    smk = job()
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    log_path = smk.log[0] if len(smk.log) else None
+    log = open(log_path, "w") if log_path else sys.stderr
+    sys.stdout = sys.stderr = log
+    logging.captureWarnings(True)
+    logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    from locscale.errors import LocScaleInputError
+
+    t0 = time.perf_counter()
+    print(f"# rule {smk.rule}, wildcards {dict(smk.wildcards)}, threads {smk.threads}", flush=True)
+    try:
+        main(smk)
+    except LocScaleInputError as err:
+        print(f"\nERROR in rule {smk.rule}: {err}", flush=True)
+        sys.__stderr__.write(f"rule {smk.rule} ({dict(smk.wildcards)}): {err}\n")
+        sys.exit(1)
+    except Exception:
+        traceback.print_exc(file=log)
+        log.flush()
+        raise
+    print(f"# done in {time.perf_counter() - t0:.1f} s", flush=True)
+    log.flush()

@@ -1,0 +1,26 @@
+"""Cycle step 4 (and cycle 0): validation against the ORIGINAL map (locscale.validation.validation_metrics)."""
+
+from _wf import resolution_of, run, write_json, write_tsv
+
+
+def main(smk):
+    from locscale.mapio import read_map
+    from locscale.models import read_model
+    from locscale.validation import validation_metrics
+
+    emap = read_map(smk.input.map)
+    previous = smk.input.get("previous")
+    modelmap = smk.input.get("modelmap")
+    record, curve, per_residue = validation_metrics(
+        emap, read_model(smk.input.model), resolution_of(smk.input.info),
+        sharpened=read_map(smk.input.sharpened), kurtosis_mask=read_map(smk.input.kurtosis_mask).data >= 0.5,
+        previous=read_model(previous) if previous else None,
+        model_map=read_map(modelmap) if modelmap else None)
+    record = {"cycle": int(smk.params.cycle), **record}
+    write_json(smk.output.metrics, record)
+    write_tsv(curve.to_frame(), smk.output.fsc)
+    write_tsv(per_residue, smk.output.per_residue)
+    print(record)
+
+
+run(main)
