@@ -1,0 +1,517 @@
+"""Exact-mode LocScale (paper eq. 2, DESIGN.md §1) and the dispatcher over all scaling modes.
+
+For every masked voxel x the w³ window of the map M and of the model map R around x (x−⌊w/2⌋ … x−⌊w/2⌋+w−1
+on each axis; both maps padded with their own solvent level, ``locscale.padding``) is Fourier transformed; in
+each exact-mode shell s (``locscale.shells``: wrapped radius rounded, cube corners in the last shell)
+
+    k_s(x) = sqrt( Σ_{k∈s} |F_R(k)|² / Σ_{k∈s} |F_M(k)|² )          (0 when the map's shell power is 0)
+
+and the output is the centre voxel c = ⌊w/2⌋ of the inverse transform of k_s·F_M. That centre value needs no
+inverse transform:
+
+    out(x) = (1/w³) Σ_s k_s Σ_{k∈s} m(k) Re(F_M(k) e^{2πi k·c/w}),
+
+with the sums over the rfft half spectrum and m(k) the multiplicity of each half-spectrum coefficient
+(``shells.rfft_multiplicity``).
+
+Implementation (:func:`scaled_centre_values`, shared with ``locscale.compat``): batches of windows are
+gathered from a strided ``sliding_window_view`` of each padded map by fancy indexing (one indexing operation
+per batch, no per-voxel Python loop), transformed in one call into a reused buffer (ducc0
+when importable, else ``scipy.fft``), reduced element-wise to per-coefficient rows (|F|² or |F|, and
+Re(F·phase)) and summed into shells by matrix products. The shell matrices are applied in slabs of constant
+k_x, each touching only the range of shells that slab can reach (a slab with |k_x| = a only reaches shells
+≥ a), which halves the arithmetic of the products. Batches run in a pool of `workers` threads, each with
+its own reused buffers and a single-threaded FFT, so gathering, transforms and reductions all scale with
+the thread count; memory is bounded by `batch_size` × `workers` windows.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import shells
+from .errors import LocScaleInputError
+from .padding import pad_for_window
+
+#: memory for all batches in flight (window pairs, their spectra and temporaries) when no batch size is given
+BATCH_MEMORY_BYTES = 256 * 2**20
+#: largest default batch (measured fastest here: 16–32 windows; larger batches fall out of cache)
+MAX_DEFAULT_BATCH = 32
+#: masked voxels handled per chunk of the map (bounds the index and value arrays for huge masks)
+MASK_CHUNK_VOXELS = 2**20
+
+try:  # optional, faster FFT (same algorithm family as scipy's pocketfft)
+    import ducc0.fft as _ducc_fft
+except ImportError:  # pragma: no cover - depends on the environment
+    _ducc_fft = None
+
+
+# ------------------------------------------------------------------------------------------ FFT backend
+def fft_backends() -> tuple[str, ...]:
+    """FFT libraries available for the window transforms, the default first."""
+    return ("ducc0", "scipy") if _ducc_fft is not None else ("scipy",)
+
+
+def rfft_windows(windows: np.ndarray, threads: int = 1, backend: str | None = None) -> np.ndarray:
+    """Unnormalised rfftn over the last three axes of a (B, w, w, w) float32 batch → complex64
+    (B, w, w, w//2+1), with the default (or the given) FFT library; for callers that gather their own
+    windows (``locscale.convolution``)."""
+    backend = backend or fft_backends()[0]
+    if backend == "ducc0" and _ducc_fft is not None:
+        return _ducc_fft.r2c(windows, axes=(1, 2, 3), nthreads=threads)
+    if backend == "scipy":
+        return scipy.fft.rfftn(windows, axes=(1, 2, 3), workers=threads)
+    raise ValueError(f"unknown FFT backend {backend!r}; available: {', '.join(fft_backends())}")
+
+
+def default_workers(workers: int | None) -> int:
+    """Threads: `workers`, or every core this process may use."""
+    if workers is not None:
+        if int(workers) < 1 or int(workers) != workers:
+            raise LocScaleInputError(f"workers must be a whole number ≥ 1, got {workers!r}",
+                                     "give a positive thread count")
+        return int(workers)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def bytes_per_window(w: int) -> int:
+    """Memory one window pair holds in a batch: its gathered float32 window, two complex64 spectra and three
+    float32 reduction rows."""
+    n_half = w * w * (w // 2 + 1)
+    return 4 * w**3 + 2 * 8 * n_half + 3 * 4 * n_half
+
+
+def default_batch_size(w: int, batch_size: int | None = None, workers: int = 1,
+                       memory_bytes: int = BATCH_MEMORY_BYTES) -> int:
+    """Windows per batch: `batch_size`, or what fits `memory_bytes` over `workers` threads (at most
+    :data:`MAX_DEFAULT_BATCH`, at least 1)."""
+    if batch_size is not None:
+        if int(batch_size) < 1 or int(batch_size) != batch_size:
+            raise LocScaleInputError(f"batch_size must be a whole number ≥ 1, got {batch_size!r}",
+                                     "give a positive batch size")
+        return int(batch_size)
+    return int(max(1, min(MAX_DEFAULT_BATCH, memory_bytes // (workers * bytes_per_window(w)))))
+
+
+# ------------------------------------------------------------------------------------------ shell matrices
+class SlabMatrix:
+    """A dense (N, S) matrix over the half spectrum (N = w·w·(w//2+1), rows in C order of (kx, ky, kz)),
+    stored as one block per k_x slab restricted to the columns that slab uses.
+
+    ``X @ M`` for X (rows, N) float32 becomes a sum of small products over the slabs, skipping the zero
+    columns (most of them: a slab with |k_x| = a only reaches shells ≥ a)."""
+
+    def __init__(self, dense: np.ndarray, w: int):
+        dense = np.asarray(dense, dtype=np.float64)
+        self.shape = dense.shape
+        slab = w * (w // 2 + 1)
+        self.blocks: list[tuple[slice, int, int, np.ndarray]] = []
+        for start in range(0, dense.shape[0], slab):
+            rows = slice(start, start + slab)
+            used = np.flatnonzero(np.any(dense[rows] != 0, axis=0))
+            if len(used) == 0:
+                continue
+            lo, hi = int(used[0]), int(used[-1]) + 1
+            block = np.ascontiguousarray(dense[rows, lo:hi], dtype=np.float32)
+            block.setflags(write=False)
+            self.blocks.append((rows, lo, hi, block))
+
+    def rmatmul(self, x: np.ndarray) -> np.ndarray:
+        """x (rows, N) float32 @ this matrix → (rows, S) float64 (slab partial sums in float32)."""
+        out = np.zeros((x.shape[0], self.shape[1]), dtype=np.float64)
+        for rows, lo, hi, block in self.blocks:
+            out[:, lo:hi] += x[:, rows] @ block
+        return out
+
+
+@dataclass(frozen=True)
+class ShellScheme:
+    """How one scaling mode turns a window pair's spectra into the centre value.
+
+    profile: SlabMatrix (N, S) applied to each window's per-coefficient |F|² (kind "power") or |F| (kind
+        "amplitude"), giving the window's shell profile;
+    centre: SlabMatrix (N, S): row k, column s = weight of shell s's factor on coefficient k (multiplicity
+        included); applied to Re(F_M(k)·phase(k)) and multiplied by `centre_scale` it gives each shell's
+        contribution to the centre value;
+    phase_re, phase_im: e^{2πi k·c/w} on the half spectrum, float32 (N,) (phase_im None when it is 0);
+    kind: "power" → k_s = sqrt(P_model/P_map); "amplitude" → k_s = A_model/A_map; 0 where the map's profile
+        is 0 or the ratio is not finite.
+    """
+
+    w: int
+    profile: SlabMatrix
+    centre: SlabMatrix
+    phase_re: np.ndarray
+    phase_im: np.ndarray | None
+    centre_scale: float
+    kind: str
+
+
+def multiplicity(w: int) -> np.ndarray:
+    """rfft multiplicity of every half-spectrum coefficient, flattened (N,)."""
+    return np.broadcast_to(shells.rfft_multiplicity(w), (w, w, w // 2 + 1)).ravel()
+
+
+def centre_phase_rows(w: int, centre: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Real and imaginary parts of e^{2πi k·c/w} over the half spectrum (float32, flattened); the imaginary
+    part is None when it vanishes (even w with c = w/2: the phase is (−1)^(kx+ky+kz))."""
+    if centre == shells.centre_index(w):
+        ph = shells.centre_phase(w).ravel()
+    else:
+        f = np.fft.fftfreq(w) * w
+        fz = np.fft.rfftfreq(w) * w
+        ph = np.exp(2j * np.pi * centre * (f[:, None, None] + f[None, :, None] + fz[None, None, :]) / w)
+        ph = ph.ravel()
+    re = ph.real.astype(np.float32)
+    im = ph.imag.astype(np.float32)
+    if w % 2 == 0 and 2 * centre % w == 0:
+        re = np.rint(re).astype(np.float32)  # exactly ±1
+        im = None
+    return re, im
+
+
+def exact_shell_membership(w: int) -> np.ndarray:
+    """(N, n_shells) float64: row k holds the rfft multiplicity of coefficient k in its exact-mode shell."""
+    idx = shells.exact_shell_index(w).ravel()
+    member = np.zeros((idx.size, shells.n_shells(w)))
+    member[np.arange(idx.size), idx] = multiplicity(w)
+    return member
+
+
+@lru_cache(maxsize=16)
+def exact_shell_scheme(w: int) -> ShellScheme:
+    """Exact mode (DESIGN.md §1) for the batched engine: shells of ``shells.exact_shell_index``, shell power
+    with the rfft multiplicities, centre ⌊w/2⌋."""
+    mat = SlabMatrix(exact_shell_membership(w), w)
+    re, im = centre_phase_rows(w, shells.centre_index(w))
+    return ShellScheme(w=w, profile=mat, centre=mat, phase_re=re, phase_im=im, centre_scale=1.0 / w**3,
+                       kind="power")
+
+
+@dataclass(frozen=True)
+class InterleavedShellMatrices:
+    """Exact mode's shell sums as dense matrices on a spectrum viewed as interleaved (re, im) float32, for
+    callers that do their own transforms (GPU, near-exact): with X the (B, 2N) view of B rfft spectra,
+    (X²) @ profile = shell powers (B, S) and X @ centre = each shell's contribution to the centre value (the
+    1/w³ of the inverse transform included)."""
+
+    w: int
+    profile: np.ndarray
+    centre: np.ndarray
+    kind: str = "power"
+
+
+@lru_cache(maxsize=16)
+def exact_scheme(w: int) -> InterleavedShellMatrices:
+    """Exact mode's shell matrices on interleaved spectra (:class:`InterleavedShellMatrices`)."""
+    member = exact_shell_membership(w)
+    re, im = centre_phase_rows(w, shells.centre_index(w))
+    im = np.zeros_like(re) if im is None else im
+    profile = np.empty((2 * member.shape[0], member.shape[1]), dtype=np.float32)
+    profile[0::2] = member
+    profile[1::2] = member
+    centre = np.empty_like(profile)
+    centre[0::2] = member * (re / w**3)[:, None]   # Re(F·ph) = re·ph.re − im·ph.im
+    centre[1::2] = member * (-im / w**3)[:, None]
+    for a in (profile, centre):
+        a.setflags(write=False)
+    return InterleavedShellMatrices(w=w, profile=profile, centre=centre)
+
+
+def shell_factors(p_model: np.ndarray, p_map: np.ndarray, kind: str) -> np.ndarray:
+    """Per-shell scale factors from the two profiles (float64, same shape); 0 where the map's profile is not
+    positive or the ratio is not finite."""
+    p_map = np.asarray(p_map, dtype=np.float64)
+    p_model = np.asarray(p_model, dtype=np.float64)
+    ok = p_map > 0
+    ratio = np.divide(p_model, p_map, out=np.zeros_like(p_map), where=ok)
+    if kind == "power":
+        k = np.sqrt(np.maximum(ratio, 0.0))
+    elif kind == "amplitude":
+        k = np.abs(ratio)
+    else:
+        raise ValueError(f"unknown scheme kind {kind!r}")
+    k[~np.isfinite(k)] = 0.0
+    return k
+
+
+# ------------------------------------------------------------------------------------------ engine
+class _Workspace:
+    """One thread's reusable buffers for batches of up to `b` windows. They are allocated once: fresh memory
+    for every batch costs page faults that (measured here) take as long as the transforms themselves."""
+
+    def __init__(self, b: int, w: int):
+        n_half = w * w * (w // 2 + 1)
+        self.specs = [np.empty((b, w, w, w // 2 + 1), dtype=np.complex64) for _ in range(2)]
+        self.rows = np.empty((3 * b, n_half), dtype=np.float32)  # profiles (map, model), centre (map)
+
+
+def _transform(view, ix: np.ndarray, out: np.ndarray, threads: int, backend: str) -> np.ndarray:
+    """rfftn of the w³ windows starting at `ix` (b, 3) into `out` (b, w, w, w//2+1) complex64.
+
+    `view` is the padded map's ``sliding_window_view``; one fancy-indexing operation gathers the batch (a
+    temporary of b windows; measured faster here than gathering plane by plane into a reused buffer)."""
+    windows = view[ix[:, 0], ix[:, 1], ix[:, 2]]
+    if backend == "ducc0" and _ducc_fft is not None:
+        return _ducc_fft.r2c(windows, axes=(1, 2, 3), nthreads=threads, out=out)
+    if backend == "scipy":
+        out[...] = scipy.fft.rfftn(windows, axes=(1, 2, 3), workers=threads)
+        return out
+    raise ValueError(f"unknown FFT backend {backend!r}; available: {', '.join(fft_backends())}")
+
+
+def _batch_sums(views, ix: np.ndarray, scheme: ShellScheme, ws: _Workspace, threads: int, backend: str,
+                centre: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Shell profiles of the map's and the model map's windows starting at `ix` (b, 3) ((b, S) float64 each)
+    and, with `centre`, each shell's (unscaled) contribution to the map window's centre value (b, S)."""
+    b = len(ix)
+    specs = [_transform(v, ix, spec[:b], threads, backend) for v, spec in zip(views, ws.specs, strict=True)]
+    rows = ws.rows[:(3 if centre else 2) * b]
+    for i, spec in enumerate(specs):
+        out = rows[i * b:(i + 1) * b]
+        np.abs(spec, out=out.reshape(spec.shape))  # |F|
+        if scheme.kind == "power":
+            np.square(out, out=out)  # |F|²
+    if not centre:
+        sums = scheme.profile.rmatmul(rows)
+        return sums[:b], sums[b:], None
+    flat = specs[0].view(np.float32).reshape(b, -1)
+    centre_rows = rows[2 * b:]
+    np.multiply(flat[:, 0::2], scheme.phase_re, out=centre_rows)  # Re(F·phase)
+    if scheme.phase_im is not None:
+        centre_rows -= flat[:, 1::2] * scheme.phase_im
+    if scheme.profile is scheme.centre:
+        sums = scheme.profile.rmatmul(rows)
+        return sums[:b], sums[b:2 * b], sums[2 * b:]
+    profiles = scheme.profile.rmatmul(rows[:2 * b])
+    return profiles[:b], profiles[b:], scheme.centre.rmatmul(centre_rows)
+
+
+def _run_batches(padded_map, padded_model, starts, scheme: ShellScheme, batch_size, workers, progress, desc,
+                 backend, work, bar=None) -> None:
+    """Call `work(lo, hi, workspace, fft_threads, backend, views)` for every batch [lo, hi) of `starts`, in a
+    pool of `workers` threads each holding one workspace."""
+    from tqdm.auto import tqdm
+
+    w = scheme.w
+    n = len(starts)
+    if padded_map.shape != padded_model.shape:
+        raise ValueError("the padded map and model map differ in shape")
+    if n and (np.any(starts < 0) or np.any(starts + w > np.array(padded_map.shape))):
+        raise ValueError("a window reaches outside the padded map")
+    views = [sliding_window_view(np.asarray(a, dtype=np.float32), (w, w, w))
+             for a in (padded_map, padded_model)]
+    workers = default_workers(workers)
+    backend = backend or fft_backends()[0]
+    bs = max(1, min(default_batch_size(w, batch_size, workers), n))
+    chunks = [(lo, min(lo + bs, n)) for lo in range(0, n, bs)]
+    threads = max(1, min(workers, len(chunks)))
+    fft_threads = max(1, workers // threads)
+    spaces: queue.SimpleQueue[_Workspace] = queue.SimpleQueue()
+    for _ in range(threads):
+        spaces.put(_Workspace(bs, w))
+
+    def run(chunk):
+        lo, hi = chunk
+        ws = spaces.get()
+        try:
+            work(lo, hi, ws, fft_threads, backend, views)
+        finally:
+            spaces.put(ws)
+        return hi - lo
+
+    if bar is None:
+        context = tqdm(total=n, desc=desc, unit="voxel", unit_scale=True, disable=not progress)
+    else:
+        context = nullcontext(bar)
+    with context as bar:
+        if threads == 1:
+            for chunk in chunks:
+                bar.update(run(chunk))
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for done in pool.map(run, chunks):
+                    bar.update(done)
+
+
+def scaled_centre_values(padded_map: np.ndarray, padded_model: np.ndarray, starts: np.ndarray,
+                         scheme: ShellScheme, batch_size: int | None = None, workers: int | None = None,
+                         progress: bool = True, desc: str = "LocScale", backend: str | None = None,
+                         bar=None) -> np.ndarray:
+    """Centre values of the shell-scaled map windows whose first voxel is at `starts` (n, 3) in the padded
+    arrays (every window must lie inside them). Returns float64 (n,).
+
+    The result does not depend on `batch_size` or `workers` beyond float32 rounding of the shell sums.
+    `bar`: a tqdm bar to advance instead of opening one."""
+    starts = np.asarray(starts, dtype=np.intp).reshape(-1, 3)
+    values = np.empty(len(starts), dtype=np.float64)
+
+    def work(lo, hi, ws, threads, backend, views):
+        p_map, p_model, contrib = _batch_sums(views, starts[lo:hi], scheme, ws, threads, backend, True)
+        k = shell_factors(p_model, p_map, scheme.kind)
+        values[lo:hi] = np.einsum("ij,ij->i", k, contrib) * scheme.centre_scale
+
+    _run_batches(padded_map, padded_model, starts, scheme, batch_size, workers, progress, desc, backend, work,
+                 bar)
+    return values
+
+
+def window_shell_profiles(padded_map: np.ndarray, padded_model: np.ndarray, starts: np.ndarray,
+                          scheme: ShellScheme | None = None, w: int | None = None,
+                          batch_size: int | None = None, workers: int | None = None, progress: bool = True,
+                          desc: str = "shell profiles", backend: str | None = None,
+                          bar=None) -> tuple[np.ndarray, np.ndarray]:
+    """Shell profiles (exact mode: shell powers) of the map's and the model map's windows whose first voxel is
+    at `starts` (n, 3): (p_map, p_model), each (n, S) float64. Give `scheme`, or `w` for exact mode's.
+    Factors follow with :func:`shell_factors`. Same engine as :func:`scaled_centre_values`, without the
+    centre sums."""
+    if scheme is None:
+        if w is None:
+            raise ValueError("give a scheme or a window size")
+        scheme = exact_shell_scheme(int(w))
+    starts = np.asarray(starts, dtype=np.intp).reshape(-1, 3)
+    n_sh = scheme.profile.shape[1]
+    p_map = np.empty((len(starts), n_sh), dtype=np.float64)
+    p_model = np.empty_like(p_map)
+
+    def work(lo, hi, ws, threads, backend, views):
+        pm, pr, _ = _batch_sums(views, starts[lo:hi], scheme, ws, threads, backend, False)
+        p_map[lo:hi], p_model[lo:hi] = pm, pr
+
+    _run_batches(padded_map, padded_model, starts, scheme, batch_size, workers, progress, desc, backend, work,
+                 bar)
+    return p_map, p_model
+
+
+def masked_voxel_chunks(mask: np.ndarray,
+                        max_voxels: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+    """The masked voxels in chunks of whole x planes with at most `max_voxels` (default
+    :data:`MASK_CHUNK_VOXELS`) each, one plane at least: yields (x slice, (n, 3) coordinates in the full map,
+    in C order)."""
+    max_voxels = MASK_CHUNK_VOXELS if max_voxels is None else max_voxels
+    counts = mask.reshape(mask.shape[0], -1).sum(axis=1)
+    x0 = 0
+    while x0 < mask.shape[0]:
+        x1, total = x0, 0
+        while x1 < mask.shape[0] and (x1 == x0 or total + counts[x1] <= max_voxels):
+            total += int(counts[x1])
+            x1 += 1
+        if total:
+            pts = np.argwhere(mask[x0:x1])
+            pts[:, 0] += x0
+            yield slice(x0, x1), pts
+        x0 = x1
+
+
+# ------------------------------------------------------------------------------------------ public API
+def check_inputs(emmap, modelmap, window, mask) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Arrays as float32 3-D of one shape, window as int ≥ 2, mask as bool (≥ 0.5 unless already bool;
+    None → every voxel)."""
+    emmap = np.asarray(emmap, dtype=np.float32)
+    modelmap = np.asarray(modelmap, dtype=np.float32)
+    if emmap.ndim != 3 or emmap.shape != modelmap.shape:
+        raise LocScaleInputError(f"the map {emmap.shape} and the model map {modelmap.shape} must be 3-D "
+                                 "arrays of one shape", "simulate the model map on the map's grid")
+    try:
+        w = int(window)
+    except (TypeError, ValueError):
+        w = -1
+    if w < 2 or w != window:
+        raise LocScaleInputError(f"the window must be a whole number of voxels ≥ 2, got {window!r}",
+                                 "give the window in voxels (the paper suggests 7 × resolution)")
+    if mask is None:
+        mask = np.ones(emmap.shape, dtype=bool)
+    else:
+        mask = np.asarray(mask)
+        if mask.shape != emmap.shape:
+            raise LocScaleInputError(f"the mask {mask.shape} and the map {emmap.shape} differ in shape",
+                                     "give a mask on the map's grid")
+        mask = mask if mask.dtype == bool else mask >= 0.5
+    if not (np.isfinite(emmap).all() and np.isfinite(modelmap).all()):
+        raise LocScaleInputError("the map or the model map contains NaN or infinite values",
+                                 "replace the non-finite voxels (e.g. by 0) or use another map")
+    return emmap, modelmap, w, mask
+
+
+def local_scale_exact(emmap: np.ndarray, modelmap: np.ndarray, window: int, mask: np.ndarray | None = None,
+                      batch_size: int | None = None, workers: int | None = None,
+                      progress: bool = True) -> np.ndarray:
+    """Exact-mode LocScale (DESIGN.md §1, module docstring): arrays in ([x, y, z], same shape), array out.
+
+    Returns float32 of the map's shape: the scaled value at every voxel of `mask` (bool, or ≥ 0.5; None =
+    every voxel), 0 elsewhere. Both maps are padded for the window with their solvent level (mean outside
+    the mask). `batch_size`: windows per transform batch (default: what fits :data:`BATCH_MEMORY_BYTES`, at
+    most :data:`MAX_DEFAULT_BATCH`); `workers`: threads (default: all cores). Neither changes the result
+    beyond float32 rounding of the shell sums (≈1e-7 relative).
+    """
+    from tqdm.auto import tqdm
+
+    emmap, modelmap, w, mask = check_inputs(emmap, modelmap, window, mask)
+    out = np.zeros(emmap.shape, dtype=np.float32)
+    if not mask.any():
+        return out
+    pm = pad_for_window(emmap, w, mask)
+    pr = pad_for_window(modelmap, w, mask)
+    scheme = exact_shell_scheme(w)
+    with tqdm(total=int(mask.sum()), desc="LocScale exact", unit="voxel", unit_scale=True,
+              disable=not progress) as bar:
+        for xs, pts in masked_voxel_chunks(mask):
+            # padded by ⌊w/2⌋ below: voxel x's window starts at x in the padded array
+            out[xs][mask[xs]] = scaled_centre_values(pm, pr, pts, scheme, batch_size, workers, bar=bar)
+    return out
+
+
+MODES = ("exact", "near-exact", "fast", "compat")
+
+
+def local_scale(emmap: np.ndarray, modelmap: np.ndarray, window: int, mask: np.ndarray | None = None,
+                mode: str = "exact", device: str | None = None, **kw) -> np.ndarray:
+    """LocScale `emmap` against `modelmap` in one of :data:`MODES`; arrays in, float32 array out (0 outside
+    the mask).
+
+    exact: :func:`local_scale_exact`; compat: ``locscale.compat.local_scale_compat`` (LocScale 2.4.1's
+    arithmetic); near-exact / fast: ``locscale.convolution``'s ``local_scale_near_exact`` /
+    ``local_scale_fast``. `device` None or "cpu" runs these numpy implementations; any other device (e.g.
+    "cuda") goes to ``locscale.gpu.local_scale_torch``. `kw` goes to the mode's function (batch_size,
+    workers, progress, stride, ...)."""
+    if mode not in MODES:
+        raise LocScaleInputError(f"unknown LocScale mode {mode!r}", f"choose one of {', '.join(MODES)}")
+    if device not in (None, "cpu"):
+        try:
+            from .gpu import local_scale_torch
+        except ImportError as err:
+            raise LocScaleInputError(f"device {device!r} needs the GPU backend, which is not available "
+                                     f"({err})",
+                                     "install the GPU extra (pip install 'locscale[gpu]') or use --device cpu"
+                                     ) from err
+        return local_scale_torch(emmap, modelmap, window, mask, mode=mode, device=device, **kw)
+    if mode == "exact":
+        return local_scale_exact(emmap, modelmap, window, mask, **kw)
+    if mode == "compat":
+        from .compat import local_scale_compat
+
+        return local_scale_compat(emmap, modelmap, window, mask, **kw)
+    name = "local_scale_near_exact" if mode == "near-exact" else "local_scale_fast"
+    try:
+        from . import convolution
+    except ImportError as err:
+        raise LocScaleInputError(f"mode {mode!r} is not available in this installation ({err})",
+                                 "use mode 'exact'") from err
+    fn = getattr(convolution, name, None)
+    if fn is None:
+        raise LocScaleInputError(f"mode {mode!r} is not available (locscale.convolution has no {name})",
+                                 "use mode 'exact'")
+    return fn(emmap, modelmap, window, mask, **kw)
