@@ -60,9 +60,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="scale voxels within this many Å of an atom (default: half the window)")
     mk.add_argument("--no-mask", action="store_true", help="scale every voxel of the box")
     p.add_argument("--mode", default=None, choices=["exact", "near-exact", "fast", "compat"],
-                   help="exact: paper eq. 2 per voxel; near-exact: same sums, scale factors on a coarse grid "
-                   "(in-mask CC ≥ 0.999 to exact); fast: screening; compat: LocScale 2.4.1's arithmetic "
-                   "(default: the library default)")
+                   help="near-exact (default): the paper's eq. 2 with exact shell sums at every voxel and the "
+                   "per-window scale factors computed exactly on a grid of stride ~w/6, interpolated between "
+                   "(in-mask CC to exact >= 0.9996 measured on EMD-3488, a 160^3 resampling and a 256^3 phantom); "
+                   "exact: eq. 2 with two window FFTs per masked voxel; fast: approximation for screening, e.g. "
+                   "window sweeps (stride ~w/3 plus a low-rank fit across shells; in-mask CC to exact >= 0.998 "
+                   "measured: 0.9990 on EMD-3488 at w=24, 0.9991 at 160^3); compat: LocScale 2.4.1's arithmetic "
+                   "(reproduces its output to 4e-7)")
     p.add_argument("--batch-size", type=int, help="windows per FFT batch (exact/compat; bounds memory)")
     p.add_argument("--workers", type=int, help="FFT threads (default: all cores)")
     p.add_argument("--stride", type=int, help="near-exact/fast: scale-factor grid stride in voxels")

@@ -70,6 +70,7 @@ def read_model(path: str | os.PathLike, *, remove_hydrogens: bool = False,
                                  "an mmCIF file an _atom_site table", path)
     if len(st) > 1:
         warnings.warn(f"{path}: {len(st)} models in the file; only the first is used", stacklevel=2)
+    st.setup_entities()  # polymer/ligand/water types, needed by gemmi's selection and clean-up functions
     if remove_hydrogens:
         st.remove_hydrogens()
     if remove_waters:

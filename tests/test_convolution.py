@@ -132,7 +132,7 @@ def test_stride_one_equals_naive_exact(crop, w):
 def test_stride_one_equals_exact_mode(crop):
     # near-exact with stride 1 vs the exact-mode module on the whole crop (mask reaching the crop's edges):
     # both float32 FFTs with float64 sums, so agreement to ~1e-7 of the largest value; 1e-5 is the contract
-    exact = pytest.importorskip("locscale.localscale")
+    from locscale import localscale as exact
     emap, modelmap, mask = crop
     ref = exact.local_scale_exact(emap, modelmap, 12, mask, progress=False)
     got = cv.local_scale_near_exact(emap, modelmap, 12, mask, stride=1, progress=False)
@@ -207,11 +207,8 @@ def test_bundled_map_agreement(bundled):
 def test_phantom_agreement(shared_data):
     """Same targets on a simulated phantom: chain A of TRPV1 (refined B-factors) blurred by a radial B
     gradient plus noise (locscale.phantom), its true model map as the reference, an envelope mask."""
-    phantom = pytest.importorskip("locscale.phantom")
-    simulate = pytest.importorskip("locscale.simulate")
-    models = pytest.importorskip("locscale.models")
+    from locscale import models, phantom, simulate
     st = models.read_model(shared_data / "models" / "pdb3j5p_refined_chainA.pdb")
-    st.setup_entities()  # crop_model's remove_ligands_and_waters needs entity types
     st = phantom.crop_model(st, radius=16.0)
     ph = phantom.make_phantom(st, (56, 1.2156), seed=1, resolution=3.5)
     modelmap = simulate.simulate_model_map(ph.model, ph.full)
