@@ -7,12 +7,12 @@ Bad input ends with exit status 2 and a message naming the file, the problem and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from . import CITATION, __version__
 from .errors import LocScaleInputError
+from .records import dumps, write_json
 
 EPILOG = f"Please cite: {CITATION}"
 
@@ -125,22 +125,8 @@ def _parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------- commands
 def _write_json(path: str | None, record: dict) -> None:
-    if not path:
-        return
-    from .mapio import atomic_output
-
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    if path:
+        write_json(path, record)
 
 
 def cmd_sharpen(a) -> int:
@@ -215,7 +201,7 @@ def cmd_global_sharpen(a) -> int:
     out, info = global_sharpen(emap, a.resolution, bfactor=a.bfactor, half_maps=half)
     write_map(a.output, out, label=f"global sharpening B={info.get('bfactor_applied', float('nan')):.1f}")
     _write_json(a.info, info)
-    print(json.dumps(info, default=_json_default), file=sys.stderr)
+    print(dumps(info), file=sys.stderr)
     return 0
 
 
@@ -234,7 +220,7 @@ def cmd_metrics(a) -> int:
         _write_tsv(fsc_curve.to_frame(), a.fsc_tsv)
     if a.per_residue_tsv:
         _write_tsv(per_residue, a.per_residue_tsv)
-    print(json.dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))}, default=_json_default))
+    print(dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))}))
     return 0
 
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import LocScaleInputError
-from .mapio import atomic_output
+from .records import write_json
 
 #: Default tolerances: the change between consecutive cycles below which a metric counts as converged.
 #: Measured on the bundled example (EMD-3488 + 5ME2, 3.2 Å, unrestrained servalcat, exact LocScale): cycle 1 raises
@@ -116,14 +116,7 @@ def check_convergence(current: Mapping, previous: Mapping, tolerances: Mapping[s
 
 def write_decision(decision: Decision, path: str | os.PathLike) -> Path:
     """Write a decision as JSON (atomically); its ``status`` is ``converged`` or ``not_converged``."""
-    path = Path(path)
-    with atomic_output(path, suffix=".json") as tmp:
-        Path(tmp).write_text(json.dumps(decision.record(), indent=2, default=_json_float) + "\n")
-    return path
-
-
-def _json_float(o):
-    return float(o)
+    return write_json(path, decision.record())
 
 
 def read_decision(path: str | os.PathLike) -> bool:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from . import metrics
 from .mapio import Map, atomic_output, read_map
+from .records import dumps
 from .truth import soft_mask, truth_scores
 
 DEFAULT_MODE = "exact"
@@ -511,20 +512,12 @@ def write_table(table: pd.DataFrame, path: str | Path, meta: dict | None = None)
     with atomic_output(path) as tmp:
         with open(tmp, "w") as fh:
             if meta:
-                fh.write("# " + json.dumps(meta, default=_json_default, sort_keys=True) + "\n")
+                fh.write("# " + dumps(meta, sort_keys=True) + "\n")
             table.to_csv(fh, sep="\t", index=False, float_format="%.6g")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", comment="#")
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def _figure(path, draw, title: str, size=(6.5, 4.2)):

@@ -12,36 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from naive_reference import naive_exact
 
 from locscale import convolution as cv
 from locscale import shells
-from locscale.padding import pad_for_window
-
-
-# ---------------------------------------------------------------------------------------------- reference
-def naive_exact(emmap: np.ndarray, modelmap: np.ndarray, w: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """Exact mode, one voxel at a time, in float64, with nothing shared with the code under test except the
-    padding rule: window x−⌊w/2⌋ … x−⌊w/2⌋+w−1, wrapped radius rounded to the nearest integer and clipped to
-    ⌊w/2⌋, k = sqrt(Σ|F_model|² / Σ|F_map|²) (0 for a zero-power map shell), centre voxel of the inverse FFT."""
-    if mask is None:
-        mask = np.ones(emmap.shape, dtype=bool)
-    pm = pad_for_window(emmap, w, mask).astype(np.float64)
-    pr = pad_for_window(modelmap, w, mask).astype(np.float64)
-    f = np.fft.fftfreq(w) * w
-    radius = np.sqrt(f[:, None, None] ** 2 + f[None, :, None] ** 2 + f[None, None, :] ** 2)
-    shell = np.minimum(np.rint(radius).astype(int), w // 2)
-    out = np.zeros(emmap.shape)
-    c = w // 2
-    for x, y, z in np.argwhere(mask):
-        fm = np.fft.fftn(pm[x:x + w, y:y + w, z:z + w])
-        fr = np.fft.fftn(pr[x:x + w, y:y + w, z:z + w])
-        p_map = np.bincount(shell.ravel(), (np.abs(fm) ** 2).ravel(), w // 2 + 1)
-        p_model = np.bincount(shell.ravel(), (np.abs(fr) ** 2).ravel(), w // 2 + 1)
-        k = np.zeros_like(p_map)
-        ok = p_map > 0
-        k[ok] = np.sqrt(p_model[ok] / p_map[ok])
-        out[x, y, z] = np.fft.ifftn(fm * k[shell]).real[c, c, c]
-    return out
 
 
 def in_mask_cc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:

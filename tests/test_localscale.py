@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from naive_reference import naive_exact
 
 from locscale import shells
 from locscale.errors import LocScaleInputError
@@ -31,35 +32,6 @@ from locscale.localscale import (
 CROP = (slice(30, 70),) * 3
 
 
-# ---------------------------------------------------------------------------------------------- reference
-def naive_exact(emmap: np.ndarray, modelmap: np.ndarray, w: int, mask: np.ndarray) -> np.ndarray:
-    """Paper eq. 2 with DESIGN.md §1's definition, one voxel at a time in float64, sharing no code with the
-    module: pad each map by the window with its mean outside the mask (whole-map mean if nothing is
-    outside); window x−⌊w/2⌋ … x−⌊w/2⌋+w−1; full complex FFT; shell = wrapped radius rounded, clipped to
-    ⌊w/2⌋; k = sqrt(Σ|F_model|²/Σ|F_map|²) (0 for a zero-power map shell); scale; inverse FFT; centre
-    voxel ⌊w/2⌋."""
-    lo, hi = w // 2, w - 1 - w // 2
-
-    def padded(a):
-        level = a[~mask].mean(dtype=np.float64) if (~mask).any() else a.mean(dtype=np.float64)
-        return np.pad(a.astype(np.float64), [(lo, hi)] * 3, constant_values=level)
-
-    pm, pr = padded(emmap), padded(modelmap)
-    f = np.fft.fftfreq(w) * w
-    radius = np.sqrt(f[:, None, None] ** 2 + f[None, :, None] ** 2 + f[None, None, :] ** 2)
-    shell = np.minimum(np.rint(radius).astype(int), w // 2)
-    out = np.zeros(emmap.shape)
-    c = w // 2
-    for x, y, z in np.argwhere(mask):
-        fm = np.fft.fftn(pm[x:x + w, y:y + w, z:z + w])
-        fr = np.fft.fftn(pr[x:x + w, y:y + w, z:z + w])
-        p_map = np.bincount(shell.ravel(), (np.abs(fm) ** 2).ravel(), w // 2 + 1)
-        p_model = np.bincount(shell.ravel(), (np.abs(fr) ** 2).ravel(), w // 2 + 1)
-        k = np.zeros_like(p_map)
-        ok = p_map > 0
-        k[ok] = np.sqrt(p_model[ok] / p_map[ok])
-        out[x, y, z] = np.fft.ifftn(fm * k[shell]).real[c, c, c]
-    return out
 
 
 def rel_max_diff(a: np.ndarray, b: np.ndarray) -> float:

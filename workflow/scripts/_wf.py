@@ -16,7 +16,6 @@ a short message (file, problem, fix) and exit status 1 instead of a traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -34,22 +33,15 @@ def job():
 
 
 def write_json(path, record: dict) -> None:
-    """Write `record` as JSON atomically (numpy scalars and arrays converted)."""
-    from locscale.mapio import atomic_output
+    from locscale.records import write_json as write
 
-    def default(o):
-        if hasattr(o, "item"):
-            return o.item()
-        if hasattr(o, "tolist"):
-            return o.tolist()
-        return str(o)
-
-    with atomic_output(path, suffix=".json") as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=2, default=default, allow_nan=True) + "\n")
+    write(path, record)
 
 
 def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
+    from locscale.records import read_json as read
+
+    return read(path)
 
 
 def resolution_of(inputs_json) -> float:
