@@ -259,37 +259,87 @@ def plot_fsc_curves(curves: Mapping[str, object], path: str | os.PathLike,
 
 
 # ---------------------------------------------------------------------- radial profiles
+#: Default normalisation band of the radial-profile plot, (low, high) resolution in Å: secondary structure
+#: to side chains, inside the resolution of any map sharpened here, and free of the lowest shells where a map
+#: that is 0 outside a mask (LocScale output, masked depositions) loses or gains most of its power.
+PROFILE_NORM_BAND = (10.0, 5.0)
+
+
+def profile_norm_band(resolution: float | None = None) -> tuple[float, float]:
+    """The band (d_low, d_high) in Å over which :func:`plot_radial_profiles` normalises: 10-5 Å, or
+    2·d-d for maps whose resolution d is worse than 5 Å (the band must hold signal)."""
+    d_low, d_high = PROFILE_NORM_BAND
+    if resolution and resolution > d_high:
+        d_high = float(resolution)
+        d_low = max(d_low, 2.0 * d_high)
+    return d_low, d_high
+
+
+def normalise_profile(freq: np.ndarray, amp: np.ndarray, band: tuple[float, float] = PROFILE_NORM_BAND
+                      ) -> np.ndarray:
+    """`amp` divided by its mean over the shells with 1/d_low <= freq <= 1/d_high (`band` = (d_low, d_high)
+    in Å; empty and non-finite shells ignored), so profiles of maps on different absolute scales coincide
+    where their shapes agree: maps differing by a constant factor give the same curve. Falls back to all
+    valid shells up to 1/d_high, then all valid non-zero shells, when the band holds none (small boxes,
+    coarse voxels); raises when no shell has a positive amplitude."""
+    freq = np.asarray(freq, dtype=float)
+    amp = np.asarray(amp, dtype=float)
+    d_low, d_high = sorted((float(band[0]), float(band[1])), reverse=True)
+    valid = np.isfinite(freq) & np.isfinite(amp) & (freq > 0) & (amp > 0)
+    below = valid & (freq <= 1.0 / d_high)
+    for sel in (below & (freq >= 1.0 / d_low), below, valid):
+        if sel.any():
+            return amp / float(np.mean(amp[sel]))
+    raise LocScaleInputError("radial profile has no shell with a positive amplitude",
+                             "check that the map is not empty (all zero or NaN)")
+
+
 def plot_radial_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike,
                          resolution: float | None = None, normalise: bool = False,
-                         title: str = "Radially averaged amplitude profiles") -> Path:
+                         title: str = "Radially averaged amplitude profiles",
+                         band: tuple[float, float] | None = None) -> Path:
     """Guinier-style plot: log amplitude against s² = 1/d² (1/Å²) for each map (label -> (freq 1/Å,
-    amplitude)), e.g. original, global-sharpened and each cycle's LocScale map. `normalise` divides every
-    profile by its first non-zero-frequency value, so shapes can be compared when scales differ."""
+    amplitude)), e.g. original, global-sharpened and each cycle's LocScale map.
+
+    `normalise` divides every profile by its mean amplitude over a resolution band (`band` = (d_low, d_high)
+    Å, default :func:`profile_norm_band` of `resolution`: 10-5 Å), shaded on the plot, so shapes can be
+    compared when absolute scales differ (LocScale maps take the model map's scale and are 0 outside the
+    mask): maps differing by a constant factor plot on top of each other. The y axis spans at most 10⁶
+    below the highest plotted value, so a low-pass-filtered map's numerical floor does not squash the rest."""
     if not profiles:
         raise LocScaleInputError("no radial profiles to plot", "pass at least one profile", path)
+    d_low, d_high = sorted(profile_norm_band(resolution) if band is None else band, reverse=True)
     fig = Figure(figsize=(7.0, 4.4), layout="constrained")
     ax = fig.subplots()
     colours = _label_colours(list(profiles))
-    smax = 0.0
+    smax, ymax, ymin = 0.0, 0.0, np.inf
     for label, (freq, amp) in profiles.items():
         freq = np.asarray(freq, dtype=float)
         amp = np.asarray(amp, dtype=float)
         ok = np.isfinite(freq) & np.isfinite(amp) & (freq > 0) & (amp > 0)  # DC and empty shells: no log
         if not ok.any():
             continue
-        s2, a = freq[ok] ** 2, amp[ok]
         if normalise:
-            a = a / a[0]
+            amp = normalise_profile(freq, amp, (d_low, d_high))
+        s2, a = freq[ok] ** 2, amp[ok]
         ls = "--" if str(label).lower().startswith(("orig", "global")) else "-"
         ax.semilogy(s2, a, color=colours[label], lw=1.4, ls=ls, label=str(label))
         smax = max(smax, float(s2.max()))
+        ymax, ymin = max(ymax, float(a.max())), min(ymin, float(a.min()))
+    if ymax > 0:
+        ax.set_ylim(max(ymin, ymax * 1e-6) / 1.5, ymax * 1.5)
+    if normalise:
+        ax.axvspan(1.0 / d_low**2, 1.0 / d_high**2, color="0.85", alpha=0.5, lw=0, zorder=0)
     if resolution:
         ax.axvline(1.0 / resolution**2, color="tab:red", lw=0.9, alpha=0.7)
         ax.text(1.0 / resolution**2, 0.98, f" d = {resolution:g} Å", color="tab:red", fontsize=8,
                 transform=ax.get_xaxis_transform(), va="top")
     ax.set_xlim(0, smax * 1.01 if smax > 0 else 0.25)
     ax.set_xlabel("s² = 1/d² (1/Å²)")
-    ax.set_ylabel("relative amplitude" if normalise else "mean amplitude |F|")
+    if normalise:
+        ax.set_ylabel(f"amplitude / mean over {d_low:g}-{d_high:g} Å")
+    else:
+        ax.set_ylabel("mean amplitude |F|")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2 if len(profiles) > 6 else 1)

@@ -1,15 +1,18 @@
 """A throw-away single-node SLURM cluster on localhost, for tests (DESIGN.md §7).
 
 Everything lives in one temporary folder: its own munge key and socket, a ``slurm.conf`` with free ports, the
-controller's state, the node's spool and the logs. Nothing under ``/etc`` is touched, so it does not disturb (or
-depend on) a SLURM that may already run on the machine. Client commands (``sbatch``, ``squeue``, ``sinfo``,
+controller's state, the node's spool and the logs. The only thing outside it is a link ``/etc/slurm/slurm.conf``
+to that ``slurm.conf`` while the cluster runs (job steps need it, see :data:`SYSTEM_CONF`); the cluster refuses to
+start where that file already exists, so it neither disturbs nor depends on a SLURM configured on the machine,
+and it removes a link left by a killed run. Client commands (``sbatch``, ``squeue``, ``sinfo``,
 ``scancel``) find the cluster through the ``SLURM_CONF`` variable of :attr:`SlurmCluster.env`.
 
 Configuration: no accounting (``accounting_storage/none``), ``TaskPlugin=task/none``,
 ``ProctrackType=proctrack/linuxproc`` (no cgroups needed, works in containers), one node with ``cpus`` CPUs
 in one default partition ``debug``. Memory is not enforced (no cgroups); the node announces at least 64 GB so
 rules sized for real data sets can be scheduled on a small test machine (``SlurmdParameters=config_overrides``
-makes slurmd trust the configured sizes).
+makes slurmd trust the configured sizes). Finished jobs stay visible to ``squeue`` for an hour (``MinJobAge``), so
+a test can check every job's final state (there is no accounting, hence no ``sacct``).
 
 Needs root (slurmd must be able to start job steps) and the Debian packages of ``.ci/slurm-setup.sh``.
 Only the daemons started here are stopped, by their process ids.
@@ -181,7 +184,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
@@ -254,6 +257,12 @@ PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=U
     def job_states(self) -> dict[str, str]:
         r = self._run("squeue", "-h", "--states=all", "-o", "%i|%T|%j")
         return {line.split("|")[0]: line.split("|")[1] for line in r.stdout.splitlines() if "|" in line}
+
+    def queue(self) -> str:
+        """squeue of every job the controller knows, with the reason a job waits (for failure messages: a job
+        asking for more CPUs than the node has pends forever with reason PartitionConfig)."""
+        r = self._run("squeue", "--states=all", "-o", "%.6i %.10T %.16r %.5C %.8m %.10M %j")
+        return f"--- squeue\n{r.stdout}{r.stderr}"
 
     # ------------------------------------------------------------------ tear-down
     def stop(self) -> None:

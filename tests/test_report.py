@@ -115,6 +115,66 @@ def test_radial_profiles(tmp_path, emap):
     _check_png(report.plot_radial_profiles(profiles, tmp_path / "radial_n.png", normalise=True))
 
 
+def test_radial_profile_normalisation_band():
+    assert report.profile_norm_band(3.2) == (10.0, 5.0) == report.profile_norm_band(None)
+    assert report.profile_norm_band(8.0) == (16.0, 8.0)  # a low-resolution map: the band must hold signal
+    freq = np.linspace(0, 0.5, 51)
+    amp = np.exp(-20 * freq**2)
+    amp[0], amp[7] = 0.0, np.nan  # DC of a zero-mean map, an empty shell: ignored
+    norm = report.normalise_profile(freq, amp, (10.0, 5.0))
+    band = (freq >= 0.1) & (freq <= 0.2)
+    assert np.mean(norm[band]) == pytest.approx(1.0, rel=1e-12)  # rounding of an 11-term mean
+    # the band's order does not matter; a profile that ends before the band (coarse voxels) uses every shell
+    np.testing.assert_array_equal(report.normalise_profile(freq, amp, (5.0, 10.0)), norm)
+    coarse = freq <= 1 / 12
+    valid = coarse & np.isfinite(amp) & (amp > 0)
+    assert np.mean(report.normalise_profile(freq[coarse], amp[coarse])[valid[coarse]]) == pytest.approx(1.0)
+    with pytest.raises(LocScaleInputError, match="no shell with a positive amplitude"):
+        report.normalise_profile(freq, np.zeros_like(freq))
+
+
+def test_radial_profiles_of_maps_differing_by_a_constant_coincide(tmp_path, emap):
+    """The bug this guards against: curves normalised at their first shell sat orders of magnitude apart for
+    maps on different scales (LocScale maps take the model map's scale and are 0 outside the mask)."""
+    data = emap.data.astype(np.float64)
+    freq, amp = radial_profile(data, emap.apix)
+    freq_s, amp_s = radial_profile(3.7 * data, emap.apix)
+    assert not np.allclose(amp_s, amp, equal_nan=True)
+    # float64 rounding of the scaled voxels (1.1e-16 relative) and of the FFT: the weakest shells carry ~1e-5
+    # of the mean amplitude, so per-shell relative errors stay below ~1e-10
+    np.testing.assert_allclose(report.normalise_profile(freq_s, amp_s), report.normalise_profile(freq, amp),
+                               rtol=1e-9)
+    # on the plot: a factor 4 (a power of two) scales every floating-point step exactly, so the normalised
+    # plots of the map and of 4 × the map are the same image, pixel for pixel
+    one = _check_png(report.plot_radial_profiles({"map": (freq, amp)}, tmp_path / "one.png", resolution=3.2,
+                                                 normalise=True))
+    four = imread(report.plot_radial_profiles({"map": radial_profile(4 * data, emap.apix)}, tmp_path / "four.png",
+                                              resolution=3.2, normalise=True))
+    np.testing.assert_array_equal(four, one)
+    raw1 = imread(report.plot_radial_profiles({"map": (freq, amp)}, tmp_path / "raw1.png", resolution=3.2))
+    raw4 = imread(report.plot_radial_profiles({"map": radial_profile(4 * data, emap.apix)}, tmp_path / "raw4.png",
+                                              resolution=3.2))
+    assert raw4.shape != raw1.shape or not np.array_equal(raw4, raw1)  # without normalise the scale shows
+
+
+def test_radial_profile_of_a_masked_rescaled_map_stays_comparable(emap, model_5me2):
+    """A LocScale-like map: the original zeroed outside a tight model envelope (2 Å around the atoms, 6 % of
+    the box) and on another scale. Masking moves power into the lowest shells, which is what put LocScale
+    curves far below the others when profiles were normalised at their first shell; over the 10-5 Å band
+    both curves keep the same shape from 10 Å to the resolution."""
+    from locscale.models import envelope_mask, read_model
+
+    mask = envelope_mask(read_model(model_5me2), emap, 2.0)
+    freq, amp = radial_profile(emap.data, emap.apix)
+    _, amp_m = radial_profile(3.7 * emap.data * mask, emap.apix)
+    shells = (freq >= 1 / 10) & (freq <= 1 / 3.2)
+    ratio = report.normalise_profile(freq, amp_m)[shells] / report.normalise_profile(freq, amp)[shells]
+    # measured 0.91-1.12 (the mask's transform blurs the spectrum by ~1 shell): within a factor 1.25
+    assert ratio.min() > 0.8 and ratio.max() < 1.25, (ratio.min(), ratio.max())
+    first = (amp_m / amp_m[1])[shells] / (amp / amp[1])[shells]
+    assert first.max() < 0.6  # first-shell normalisation: the masked map's curve sits > 1.6x too low
+
+
 def test_bfactor_distributions(tmp_path, model_5me2, model_5ni1):
     b = {"input (5me2)": _bvalues(model_5me2), "cycle 1 (5ni1)": _bvalues(model_5ni1)}
     _check_png(report.plot_bfactor_distributions(b, tmp_path / "b.png"))
