@@ -260,6 +260,11 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
 
     r = snakemake(tmp_path, "-n", config=cfg)
     assert r.returncode == 0 and "Nothing to be done" in output(r), output(r)[-3000:]
+
+    # the browsable report the README promises (captions, categories, every plot)
+    r = snakemake(tmp_path, "--report", "report.html", config=cfg)
+    assert r.returncode == 0, output(r)[-3000:]
+    assert (tmp_path / "report.html").stat().st_size > 100_000
     print(f"\nworkflow on the crop: first run (cycles 0-1) {t_first:.0f} s, extension (cycle 2) {t_second:.0f} s")
 
 
