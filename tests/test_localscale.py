@@ -20,7 +20,11 @@ from naive_reference import naive_exact
 from locscale import shells
 from locscale.errors import LocScaleInputError
 from locscale.localscale import (
+    MAX_DEFAULT_BATCH,
+    MIN_DEFAULT_BATCH,
     MODES,
+    bytes_per_window,
+    default_batch_size,
     exact_scheme,
     exact_shell_scheme,
     local_scale,
@@ -111,6 +115,27 @@ def test_batch_size_and_workers_do_not_change_the_output(crop):
         out = local_scale_exact(emap, modelmap, 12, mask, batch_size=batch_size, workers=workers,
                                 progress=False)
         assert rel_max_diff(out[mask], base[mask].astype(np.float64)) < 1e-6, (batch_size, workers)
+
+
+def test_default_batch_fits_the_cache_and_memory():
+    """The default batch keeps every thread's buffers inside the last-level cache (down to MIN_DEFAULT_BATCH
+    windows) and inside the memory budget; an explicit batch size is used as given."""
+    mib = 2**20
+    assert default_batch_size(40, 5, workers=2, cache_bytes=mib) == 5
+    for w in (12, 24, 32, 40, 48, 64):
+        for workers in (1, 2, 16):
+            bs = default_batch_size(w, workers=workers, cache_bytes=32 * mib)
+            assert 1 <= bs <= MAX_DEFAULT_BATCH
+            assert workers * bs * bytes_per_window(w) <= 256 * mib
+            if bs > MIN_DEFAULT_BATCH:
+                assert workers * bs * bytes_per_window(w) <= 32 * mib, (w, workers, bs)
+            if bs < MAX_DEFAULT_BATCH:  # one more window would break a bound
+                over = workers * (bs + 1) * bytes_per_window(w)
+                assert over > 32 * mib or over > 256 * mib or bs < MIN_DEFAULT_BATCH, (w, workers, bs)
+    # w = 40 on 2 threads with a 32 MiB cache: 14 windows (2 × 14 × 1.16 MB), not 32
+    assert default_batch_size(40, workers=2, cache_bytes=32 * mib) == 14
+    # a tiny memory budget wins over the cache floor
+    assert default_batch_size(40, workers=1, memory_bytes=2 * bytes_per_window(40), cache_bytes=mib) == 2
 
 
 def test_mask_chunks_do_not_change_the_output(crop, monkeypatch):
