@@ -17,12 +17,14 @@ with the sums over the rfft half spectrum and m(k) the multiplicity of each half
 Implementation (:func:`scaled_centre_values`, shared with ``locscale.compat``): batches of windows are
 gathered from a strided ``sliding_window_view`` of each padded map by fancy indexing (one indexing operation
 per batch, no per-voxel Python loop), transformed in one call into a reused buffer (ducc0
-when importable, else ``scipy.fft``), reduced element-wise to per-coefficient rows (|F|² or |F|, and
+when importable, else ``scipy.fft``; ``benchmarks/bench_fft_backends.py`` compares them with pyFFTW, which
+wins only at power-of-two windows), reduced element-wise to per-coefficient rows (|F|² or |F|, and
 Re(F·phase)) and summed into shells by matrix products. The shell matrices are applied in slabs of constant
 k_x, each touching only the range of shells that slab can reach (a slab with |k_x| = a only reaches shells
 ≥ a), which halves the arithmetic of the products. Batches run in a pool of `workers` threads, each with
 its own reused buffers and a single-threaded FFT, so gathering, transforms and reductions all scale with
-the thread count; memory is bounded by `batch_size` × `workers` windows.
+the thread count; memory is bounded by `batch_size` × `workers` windows, and the default batch keeps
+those buffers inside the last-level cache (:func:`default_batch_size`).
 """
 
 from __future__ import annotations
@@ -486,8 +488,8 @@ def local_scale_exact(emmap: np.ndarray, modelmap: np.ndarray, window: int, mask
 
     Returns float32 of the map's shape: the scaled value at every voxel of `mask` (bool, or ≥ 0.5; None =
     every voxel), 0 elsewhere. Both maps are padded for the window with their solvent level (mean outside
-    the mask). `batch_size`: windows per transform batch (default: what fits :data:`BATCH_MEMORY_BYTES`, at
-    most :data:`MAX_DEFAULT_BATCH`); `workers`: threads (default: all cores). Neither changes the result
+    the mask). `batch_size`: windows per transform batch (default: :func:`default_batch_size`, what fits
+    :data:`BATCH_MEMORY_BYTES` and the CPU cache); `workers`: threads (default: all cores). Neither changes the result
     beyond float32 rounding of the shell sums (≈1e-7 relative).
     """
     from tqdm.auto import tqdm
