@@ -82,30 +82,34 @@ class _Plan:
     t: int
     mask_local: np.ndarray    # bool, shape ext: the mask inside the bounding box
     nodes: np.ndarray         # (n_nodes, 3) node indices on the coarse grid (node j at lo + j·t)
-    corner_ids: np.ndarray    # (n_masked, 8) int: row of each masked voxel's 8 cell corners in `nodes`
+    corner_ids: np.ndarray    # (n_masked, 8) int32: row of each masked voxel's 8 cell corners in `nodes`
     corner_w: np.ndarray      # (n_masked, 8) float32 trilinear weights
 
 
 def _plan(mask: np.ndarray, t: int) -> _Plan:
+    """The plan for `mask` and stride `t`. Index arrays are int32 (the plan holds 8 corners per masked voxel:
+    at 4 M voxels int64 would cost 256 MB more)."""
     coords = np.nonzero(mask)
-    lo = np.array([c.min() for c in coords])
-    hi = np.array([c.max() for c in coords])
+    lo = np.array([int(c.min()) for c in coords])
+    hi = np.array([int(c.max()) for c in coords])
     ext = hi - lo + 1
     mask_local = mask[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
-    q = [np.asarray(c - lo[a], dtype=np.int64) for a, c in enumerate(coords)]
-    j0 = [qa // t for qa in q]
-    frac = [(qa - j * t).astype(np.float32) / np.float32(t) for qa, j in zip(q, j0, strict=True)]
+    q = [(c - lo[a]).astype(np.int32) for a, c in enumerate(coords)]
+    del coords
+    j0 = [qa // np.int32(t) for qa in q]
+    frac = [(qa - j * np.int32(t)).astype(np.float32) / np.float32(t) for qa, j in zip(q, j0, strict=True)]
+    del q
     # a voxel on a node plane uses that plane only (its upper corner would get weight 0)
-    j1 = [j + (f > 0) for j, f in zip(j0, frac, strict=True)]
+    j1 = [j + (f > 0).astype(np.int32) for j, f in zip(j0, frac, strict=True)]
     gshape = tuple(int(x) for x in (ext - 1) // t + 2)
-    node_id = np.full(gshape, -1, dtype=np.int64)
+    node_id = np.full(gshape, -1, dtype=np.int32)
     corners = [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)]
     for a, b, c in corners:
         node_id[(j0, j1)[a][0], (j0, j1)[b][1], (j0, j1)[c][2]] = 0
     nodes = np.argwhere(node_id == 0)
-    node_id[tuple(nodes.T)] = np.arange(len(nodes))
-    n = len(q[0])
-    corner_ids = np.empty((n, 8), dtype=np.int64)
+    node_id[tuple(nodes.T)] = np.arange(len(nodes), dtype=np.int32)
+    n = len(j0[0])
+    corner_ids = np.empty((n, 8), dtype=np.int32)
     corner_w = np.empty((n, 8), dtype=np.float32)
     for i, (a, b, c) in enumerate(corners):
         corner_ids[:, i] = node_id[(j0, j1)[a][0], (j0, j1)[b][1], (j0, j1)[c][2]]
@@ -167,17 +171,24 @@ def _kernel_spectrum(h: np.ndarray, shape: tuple[int, int, int], workers: int) -
 
 
 def _box_mean(padded_crop: np.ndarray, w: int, ext: np.ndarray) -> np.ndarray:
-    """C_0: the mean of the w³ window starting at every voxel (cumulative sums in float64)."""
-    s = np.zeros(tuple(int(n) + 1 for n in padded_crop.shape))
-    s[1:, 1:, 1:] = padded_crop
-    for a in range(3):
-        np.cumsum(s, axis=a, out=s)
-    a0, a1 = slice(0, ext[0]), slice(w, w + ext[0])
-    b0, b1 = slice(0, ext[1]), slice(w, w + ext[1])
-    c0, c1 = slice(0, ext[2]), slice(w, w + ext[2])
-    box = (s[a1, b1, c1] - s[a0, b1, c1] - s[a1, b0, c1] - s[a1, b1, c0]
-           + s[a0, b0, c1] + s[a0, b1, c0] + s[a1, b0, c0] - s[a0, b0, c0])
-    return (box / w**3).astype(np.float32)
+    """C_0: the mean of the w³ window starting at every voxel of the bounding box `ext` (float32).
+
+    Sums in float64: per x plane a 2-D summed-area table gives the w² box sums in y and z, then a running sum
+    over x planes gives the w³ sums. Memory: one float64 array of the planes' box sums and the float32
+    output (about 12 bytes per voxel) instead of a full 3-D summed-area table and its temporaries."""
+    e0, e1, e2 = (int(n) for n in ext)
+    planes = np.empty((e0 + w - 1, e1, e2))
+    table = np.zeros((padded_crop.shape[1] + 1, padded_crop.shape[2] + 1))
+    for i in range(e0 + w - 1):
+        np.cumsum(padded_crop[i], axis=0, dtype=np.float64, out=table[1:, 1:])
+        np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+        planes[i] = table[w:w + e1, w:w + e2] - table[:e1, w:w + e2] - table[w:w + e1, :e2] + table[:e1, :e2]
+    np.cumsum(planes, axis=0, out=planes)
+    out = np.empty((e0, e1, e2), dtype=np.float32)
+    out[0] = planes[w - 1] / w**3
+    for i in range(1, e0):
+        out[i] = (planes[i + w - 1] - planes[i - 1]) / w**3
+    return out
 
 
 class _ShellConvolver:

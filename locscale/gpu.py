@@ -184,7 +184,7 @@ def local_scale_near_exact_torch(emmap: np.ndarray, modelmap: np.ndarray, window
             factors[:, start:start + len(k)] = k.T
         del tr
         factors = factors.float()
-        cid = torch.from_numpy(plan.corner_ids).to(dev)
+        cid = torch.from_numpy(plan.corner_ids.astype(np.int64)).to(dev)
         cw = torch.from_numpy(plan.corner_w).to(dev)
 
         def interp(node_values):

@@ -159,6 +159,34 @@ def test_empty_mask_and_bad_input(crop):
         cv.local_scale_fast(emap, modelmap, 1, mask, progress=False)
 
 
+def test_box_mean_equals_window_means():
+    """C_0 (plane-wise summed-area tables) is the mean of every w³ window, to float32 rounding."""
+    rng = np.random.default_rng(1)
+    for shape, w in [((30, 31, 29), 8), ((27, 27, 27), 13)]:
+        a = (5 + rng.standard_normal(shape)).astype(np.float32)
+        ext = np.array(shape) - w + 1
+        ref = np.lib.stride_tricks.sliding_window_view(a.astype(np.float64), (w, w, w)).mean(axis=(3, 4, 5))
+        out = cv._box_mean(a, w, ext)
+        assert out.dtype == np.float32 and out.shape == tuple(ext)
+        assert np.abs(out - ref).max() < 1e-6 * np.abs(ref).max()
+
+
+def test_interpolation_plan_reproduces_linear_fields():
+    """Trilinear interpolation from the node grid is exact for a linear field, and each voxel's weights sum
+    to 1 (int32 corner indices)."""
+    rng = np.random.default_rng(2)
+    mask = rng.random((23, 19, 17)) < 0.3
+    for t in (1, 3, 4):
+        plan = cv._plan(mask, t)
+        assert plan.corner_ids.dtype == np.int32
+        assert np.allclose(plan.corner_w.sum(axis=1), 1.0, atol=1e-6)
+        nodes_xyz = plan.lo + plan.nodes * t
+        field = nodes_xyz @ np.array([0.5, -1.25, 2.0]) + 3.0
+        got = np.einsum("ij,ij->i", field[plan.corner_ids], plan.corner_w)
+        want = np.argwhere(mask) @ np.array([0.5, -1.25, 2.0]) + 3.0
+        assert np.abs(got - want).max() < 1e-4
+
+
 def test_default_strides():
     assert cv.default_stride(24, "near-exact") == 4
     assert cv.default_stride(24, "fast") == 8
