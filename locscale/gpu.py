@@ -21,7 +21,7 @@ import scipy.fft
 
 from . import convolution as cv
 from . import shells
-from .localscale import check_inputs, exact_scheme
+from .localscale import check_inputs, exact_scheme, power_floor
 
 _INSTALL_HINT = "pip install 'locscale[gpu]'  (or follow https://pytorch.org/get-started for a CUDA build)"
 
@@ -82,9 +82,9 @@ class _WindowTransformer:
     """Batched window transforms of the padded map and model map on one device, reduced with exact mode's
     shell matrices (``locscale.localscale.exact_scheme``) in float64."""
 
-    def __init__(self, map_region: np.ndarray, model_region: np.ndarray, w: int, t: int, dev):
+    def __init__(self, map_region: np.ndarray, model_region: np.ndarray, w: int, t: int, dev, floor: float = 0.0):
         torch = _torch()
-        self.torch, self.w, self.t, self.dev = torch, w, t, dev
+        self.torch, self.w, self.t, self.dev, self.floor = torch, w, t, dev, float(floor)
         self.views = []
         for r in (map_region, model_region):
             x = torch.from_numpy(np.ascontiguousarray(r, dtype=np.float32)).to(dev)
@@ -112,7 +112,7 @@ class _WindowTransformer:
                 contrib = (f.real * self.ph_re - f.imag * self.ph_im).double() @ self.centre
             del f
         p_map, p_model = powers
-        ok = p_map > 0
+        ok = p_map > self.floor
         factors = torch.where(ok, torch.sqrt(torch.clamp(p_model, min=0) / torch.where(ok, p_map, 1.0)), 0.0)
         return factors, (contrib if centre else p_map)
 
@@ -142,7 +142,7 @@ def local_scale_exact_torch(emmap: np.ndarray, modelmap: np.ndarray, window: int
     pts = np.argwhere(mask)
     if len(pts) == 0:
         return out
-    tr = _WindowTransformer(pm, pr, w, 1, dev)
+    tr = _WindowTransformer(pm, pr, w, 1, dev, power_floor(emmap, w))
     bs = _auto_batch(dev, w, batch_size)
     pts_t = torch.from_numpy(pts).to(dev)
     vals = torch.empty(len(pts), dtype=torch.float64, device=dev)
@@ -172,8 +172,9 @@ def local_scale_near_exact_torch(emmap: np.ndarray, modelmap: np.ndarray, window
     lo, ext = plan.lo, plan.ext
     with torch.no_grad():
         # factors on the nodes
+        floor = power_floor(emmap, w)
         tr = _WindowTransformer(cv._node_region(pm, plan, w, fill_m), cv._node_region(pr, plan, w, fill_r),
-                                w, t, dev)
+                                w, t, dev, floor)
         nodes = torch.from_numpy(plan.nodes).to(dev)
         n_sh = shells.n_shells(w)
         factors = torch.empty((n_sh, len(nodes)), dtype=torch.float64, device=dev)
@@ -198,7 +199,7 @@ def local_scale_near_exact_torch(emmap: np.ndarray, modelmap: np.ndarray, window
         c0 = _box_mean_torch(crop, w, ext)[sel]
         c0r = _box_mean_torch(crop_r, w, ext)[sel]
         del crop_r
-        ok = c0 != 0
+        ok = c0.square() > floor / w**6  # shell 0's power is (w³·mean)²
         acc = torch.where(ok, torch.abs(c0r) / torch.where(ok, torch.abs(c0), 1.0), 0.0) * c0
         last = factors[-1]
         acc += interp(last) * (centre - c0)

@@ -55,6 +55,12 @@ MAX_DEFAULT_BATCH = 32
 MIN_DEFAULT_BATCH = 4
 #: last-level cache assumed when the system does not report one
 DEFAULT_CACHE_BYTES = 32 * 2**20
+#: a window's map shell power at or below this fraction of w⁶·mean(map²) (the total power of a window of
+#: average content) counts as empty: its factor is 0. float32 window transforms leave rounding power of about
+#: 1e-14·N of that total in a shell of N coefficients (below 2e-10 for w ≤ 24), which would otherwise give
+#: factors of 10⁵ and more wherever the map is flat (flattened or zeroed solvent); real shell power is many
+#: orders of magnitude above it.
+POWER_FLOOR_RELATIVE = 1e-9
 #: masked voxels handled per chunk of the map (bounds the index and value arrays for huge masks)
 MASK_CHUNK_VOXELS = 2**20
 
@@ -266,12 +272,19 @@ def exact_scheme(w: int) -> InterleavedShellMatrices:
     return InterleavedShellMatrices(w=w, profile=profile, centre=centre)
 
 
-def shell_factors(p_model: np.ndarray, p_map: np.ndarray, kind: str) -> np.ndarray:
+def power_floor(emmap: np.ndarray, w: int) -> float:
+    """The map shell power at or below which a window's shell counts as empty (:data:`POWER_FLOOR_RELATIVE`
+    × w⁶ × the map's mean square over the box)."""
+    mean_square = float(np.mean(np.square(np.asarray(emmap, dtype=np.float64))))
+    return POWER_FLOOR_RELATIVE * float(w) ** 6 * mean_square
+
+
+def shell_factors(p_model: np.ndarray, p_map: np.ndarray, kind: str, floor: float = 0.0) -> np.ndarray:
     """Per-shell scale factors from the two profiles (float64, same shape); 0 where the map's profile is not
-    positive or the ratio is not finite."""
+    above `floor` (:func:`power_floor`; 0 in compat mode, as LocScale 2) or the ratio is not finite."""
     p_map = np.asarray(p_map, dtype=np.float64)
     p_model = np.asarray(p_model, dtype=np.float64)
-    ok = p_map > 0
+    ok = p_map > max(float(floor), 0.0)
     ratio = np.divide(p_model, p_map, out=np.zeros_like(p_map), where=ok)
     if kind == "power":
         k = np.sqrt(np.maximum(ratio, 0.0))
@@ -385,18 +398,19 @@ def _run_batches(padded_map, padded_model, starts, scheme: ShellScheme, batch_si
 def scaled_centre_values(padded_map: np.ndarray, padded_model: np.ndarray, starts: np.ndarray,
                          scheme: ShellScheme, batch_size: int | None = None, workers: int | None = None,
                          progress: bool = True, desc: str = "LocScale", backend: str | None = None,
-                         bar=None) -> np.ndarray:
+                         bar=None, power_floor: float = 0.0) -> np.ndarray:
     """Centre values of the shell-scaled map windows whose first voxel is at `starts` (n, 3) in the padded
     arrays (every window must lie inside them). Returns float64 (n,).
 
     The result does not depend on `batch_size` or `workers` beyond float32 rounding of the shell sums.
-    `bar`: a tqdm bar to advance instead of opening one."""
+    `bar`: a tqdm bar to advance instead of opening one; `power_floor`: map shell power counted as empty
+    (:func:`shell_factors`)."""
     starts = np.asarray(starts, dtype=np.intp).reshape(-1, 3)
     values = np.empty(len(starts), dtype=np.float64)
 
     def work(lo, hi, ws, threads, backend, views):
         p_map, p_model, contrib = _batch_sums(views, starts[lo:hi], scheme, ws, threads, backend, True)
-        k = shell_factors(p_model, p_map, scheme.kind)
+        k = shell_factors(p_model, p_map, scheme.kind, power_floor)
         values[lo:hi] = np.einsum("ij,ij->i", k, contrib) * scheme.centre_scale
 
     _run_batches(padded_map, padded_model, starts, scheme, batch_size, workers, progress, desc, backend, work,
@@ -488,7 +502,8 @@ def local_scale_exact(emmap: np.ndarray, modelmap: np.ndarray, window: int, mask
 
     Returns float32 of the map's shape: the scaled value at every voxel of `mask` (bool, or ≥ 0.5; None =
     every voxel), 0 elsewhere. Both maps are padded for the window with their solvent level (mean outside
-    the mask). `batch_size`: windows per transform batch (default: :func:`default_batch_size`, what fits
+    the mask; ``locscale.padding``). A shell whose map power is at the float32 noise level (:func:`power_floor`)
+    gets factor 0. `batch_size`: windows per transform batch (default: :func:`default_batch_size`, what fits
     :data:`BATCH_MEMORY_BYTES` and the CPU cache); `workers`: threads (default: all cores). Neither changes the result
     beyond float32 rounding of the shell sums (≈1e-7 relative).
     """
@@ -501,11 +516,13 @@ def local_scale_exact(emmap: np.ndarray, modelmap: np.ndarray, window: int, mask
     pm = pad_for_window(emmap, w, mask)
     pr = pad_for_window(modelmap, w, mask)
     scheme = exact_shell_scheme(w)
+    floor = power_floor(emmap, w)
     with tqdm(total=int(mask.sum()), desc="LocScale exact", unit="voxel", unit_scale=True,
               disable=not progress) as bar:
         for xs, pts in masked_voxel_chunks(mask):
             # padded by ⌊w/2⌋ below: voxel x's window starts at x in the padded array
-            out[xs][mask[xs]] = scaled_centre_values(pm, pr, pts, scheme, batch_size, workers, bar=bar)
+            out[xs][mask[xs]] = scaled_centre_values(pm, pr, pts, scheme, batch_size, workers, bar=bar,
+                                                     power_floor=floor)
     return out
 
 

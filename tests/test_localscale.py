@@ -23,15 +23,19 @@ from locscale.localscale import (
     MAX_DEFAULT_BATCH,
     MIN_DEFAULT_BATCH,
     MODES,
+    POWER_FLOOR_RELATIVE,
     bytes_per_window,
     default_batch_size,
     exact_scheme,
     exact_shell_scheme,
     local_scale,
     local_scale_exact,
+    power_floor,
     scaled_centre_values,
+    shell_factors,
     window_shell_profiles,
 )
+from locscale.padding import box_face_mean, solvent_level
 
 CROP = (slice(30, 70),) * 3
 
@@ -82,7 +86,7 @@ def test_exact_equals_naive(crop, w):
 
 
 def test_exact_without_mask_scales_every_voxel():
-    """mask=None: every voxel, padded with the whole map's mean (nothing lies outside the mask)."""
+    """mask=None: every voxel, padded with the mean of the box faces (nothing lies outside the mask)."""
     rng = np.random.default_rng(0)
     emap = rng.normal(size=(9, 10, 11)).astype(np.float32)
     modelmap = (emap + 0.5 * rng.normal(size=emap.shape)).astype(np.float32)
@@ -256,3 +260,30 @@ def test_bad_inputs(crop):
         local_scale_exact(emap, modelmap, 10, mask, batch_size=0, progress=False)
     empty = local_scale_exact(emap, modelmap, 10, np.zeros_like(mask), progress=False)
     assert not empty.any()
+
+
+def test_solvent_level_without_outside_voxels_is_the_box_face_mean():
+    """Nothing outside the mask: the padding level is the mean of the six faces, exactly 0 for a masked map
+    whose faces are 0 (a whole-map mean would put a step at the box edge)."""
+    rng = np.random.default_rng(3)
+    a = np.zeros((12, 13, 14), dtype=np.float32)
+    a[2:-2, 2:-2, 2:-2] = rng.normal(size=(8, 9, 10))
+    assert box_face_mean(a) == 0.0 and solvent_level(a, None) == 0.0
+    b = rng.normal(size=(12, 13, 14)).astype(np.float32)
+    faces = np.ones(b.shape, dtype=bool)
+    faces[1:-1, 1:-1, 1:-1] = False
+    assert abs(box_face_mean(b) - b[faces].mean(dtype=np.float64)) < 1e-12
+    assert solvent_level(b, np.ones(b.shape, dtype=bool)) == box_face_mean(b)
+    mask = np.zeros(b.shape, dtype=bool)
+    mask[3:9, 3:9, 3:9] = True
+    assert abs(solvent_level(b, mask) - b[~mask].mean(dtype=np.float64)) < 1e-12
+
+
+def test_power_floor_zeroes_empty_shells():
+    """A shell whose map power is at or below the floor gets factor 0; above it the ratio is kept."""
+    m = np.full((10, 10, 10), 0.5)
+    floor = power_floor(m, 8)
+    assert floor == pytest.approx(POWER_FLOOR_RELATIVE * 8**6 * 0.25)
+    k = shell_factors(np.array([4.0, 4.0, 4.0]), np.array([floor, 2 * floor, 1.0]), "power", floor)
+    assert k[0] == 0 and k[1] == pytest.approx(np.sqrt(2 / floor)) and k[2] == 2.0
+
