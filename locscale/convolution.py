@@ -291,7 +291,7 @@ def _scale(emmap, modelmap, window, mask, stride, rank_tol, batch_size, workers,
         # typical contribution to the output, α_j·σ_s: σ_s = rms C_s ≈ sqrt(mean P_map,s) / w³ per shell and
         # α_j = the node's rms map amplitude over shells relative to the mean node's. Without α_j, nodes with
         # little map power but large factors (windows at the edge of zeroed solvent) dominated the fit: in-box
-        # CC to exact 0.959 on EMD-3488 scaled over the whole box, 0.99x with it.
+        # CC to exact 0.959 on EMD-3488 scaled over the whole box, 0.99904 with it.
         fac = factors[1:].astype(np.float64)
         sigma = np.sqrt(np.maximum(p_map[1:].mean(axis=1), 0.0)) / w**3
         sigma = np.where(sigma > 0, sigma, 1.0)

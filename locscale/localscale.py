@@ -275,8 +275,10 @@ def exact_scheme(w: int) -> InterleavedShellMatrices:
 def power_floor(emmap: np.ndarray, w: int) -> float:
     """The map shell power at or below which a window's shell counts as empty (:data:`POWER_FLOOR_RELATIVE`
     × w⁶ × the map's mean square over the box)."""
-    mean_square = float(np.mean(np.square(np.asarray(emmap, dtype=np.float64))))
-    return POWER_FLOOR_RELATIVE * float(w) ** 6 * mean_square
+    a = np.asarray(emmap)
+    # plane by plane: no float64 copy of the whole map (at 400³ that would be 0.5 GB on top of the peak)
+    sum_square = sum(float(np.square(plane, dtype=np.float64).sum()) for plane in a)
+    return POWER_FLOOR_RELATIVE * float(w) ** 6 * sum_square / a.size
 
 
 def shell_factors(p_model: np.ndarray, p_map: np.ndarray, kind: str, floor: float = 0.0) -> np.ndarray:
