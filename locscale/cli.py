@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import CITATION, __version__
 from .errors import LocScaleInputError
-from .records import dumps, write_json
+from .records import collect_warnings, dumps, write_json
 
 EPILOG = f"Please cite: {CITATION}"
 
@@ -125,16 +125,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------- commands
-def _write_json(path: str | None, record: dict) -> None:
+def _write_json(path: str | None, record: dict, a) -> None:
     if path:
-        write_json(path, record)
+        write_json(path, record, warnings=getattr(a, "warnings", []))
 
 
-def cmd_sharpen(a) -> int:
-    import numpy as np
+def _map_inputs(a) -> list[str]:
+    return [p for p in ([getattr(a, "map", None)] + list(getattr(a, "half_maps", None) or [])) if p]
 
-    from . import sharpen
-    from .mapio import average_half_maps, read_half_maps, read_map, write_map
+
+def _read_density(a):
+    """The map to work on (MAP, or the mean of --half-maps), checked for degenerate content."""
+    from .checks import check_map_content
+    from .mapio import average_half_maps, read_half_maps, read_map
 
     if a.half_maps and a.map:
         raise LocScaleInputError("both a map and --half-maps were given", "give either MAP or --half-maps")
@@ -144,16 +147,57 @@ def cmd_sharpen(a) -> int:
         emap = read_map(a.map)
     else:
         raise LocScaleInputError("no map given", "give MAP or --half-maps HALF1 HALF2")
+    check_map_content(emap.data, emap.path or "the mean of the half maps", "map")
+    return emap
+
+
+def check_inputs(emap, structure, resolution: float, min_inside: float = 0.9) -> float:
+    """The checks `locscale check` runs (and `sharpen` with a model): model inside the box, model fits the map.
+    Returns the CC inside the model envelope."""
+    from .models import check_model_in_map
+    from .simulate import check_model_fits_map
+
+    check_model_in_map(structure, emap, min_inside)
+    return check_model_fits_map(structure, emap, resolution)
+
+
+def cmd_sharpen(a) -> int:
+    import numpy as np
+
+    from . import limits, sharpen
+    from .mapio import read_map, write_map
+
+    limits.guard_outputs({"-o": a.output, "--info": a.info},
+                         _map_inputs(a) + [a.model, a.model_map, a.mask])
+    # every value is range-checked before anything is read or computed
+    if a.resolution is not None:
+        limits.check_resolution(a.resolution)
+    if a.window is not None:
+        limits.check_window(a.window)
+    if a.window_angstrom is not None:
+        limits.check_window_angstrom(a.window_angstrom)
+    if a.mask_radius is not None:
+        limits.check_mask_radius(a.mask_radius)
+    if a.dmin is not None:
+        limits.check_dmin(a.dmin)
+    limits.check_device(a.device)
+    emap = _read_density(a)
     emap.require_isotropic("LocScale")
     mode = a.mode or sharpen.DEFAULT_MODE
     win = sharpen.choose_window(emap.apix, a.resolution, a.window, a.window_angstrom, mode)
     structure = None
     if a.model:
-        from .models import check_model_in_map, read_model
+        from .models import read_model
         from .simulate import simulate_model_map
 
         structure = read_model(a.model)
-        check_model_in_map(structure, emap)
+        if a.resolution is not None:
+            cc = check_inputs(emap, structure, a.resolution)
+            print(f"locscale sharpen: model fits the map (CC inside its envelope {cc:.3f})", file=sys.stderr)
+        else:
+            from .models import check_model_in_map
+
+            check_model_in_map(structure, emap)
         modelmap = simulate_model_map(structure, emap, dmin=a.dmin)
     else:
         modelmap = read_map(a.model_map)
@@ -173,17 +217,21 @@ def cmd_sharpen(a) -> int:
     write_map(a.output, out, label=sharpen.sharpened_label(info))
     info.update(map=a.map or list(a.half_maps), model=a.model, model_map=a.model_map, mask=mask_rule,
                 output=a.output)
-    _write_json(a.info, info)
+    _write_json(a.info, info, a)
     print(f"wrote {a.output} ({info['voxels_scaled']} voxels scaled in {info['seconds']:.1f} s; excess kurtosis in "
           f"the mask {info['kurtosis_input']:.2f} -> {info['kurtosis_output']:.2f})", file=sys.stderr)
     return 0
 
 
 def cmd_simulate(a) -> int:
+    from . import limits
     from .mapio import read_map, write_map
     from .models import check_model_in_map, read_model
     from .simulate import simulate_model_map
 
+    limits.guard_outputs({"-o": a.output}, [a.model, a.like])
+    if a.dmin is not None:
+        limits.check_dmin(a.dmin)
     like = read_map(a.like)
     structure = read_model(a.model)
     check_model_in_map(structure, like)
@@ -194,29 +242,44 @@ def cmd_simulate(a) -> int:
 
 
 def cmd_global_sharpen(a) -> int:
+    from . import limits
+    from .checks import check_map_content
     from .global_sharpen import global_sharpen
     from .mapio import read_half_maps, read_map, write_map
 
+    limits.guard_outputs({"-o": a.output, "--info": a.info}, _map_inputs(a))
+    limits.check_resolution(a.resolution)
+    if a.bfactor is not None:
+        limits._finite_number(a.bfactor, "B-factor", "give a finite B-factor in Å² (negative sharpens)")
     emap = read_map(a.map)
+    check_map_content(emap.data, emap.path)
+    limits.check_resolution(a.resolution, emap.apix)
     half = read_half_maps(*a.half_maps) if a.half_maps else None
     out, info = global_sharpen(emap, a.resolution, bfactor=a.bfactor, half_maps=half)
     write_map(a.output, out, label=f"global sharpening B={info.get('bfactor_applied', float('nan')):.1f}")
-    _write_json(a.info, info)
+    _write_json(a.info, info, a)
     print(dumps(info), file=sys.stderr)
     return 0
 
 
 def cmd_metrics(a) -> int:
+    from . import limits
+    from .checks import check_map_content
     from .mapio import read_map
     from .models import read_model
     from .validation import validation_metrics
 
+    limits.guard_outputs({"-o": a.output, "--fsc-tsv": a.fsc_tsv, "--per-residue-tsv": a.per_residue_tsv},
+                         [a.map, a.model, a.kurtosis_mask])
+    limits.check_resolution(a.resolution)
     emap = read_map(a.map)
+    check_map_content(emap.data, emap.path)
+    limits.check_resolution(a.resolution, emap.apix)
     structure = read_model(a.model)
     kmask = read_map(a.kurtosis_mask).data >= 0.5 if a.kurtosis_mask else None
     record, fsc_curve, per_residue = validation_metrics(emap, structure, a.resolution, kurtosis_mask=kmask)
     record.update(map=a.map, model=a.model)
-    _write_json(a.output, record)
+    _write_json(a.output, record, a)
     if a.fsc_tsv:
         _write_tsv(fsc_curve.to_frame(), a.fsc_tsv)
     if a.per_residue_tsv:
@@ -233,19 +296,23 @@ def _write_tsv(frame, path) -> None:
 
 
 def cmd_check(a) -> int:
+    from . import limits
+    from .checks import check_map_content
     from .mapio import read_map
-    from .models import check_model_in_map, model_summary, read_model
-    from .simulate import check_model_fits_map
+    from .models import model_summary, read_model
 
+    limits.check_resolution(a.resolution)
     emap = read_map(a.map)
-    structure = read_model(a.model)
     print(f"map   {a.map}: {emap.shape} voxels of {emap.voxel_size.round(4).tolist()} Å, origin "
           f"{emap.origin.round(3).tolist()} Å, axis order {emap.axis_order}, origin from {emap.origin_convention}")
+    check_map_content(emap.data, emap.path)
+    if emap.is_isotropic:
+        limits.check_resolution(a.resolution, emap.apix)
+    structure = read_model(a.model)
     summ = model_summary(structure)
     print(f"model {a.model}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                            for k, v in summ.items()))
-    check_model_in_map(structure, emap)
-    cc = check_model_fits_map(structure, emap, a.resolution)
+    cc = check_inputs(emap, structure, a.resolution)
     print(f"model fits the map: CC inside the model envelope = {cc:.3f}")
     return 0
 
@@ -261,12 +328,29 @@ COMMANDS = {"sharpen": cmd_sharpen, "simulate": cmd_simulate, "global-sharpen": 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Bad input, a value out of range, too little memory or an output that cannot be
+    written ends with one message (problem, then the fix) and exit status 2, never a traceback; warnings about
+    degenerate inputs are printed one line each and kept in the command's JSON record."""
     args = _parser().parse_args(argv)
+    prog = f"locscale {args.command}"
+
+    def echo(text):
+        print(f"{prog}: warning: {text}", file=sys.stderr)
+
     try:
-        return COMMANDS[args.command](args)
+        with collect_warnings(echo) as caught:
+            args.warnings = caught
+            return COMMANDS[args.command](args)
     except LocScaleInputError as exc:
-        print(f"locscale {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except MemoryError:
+        print(f"{prog}: error: ran out of memory\n  fix: use a smaller window or crop the map around the model, "
+              "or run on a machine with more memory", file=sys.stderr)
+    except OSError as exc:  # e.g. a disk that fills up while writing
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prog}: error: {where}{exc.strerror or exc}\n  fix: check the file and the folder it is in "
+              "(space, permissions)", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -138,6 +138,7 @@ def read_map(path: str | os.PathLike, *, allow_anisotropic: bool = True) -> Map:
         if mode not in _FLOAT_MODES:
             raise LocScaleInputError(f"MRC data mode {mode} is not a real-valued density",
                                      "convert the map to mode 2 (float32)", path)
+        _refuse_image_stack(h, path)
         raw = np.asarray(mrc.data)
         if raw.ndim != 3 or min(raw.shape) < 2:
             raise LocScaleInputError(f"map must be a 3-D volume, got data of shape {raw.shape}",
@@ -192,10 +193,30 @@ def read_map(path: str | os.PathLike, *, allow_anisotropic: bool = True) -> Map:
                origin_convention=convention, path=str(path))
 
 
+def _refuse_image_stack(h, path) -> None:
+    """MRC2014 image stacks have ISPG 0 and NZ > 1 images; their z cell is one image thick (MZ = 1, or a cell
+    z of one section). A volume written with ISPG 0 but a full z cell is read as a volume."""
+    nz, mz = int(h.nz), int(h.mz)
+    if int(h.ispg) != 0 or nz <= 1:
+        return
+    cz, cx, mx = float(h.cella.z), float(h.cella.x), int(h.mx)
+    section = cx / mx if mx > 0 and cx > 0 else None
+    one_section = section is not None and abs(cz - section) <= 0.01 * section
+    if mz <= 1 or one_section or cz == 0:
+        raise LocScaleInputError(f"this is a stack of {nz} 2-D images (header: ISPG 0, NZ {nz}, MZ {mz}, z cell "
+                                 f"{cz:g} Å), not a 3-D map",
+                                 "give a 3-D reconstruction (a volume: ISPG 1, or 401 for a volume stack); if this "
+                                 "is a volume with a wrong header, set ISPG 1 and the z cell to NZ × voxel size",
+                                 path)
+
+
 def read_half_maps(path1: str | os.PathLike, path2: str | os.PathLike) -> tuple[Map, Map]:
     """Read two half maps and check that they share a grid."""
+    from .checks import check_half_maps_differ
+
     h1, h2 = read_map(path1), read_map(path2)
     h1.require_same_grid(h2, "half maps")
+    check_half_maps_differ(h1.data, h2.data, h1.path, h2.path)
     return h1, h2
 
 
@@ -217,7 +238,22 @@ class _AtomicOutput:
         self.suffix = suffix if suffix is not None else "".join(path.suffixes) or ".tmp"
 
     def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from .limits import folder_writable, is_read_only
+
+        if self.path.is_dir():
+            raise LocScaleInputError("the output is a folder", "give a file name", self.path)
+        if self.path.exists() and is_read_only(self.path.stat()):
+            raise LocScaleInputError("the output exists and is read-only; it is not replaced",
+                                     "remove it or make it writable (chmod u+w), or give another file name",
+                                     self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LocScaleInputError(f"cannot create the output's folder ({exc.strerror})",
+                                     "choose an output in a folder you can write to", self.path) from None
+        if not folder_writable(self.path.parent):
+            raise LocScaleInputError(f"cannot write in folder {self.path.parent}",
+                                     "choose an output in a folder you can write to", self.path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".partial{self.suffix}",
                                    dir=self.path.parent)
         os.close(fd)
@@ -229,8 +265,13 @@ class _AtomicOutput:
             # mkstemp creates 0600 files; outputs get the usual permissions (0666 minus the umask)
             umask = os.umask(0)
             os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
-            os.replace(self.tmp, self.path)
+            try:
+                os.chmod(self.tmp, 0o666 & ~umask)
+                os.replace(self.tmp, self.path)
+            except OSError as err:  # e.g. the target became a folder meanwhile: leave nothing behind
+                self.tmp.unlink(missing_ok=True)
+                raise LocScaleInputError(f"cannot write the output ({err.strerror})",
+                                         "give a file name in a folder you can write to", self.path) from None
         else:
             self.tmp.unlink(missing_ok=True)
         return False

@@ -85,8 +85,54 @@ def read_model(path: str | os.PathLike, *, remove_hydrogens: bool = False,
         raise LocScaleInputError(
             f"{len(unknown)} atom(s) have no known chemical element (e.g. {', '.join(unknown[:3])})",
             "fill in the element column (PDB columns 77-78, mmCIF _atom_site.type_symbol)", path)
+    _check_model_file(st, path)
     st.info[_PATH_KEY] = str(path)
     return st
+
+
+def _text_lines(path: Path) -> list[str]:
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        with gzip.open(path, "rt", errors="replace") as f:
+            return f.read().splitlines()
+    return path.read_text(errors="replace").splitlines()
+
+
+def _check_model_file(st: gemmi.Structure, path: Path) -> None:
+    """Degenerate models (locscale.checks): garbled or non-finite coordinates and all-zero occupancies are
+    refused; a missing B column, all B = 0 and negative B give warnings. gemmi reads an unparsable PDB
+    coordinate as 0 or a prefix of it and a missing B as 20 Å², so the PDB columns are checked here."""
+    from .checks import check_model_content
+
+    lines = _text_lines(path)
+    is_cif = any(line.startswith(("data_", "loop_", "_atom_site.")) for line in lines[:200]) or any(
+        line.startswith("_atom_site.") for line in lines)
+    if is_cif:
+        b_column = any(line.strip().startswith("_atom_site.B_iso_or_equiv") for line in lines)
+    else:
+        b_column = False
+        garbled = []
+        for n, line in enumerate(lines, 1):
+            if line.startswith("ENDMDL"):
+                break
+            if not line.startswith(("ATOM", "HETATM")):
+                continue
+            try:
+                [float(line[a:b]) for a, b in ((30, 38), (38, 46), (46, 54))]
+            except ValueError:
+                garbled.append(f"line {n}: {line[30:54].strip()!r}")
+            if line[60:66].strip():
+                b_column = True
+        if garbled:
+            raise LocScaleInputError(f"{len(garbled)} atom(s) have unreadable coordinates (e.g. "
+                                     f"{'; '.join(garbled[:3])})",
+                                     "fix the coordinates (PDB columns 31-54: three numbers of 8 characters, "
+                                     "e.g. '  45.985') or re-export the model", path)
+    labels = [f"{ch.name}/{res.seqid.num}{res.seqid.icode.strip()}/{res.name}/{at.name}"
+              for ch in st[0] for res in ch for at in res]
+    occ = np.fromiter((at.occ for at in _atoms(st)), dtype=float)
+    check_model_content(atom_positions(st), b_factors(st), occ, labels, str(path), b_column=b_column)
 
 
 def write_model(structure: gemmi.Structure, path: str | os.PathLike) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from .mapio import atomic_output
@@ -23,9 +24,14 @@ def dumps(record, **kw) -> str:
     return json.dumps(record, default=jsonable, **kw)
 
 
-def write_json(path: str | os.PathLike, record, *, sort_keys: bool = False) -> Path:
-    """Write `record` as indented JSON, atomically (temporary name, then rename)."""
+def write_json(path: str | os.PathLike, record, *, sort_keys: bool = False, warnings: list | None = None) -> Path:
+    """Write `record` as indented JSON, atomically (temporary name, then rename).
+
+    With `warnings` (e.g. the list :func:`collect_warnings` fills), the record gets a ``warnings`` list: what
+    was degenerate about the inputs (``locscale.checks``), so a result made from them says so itself."""
     path = Path(path)
+    if warnings is not None and isinstance(record, dict):
+        record = {**record, "warnings": [str(w) for w in warnings]}
     with atomic_output(path, suffix=".json") as tmp:
         Path(tmp).write_text(dumps(record, indent=2, sort_keys=sort_keys) + "\n")
     return path
@@ -33,3 +39,28 @@ def write_json(path: str | os.PathLike, record, *, sort_keys: bool = False) -> P
 
 def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text())
+
+
+@contextmanager
+def collect_warnings(echo=None):
+    """Collect the text of every UserWarning (``locscale.checks.LocScaleWarning`` included) raised inside the
+    block into the yielded list, once each; `echo(text)` is called for each (e.g. to print it on one line).
+    Other warnings (deprecations, numpy's) are shown as usual."""
+    import warnings
+
+    collected: list[str] = []
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, UserWarning):
+            return previous(message, category, filename, lineno, file, line)
+        text = " ".join(str(message).split())
+        if text not in collected:
+            collected.append(text)
+            if echo is not None:
+                echo(text)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield collected

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import shells
+from . import limits, shells
 from .errors import LocScaleInputError
 from .mapio import Map
 
@@ -38,10 +38,17 @@ def choose_window(apix: float, resolution: float | None, window: int | None = No
     if window is not None and window_A is not None:
         raise LocScaleInputError("both a window in voxels and a window in Å were given",
                                  "give only one of --window / --window-angstrom")
+    if resolution is not None:
+        resolution = limits.check_resolution(resolution, apix)
     if window is not None:
-        w, rule = int(window), "given in voxels"
+        w, rule = limits.check_window(window), "given in voxels"
     elif window_A is not None:
+        window_A = limits.check_window_angstrom(window_A)
         w, rule = shells.window_from_angstrom(window_A, apix), f"given as {window_A:g} Å"
+        if w < limits.WINDOW_MIN:
+            raise LocScaleInputError(f"a window of {window_A:g} Å is {w} voxels of {apix:.4g} Å, too small (the "
+                                     f"paper found windows under {limits.WINDOW_MIN} voxels unusable)",
+                                     f"use a window of at least {limits.WINDOW_MIN * apix:.1f} Å (ideally 25-35 Å)")
     elif mode == "compat":
         w = math.ceil(25.0 / apix)
         w += w % 2
@@ -55,9 +62,7 @@ def choose_window(apix: float, resolution: float | None, window: int | None = No
     if mode == "compat" and w % 2:
         w += 1
         rule += "; rounded up to even as LocScale 2 does"
-    if w < 8:
-        raise LocScaleInputError(f"window of {w} voxels is too small (the paper found windows under 8 voxels "
-                                 "unusable)", "use a window of at least 8 voxels (ideally 25-35 Å)")
+    w = limits.check_window(w)
     return WindowChoice(voxels=w, angstrom=w * apix, rule=rule)
 
 
@@ -81,7 +86,9 @@ def choose_mask(emap: Map, *, mask_path: str | None = None, structure=None, mask
         return None, f"every voxel ({why})"
     from .models import envelope_mask
 
-    if mask_radius is None:
+    if mask_radius is not None:
+        mask_radius = limits.check_mask_radius(mask_radius)
+    else:
         if window_voxels is None:
             raise ValueError("window_voxels is needed for the default mask radius")
         mask_radius = 0.5 * window_voxels * emap.apix
@@ -110,6 +117,13 @@ def sharpen_map(emap: Map, modelmap: Map, resolution: float | None = None, *, wi
         if not mask.any():
             raise LocScaleInputError("the mask is empty (no voxel ≥ 0.5)",
                                      "check the mask file or its threshold, or use --mask-radius")
+    from .checks import check_map_content
+
+    check_map_content(emap.data, emap.path, "map")
+    check_map_content(modelmap.data, modelmap.path, "model map")
+    limits.warn_window_exceeds_box(win.voxels, emap.shape)
+    limits.check_device(mode_options.get("device"))
+    limits.check_sharpen_memory(emap.shape, win.voxels, mode, None if mask is None else int(mask.sum()))
     from .localscale import local_scale
 
     t0 = time.perf_counter()

@@ -80,8 +80,9 @@ def default_window_voxels(resolution: float, apix: float) -> int:
 
 
 def window_from_angstrom(window_A: float, apix: float) -> int:
-    """A window given in Å, in voxels (nearest integer, at least 8)."""
-    return max(8, int(round(window_A / apix)))
+    """A window given in Å, in voxels (nearest integer; the caller checks it against the 8-voxel minimum,
+    ``locscale.limits.check_window``, so a window too small is refused rather than silently enlarged)."""
+    return int(round(window_A / apix))
 
 
 def _is_7smooth(n: int) -> bool:

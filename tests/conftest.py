@@ -1,15 +1,37 @@
-"""Shared fixtures: the bundled EMD-3488 example and the optional ../shared/data files."""
+"""Shared fixtures: the bundled EMD-3488 example, synthetic edge-case maps, and the monomer library.
+
+Everything the suite needs is in the repository or synthesised here, so a fresh clone runs every test (only
+GPU, PHENIX and SLURM tests, and the comparison with LocScale 2's stored output, may skip).
+
+Edge cases (:func:`edge_cases`): the header conventions real deposited maps use, written with mrcfile directly
+(not with ``locscale.mapio``, which they test) around a compact fragment of 5ME2 chain A whose model map (plus
+seeded noise) is the density:
+
+* ``origin_field``: grid placed only by the MRC2014 ORIGIN field (Å), nstart 0, ISPG 0 with a full z cell
+  (as EMD-2566 crops are written), axes 1,2,3, and a model with explicit hydrogens;
+* ``axis321``: axis order MAPC/MAPR/MAPS = 3,2,1, origin 0 (as EMD-5778 crops);
+* ``nstart_aniso``: nstart = (100, 100, 100) grid units, anisotropic voxels, axes 3,2,1.
+
+Other synthetic maps: data modes int8 and uint16, and an image stack (ISPG 0, MZ 1).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import gemmi
+import mrcfile
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "emd3488"
 SHARED_DATA = Path(os.environ.get("LOCSCALE_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: where coot-headless-api (the workflow extra) ships the CCP4 monomer library
+COOT_MONOMERS = ("share", "coot", "lib", "data", "monomers")
 
 
 @pytest.fixture(scope="session")
@@ -39,15 +61,183 @@ def model_5ni1() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (edge cases, paper models, monomer library); skips the test when it is absent."""
+    """../shared/data: only the comparison with LocScale 2's stored output needs it; skips when absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"../shared/data not found at {SHARED_DATA} (set LOCSCALE_SHARED_DATA to its location)")
     return SHARED_DATA
 
 
+def coot_monomer_library() -> Path | None:
+    """The CCP4 monomer library inside the installed coot-headless-api wheel (found without importing it:
+    importing coot next to cctbx in one process segfaults, DESIGN.md §9), or None if it is not installed."""
+    spec = importlib.util.find_spec("coot_headless_api")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root).joinpath(*COOT_MONOMERS)
+        if (path / "list" / "mon_lib_list.cif").is_file():
+            return path
+    return None
+
+
 @pytest.fixture(scope="session")
-def monlib(shared_data) -> Path:
-    path = shared_data / "monlib"
-    if not (path / "list" / "mon_lib_list.cif").exists():
-        pytest.skip(f"monomer library subset not found at {path}")
+def monlib() -> Path:
+    """The monomer library of coot-headless-api==1.3.3rc1 (the `workflow` extra; tests need it installed)."""
+    path = coot_monomer_library()
+    if path is None:
+        raise RuntimeError("coot-headless-api is not installed or has no monomer library: "
+                           "pip install -e '.[test]' (the workflow extra pins coot-headless-api==1.3.3rc1)")
+    return path
+
+
+# ---------------------------------------------------------------------- synthetic maps
+def write_mrc(path: Path, data_xyz: np.ndarray, voxel_size, *, origin=(0.0, 0.0, 0.0), nstart=(0, 0, 0),
+              axis_order=(1, 2, 3), dtype=np.float32, ispg: int = 1, full_z_cell: bool = True) -> Path:
+    """Write `data_xyz` (indexed [x, y, z]) as an MRC file with exactly these header values, with mrcfile.
+
+    The file array's dimensions are (sections, rows, columns) = axes (MAPS, MAPR, MAPC); nstart is given in
+    x, y, z order and stored in column, row, section order; the ORIGIN field is x, y, z in Å."""
+    voxel = np.broadcast_to(np.asarray(voxel_size, float), (3,))
+    file_axes = (axis_order[2], axis_order[1], axis_order[0])
+    file_data = np.ascontiguousarray(np.transpose(np.asarray(data_xyz), [a - 1 for a in file_axes]).astype(dtype))
+    shape = np.asarray(data_xyz.shape)
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(file_data)
+        h = mrc.header
+        h.mapc, h.mapr, h.maps = axis_order
+        h.mx, h.my, h.mz = (int(n) for n in shape)
+        cell = shape * voxel
+        h.cella.x, h.cella.y, h.cella.z = (float(c) for c in cell)
+        h.cellb.alpha = h.cellb.beta = h.cellb.gamma = 90.0
+        h.nxstart, h.nystart, h.nzstart = (int(nstart[a - 1]) for a in axis_order)
+        h.origin.x, h.origin.y, h.origin.z = (float(o) for o in origin)
+        h.ispg = ispg
+        if not full_z_cell:
+            h.cella.z = float(voxel[2])
+    return Path(path)
+
+
+@dataclass
+class EdgeCase:
+    map: Path
+    model: Path
+    resolution: float
+    voxel_size: np.ndarray
+    origin: np.ndarray          # Å, x y z
+    shape: tuple[int, int, int]  # x y z
+    axis_order: tuple[int, int, int]
+    convention: str
+    hydrogens: int = 0
+    atoms: int = 0
+
+
+def fragment(model_path: Path, radius: float = 12.0) -> gemmi.Structure:
+    """Residues of 5ME2 chain A within `radius` Å (CA) of the chain's centre: a compact ~25 Å piece."""
+    from locscale.models import read_model
+
+    st = read_model(model_path)
+    for name in [ch.name for ch in st[0]]:
+        if name != "A":
+            st[0].remove_chain(name)
+    ch = st[0]["A"]
+    centre = np.mean([at.pos.tolist() for res in ch for at in res], axis=0)
+    for i in reversed(range(len(ch))):
+        ca = ch[i].find_atom("CA", "*")
+        if ca is None or np.linalg.norm(np.array(ca.pos.tolist()) - centre) > radius:
+            del ch[i]
+    return st
+
+
+def add_hydrogens(st: gemmi.Structure) -> int:
+    """Add one riding H to every residue's N (1.0 Å along +z); returns how many."""
+    n = 0
+    for res in st[0]["A"]:
+        at = res.find_atom("N", "*")
+        if at is None:
+            continue
+        h = gemmi.Atom()
+        h.name, h.element = "H", gemmi.Element("H")
+        h.pos = gemmi.Position(at.pos.x, at.pos.y, at.pos.z + 1.0)
+        h.b_iso, h.occ = at.b_iso, 1.0
+        res.add_atom(h)
+        n += 1
+    return n
+
+
+def _place(st: gemmi.Structure, origin, shape, voxel) -> gemmi.Structure:
+    from locscale.models import atom_positions, shift_model
+
+    centre = np.asarray(origin) + (np.asarray(shape) - 1) / 2 * np.asarray(voxel)
+    return shift_model(st, centre - atom_positions(st).mean(axis=0))
+
+
+def _density(st, shape, voxel, origin, resolution, seed) -> np.ndarray:
+    from locscale.mapio import Map
+    from locscale.simulate import simulate_model_map
+
+    like = Map(np.zeros(shape, np.float32), voxel_size=voxel, origin=origin)
+    data = simulate_model_map(st, like, dmin=resolution).data
+    rng = np.random.default_rng(seed)
+    return data + 0.2 * data.std() * rng.standard_normal(data.shape).astype(np.float32)
+
+
+EDGE_SPECS = {
+    # name: shape (x, y, z), voxel (Å), origin convention, origin or nstart, axis order, resolution
+    "origin_field": dict(shape=(35, 40, 37), voxel=(1.34,) * 3, origin=(356.44, 155.44, 159.46), nstart=None,
+                         axes=(1, 2, 3), d=3.2, ispg=0),
+    "axis321": dict(shape=(27, 34, 30), voxel=(1.2156,) * 3, origin=(0.0, 0.0, 0.0), nstart=None, axes=(3, 2, 1),
+                    d=3.4, ispg=1),
+    "nstart_aniso": dict(shape=(40, 44, 42), voxel=(0.747, 0.723, 0.737), origin=None, nstart=(100, 100, 100),
+                         axes=(3, 2, 1), d=3.0, ispg=1),
+}
+
+
+@pytest.fixture(scope="session")
+def edge_cases(tmp_path_factory, model_5me2) -> dict[str, EdgeCase]:
+    """The three header conventions of real deposited maps, each with a model that fits it (see module doc)."""
+    from locscale.models import write_model
+
+    folder = tmp_path_factory.mktemp("edge_cases")
+    base = fragment(model_5me2)
+    cases = {}
+    for i, (name, sp) in enumerate(EDGE_SPECS.items()):
+        voxel = np.asarray(sp["voxel"])
+        if sp["nstart"] is not None:
+            nstart = np.asarray(sp["nstart"])
+            origin = nstart * voxel
+        else:
+            nstart, origin = np.zeros(3, int), np.asarray(sp["origin"])
+        st = base.clone()
+        n_h = add_hydrogens(st) if name == "origin_field" else 0
+        st = _place(st, origin, sp["shape"], voxel)
+        data = _density(st, sp["shape"], voxel, origin, sp["d"], seed=i)
+        map_path = write_mrc(folder / f"{name}.mrc", data, voxel, origin=origin if sp["nstart"] is None else (0, 0, 0),
+                             nstart=nstart, axis_order=sp["axes"], ispg=sp["ispg"])
+        model_path = write_model(st, folder / f"{name}.pdb")
+        cases[name] = EdgeCase(map_path, model_path, sp["d"], voxel, origin, tuple(sp["shape"]), sp["axes"],
+                               "nstart" if sp["nstart"] is not None or not np.any(origin) else "origin",
+                               hydrogens=n_h, atoms=st[0].count_atom_sites())
+    return cases
+
+
+@pytest.fixture(scope="session")
+def odd_mode_maps(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray]]:
+    """Maps in data modes 0 (int8) and 6 (uint16), with the values written (x, y, z order)."""
+    folder = tmp_path_factory.mktemp("modes")
+    rng = np.random.default_rng(3)
+    out = {}
+    for name, dtype, lo, hi in (("int8", np.int8, -128, 128), ("uint16", np.uint16, 0, 65536)):
+        data = rng.integers(lo, hi, size=(6, 7, 8)).astype(dtype)
+        out[name] = (write_mrc(folder / f"{name}.mrc", data, 1.1, dtype=dtype), data.astype(np.float32))
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_stack(tmp_path_factory) -> Path:
+    """A stack of 10 images of 20 × 20 pixels: ISPG 0, MZ 1, z cell one pixel (MRC2014 image stack)."""
+    path = tmp_path_factory.mktemp("stack") / "stack.mrcs"
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(np.random.default_rng(0).standard_normal((10, 20, 20)).astype(np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = 1.5
     return path

@@ -206,12 +206,11 @@ def test_bundled_map_agreement(bundled):
     assert np.all(near[~mask] == 0) and np.all(fast[~mask] == 0)
 
 
-def test_phantom_agreement(shared_data):
-    """Same targets on a simulated phantom: chain A of TRPV1 (refined B-factors) blurred by a radial B
+def test_phantom_agreement(model_5ni1):
+    """Same targets on a simulated phantom: chain A of 5NI1 (refined B-factors 1-317 Å²) blurred by a radial B
     gradient plus noise (locscale.phantom), its true model map as the reference, an envelope mask."""
     from locscale import models, phantom, simulate
-    st = models.read_model(shared_data / "models" / "pdb3j5p_refined_chainA.pdb")
-    st = phantom.crop_model(st, radius=16.0)
+    st = phantom.crop_model(models.read_model(model_5ni1), ["A"], radius=16.0)
     ph = phantom.make_phantom(st, (56, 1.2156), seed=1, resolution=3.5)
     modelmap = simulate.simulate_model_map(ph.model, ph.full)
     mask = models.envelope_mask(ph.model, ph.full, 3.0)

@@ -1,9 +1,9 @@
 """Map I/O: every header convention read into one frame, written back so it overlays the input.
 
-Real headers: the bundled EMD-3488 map (nstart 0, axes 1,2,3) and three edge cases from ../shared/data
-(ORIGIN field in Å; axes 3,2,1; nstart 100 with anisotropic voxels and axes 3,2,1). Synthetic headers are
-written with mrcfile so that every axis permutation and both origin conventions are covered with known
-answers.
+Headers: the bundled EMD-3488 map (nstart 0, axes 1,2,3) and the three edge cases of deposited maps,
+synthesised in conftest.py (ORIGIN field in Å with ISPG 0; axes 3,2,1; nstart 100 with anisotropic voxels and
+axes 3,2,1). Synthetic headers are written with mrcfile so that every axis permutation, both origin
+conventions, data modes int8/int16/uint16 and image stacks are covered with known answers.
 """
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ import pytest
 from locscale.errors import LocScaleInputError
 from locscale.mapio import Map, atomic_output, read_half_maps, read_map, write_map
 
-EDGE = {
-    "origin_field": "edge_cases/2566_3J6B_9.mrc",
-    "axis321": "edge_cases/emringer_axis321_map.ccp4",
-    "nstart_aniso": "edge_cases/non_zero_origin_map.ccp4",
-}
+EDGE = ("origin_field", "axis321", "nstart_aniso")
 
 
 @pytest.fixture(params=["emd3488", *EDGE])
 def real_map_path(request, emd3488_map):
     if request.param == "emd3488":
         return emd3488_map
-    return request.getfixturevalue("shared_data") / EDGE[request.param]
+    return request.getfixturevalue("edge_cases")[request.param].map
 
 
 def _raw_header(path):
@@ -45,26 +41,25 @@ def _raw_header(path):
         }
 
 
-# ---------------------------------------------------------------------- real headers
-def test_real_headers_are_read_as_documented(emd3488_map, shared_data):
+# ---------------------------------------------------------------------- deposited-map headers
+def test_real_headers_are_read_as_documented(emd3488_map, edge_cases):
     m = read_map(emd3488_map)
     assert m.shape == (100, 100, 100) and m.axis_order == (1, 2, 3) and m.origin_convention == "nstart"
     np.testing.assert_allclose(m.voxel_size, 1.05, rtol=1e-6)
     np.testing.assert_array_equal(m.origin, 0)
 
-    m = read_map(shared_data / EDGE["origin_field"])
-    assert m.origin_convention == "origin" and m.axis_order == (1, 2, 3)
-    np.testing.assert_allclose(m.origin, [356.44, 155.44, 159.46], atol=1e-3)  # ORIGIN field, Å
-    np.testing.assert_allclose(m.voxel_size, 1.34, rtol=1e-6)
-
-    m = read_map(shared_data / EDGE["axis321"])
-    assert m.axis_order == (3, 2, 1) and m.shape == (27, 34, 20)  # file dims (sections, rows, cols) = x, y, z
-
-    m = read_map(shared_data / EDGE["nstart_aniso"])
-    assert m.axis_order == (3, 2, 1) and m.origin_convention == "nstart" and not m.is_isotropic
-    # voxel = cell / (MX, MY, MZ) = (149.40666, 144.615, 147.4875) / 200; origin = nstart (100) voxels
-    np.testing.assert_allclose(m.voxel_size, np.array([149.40666, 144.615, 147.4875]) / 200, rtol=1e-6)
-    np.testing.assert_allclose(m.origin, 100 * m.voxel_size, rtol=1e-6)
+    for name in EDGE:
+        case = edge_cases[name]
+        m = read_map(case.map)
+        assert m.shape == case.shape and m.axis_order == case.axis_order, name
+        assert m.origin_convention == case.convention, name
+        # header values are float32: voxel = cell / MX to ~1e-7 relative, ORIGIN (Å) to ~1e-7 of ~400 Å
+        np.testing.assert_allclose(m.voxel_size, case.voxel_size, rtol=1e-6)
+        np.testing.assert_allclose(m.origin, case.origin, rtol=1e-6, atol=1e-4)
+    assert read_map(edge_cases["origin_field"].map).origin_convention == "origin"
+    aniso = read_map(edge_cases["nstart_aniso"].map)
+    assert not aniso.is_isotropic
+    np.testing.assert_allclose(aniso.origin, 100 * aniso.voxel_size, rtol=1e-6)  # origin = nstart voxels
 
 
 def test_round_trip_real_headers(real_map_path, tmp_path):
@@ -83,9 +78,9 @@ def test_round_trip_real_headers(real_map_path, tmp_path):
     np.testing.assert_array_equal(rb["data"], ra["data"])  # same file-order array: same axis convention
 
 
-def test_agrees_with_gemmi_for_maps_without_nstart(emd3488_map, shared_data):
+def test_agrees_with_gemmi_for_maps_without_nstart(emd3488_map, edge_cases):
     """gemmi's setup() transposes to [x, y, z] too; for nstart = 0 its grid is exactly our array."""
-    for path in (emd3488_map, shared_data / EDGE["origin_field"], shared_data / EDGE["axis321"]):
+    for path in (emd3488_map, edge_cases["origin_field"].map, edge_cases["axis321"].map):
         ours = read_map(path)
         ccp4 = gemmi.read_ccp4_map(str(path))
         ccp4.setup(float("nan"))
@@ -94,13 +89,43 @@ def test_agrees_with_gemmi_for_maps_without_nstart(emd3488_map, shared_data):
         np.testing.assert_allclose(ccp4.grid.spacing, ours.voxel_size, rtol=1e-6)
 
 
-def test_require_isotropic_on_anisotropic_map(shared_data):
-    m = read_map(shared_data / EDGE["nstart_aniso"])
+def test_require_isotropic_on_anisotropic_map(edge_cases):
+    m = read_map(edge_cases["nstart_aniso"].map)
     with pytest.raises(LocScaleInputError, match="voxel sizes differ.*LocScale needs cubic voxels") as exc:
         m.require_isotropic("LocScale")
-    assert "non_zero_origin_map.ccp4" in str(exc.value) and "resample" in str(exc.value)
+    assert "nstart_aniso.mrc" in str(exc.value) and "resample" in str(exc.value)
     with pytest.raises(LocScaleInputError, match="voxel sizes differ"):
         _ = m.apix
+
+
+@pytest.mark.parametrize("mode", ["int8", "uint16"])
+def test_int8_and_uint16_modes(odd_mode_maps, mode):
+    path, values = odd_mode_maps[mode]
+    with mrcfile.open(path) as mrc:
+        assert int(mrc.header.mode) == {"int8": 0, "uint16": 6}[mode]
+    m = read_map(path)
+    assert m.data.dtype == np.float32
+    np.testing.assert_array_equal(m.data, values)
+
+
+def test_image_stack_is_refused_as_a_stack(image_stack):
+    """Issue 11 (7): a stack of 2-D images (ISPG 0, MZ 1) was told to "resample to cubic voxels"."""
+    with pytest.raises(LocScaleInputError, match="stack of 10 2-D images") as exc:
+        read_map(image_stack)
+    assert "resample" not in str(exc.value) and "fix:" in str(exc.value)
+
+
+def test_image_stack_with_full_sampling_but_one_section_cell_is_a_stack(tmp_path):
+    """The same stack written with MZ = NZ but a z cell of one pixel (what gave anisotropic voxels before)."""
+    from conftest import write_mrc
+
+    data = np.random.default_rng(1).standard_normal((20, 20, 10)).astype(np.float32)
+    path = write_mrc(tmp_path / "stack.mrc", data, 1.5, ispg=0, full_z_cell=False)
+    with pytest.raises(LocScaleInputError, match="2-D images"):
+        read_map(path)
+    # a volume written with ISPG 0 and a full z cell (as some programs do) is still a volume
+    vol = write_mrc(tmp_path / "vol.mrc", data, 1.5, ispg=0)
+    assert read_map(vol).shape == (20, 20, 10)
 
 
 # ---------------------------------------------------------------------- synthetic headers

@@ -12,11 +12,7 @@ from locscale.metrics import envelope_radius, pearson, rscc
 from locscale.models import envelope_mask, read_model, set_uniform_b, shift_model
 from locscale.simulate import check_model_fits_map, nyquist_dmin, simulate_model_map
 
-EDGE_PAIRS = {
-    "origin_field": ("edge_cases/2566_3J6B_9.mrc", "edge_cases/3J6B_9.pdb", 3.2),
-    "axis321": ("edge_cases/emringer_axis321_map.ccp4", "edge_cases/emringer_axis321_model.pdb", 3.4),
-    "nstart_aniso": ("edge_cases/non_zero_origin_map.ccp4", "edge_cases/non_zero_origin_model.pdb", 3.0),
-}
+EDGE = ("origin_field", "axis321", "nstart_aniso")
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +20,10 @@ def emd3488(emd3488_map, model_5me2):
     return read_map(emd3488_map), read_model(model_5me2)
 
 
-@pytest.fixture(params=list(EDGE_PAIRS))
-def edge_case(request, shared_data):
-    m, p, d = EDGE_PAIRS[request.param]
-    return read_map(shared_data / m), read_model(shared_data / p), d
+@pytest.fixture(params=EDGE)
+def edge_case(request, edge_cases):
+    case = edge_cases[request.param]
+    return read_map(case.map), read_model(case.model), case.resolution
 
 
 
@@ -94,10 +90,10 @@ def test_structure_factors_and_absolute_scale(emd3488):
     assert direct[0].real == pytest.approx(f0, rel=1e-6)
 
 
-def test_structure_factors_on_anisotropic_shifted_grid(shared_data):
+def test_structure_factors_on_anisotropic_shifted_grid(edge_cases):
     """Same check on the nstart=100, anisotropic, axis-order-3,2,1 map (box frame = model - origin)."""
-    m, p, _ = EDGE_PAIRS["nstart_aniso"]
-    emap, st = read_map(shared_data / m), read_model(shared_data / p)
+    case = edge_cases["nstart_aniso"]
+    emap, st = read_map(case.map), read_model(case.model)
     model_map = simulate_model_map(st, emap)
     n, V = np.asarray(emap.shape), float(np.prod(emap.box_size))
     dft = np.fft.fftn(model_map.data.astype(np.float64))
@@ -139,9 +135,9 @@ def test_b_factors_and_blur_removal(emd3488):
     assert np.max(np.abs(f_lo - f_hi)) < 1e-3 * np.max(np.abs(f_hi))
 
 
-def test_occupancy_scales_density(shared_data):
-    m, p, _ = EDGE_PAIRS["axis321"]
-    emap, st = read_map(shared_data / m), read_model(shared_data / p)
+def test_occupancy_scales_density(edge_cases):
+    case = edge_cases["axis321"]
+    emap, st = read_map(case.map), read_model(case.model)
     full = simulate_model_map(st, emap).data
     for ch in st[0]:
         for r in ch:
@@ -153,7 +149,7 @@ def test_occupancy_scales_density(shared_data):
 
 
 # ---------------------------------------------------------------------- frames and grids
-def test_shifted_origin_gives_identical_data(emd3488, shared_data):
+def test_shifted_origin_gives_identical_data(emd3488, edge_cases):
     """The same model and grid moved together to a non-zero origin give the same model map."""
     emap, st = emd3488
     ref = simulate_model_map(st, emap)
@@ -164,8 +160,8 @@ def test_shifted_origin_gives_identical_data(emd3488, shared_data):
     # positions differ by the rounding of x + o - o (~1e-14 Å); output float32
     np.testing.assert_allclose(moved.data, ref.data, rtol=0, atol=1e-5 * np.abs(ref.data).max())
 
-    m, p, _ = EDGE_PAIRS["nstart_aniso"]
-    aniso, st2 = read_map(shared_data / m), read_model(shared_data / p)
+    case = edge_cases["nstart_aniso"]
+    aniso, st2 = read_map(case.map), read_model(case.model)
     ref2 = simulate_model_map(st2, aniso)
     at_zero = aniso.like(aniso.data)
     at_zero.origin = np.zeros(3)

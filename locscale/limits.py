@@ -1,0 +1,295 @@
+"""Every limit in one place: parameter ranges, memory, and the outputs a command may write.
+
+The command line, the library (:func:`locscale.sharpen.sharpen_map`, :func:`locscale.sharpen.choose_window`,
+...) and the workflow's config schema (``config/config.schema.yaml``, whose bounds ``tests/test_limits.py``
+compares with the constants here) all use these checks, so a value refused by one is refused by all. Each
+check raises :class:`~locscale.errors.LocScaleInputError` (a problem and a fix, printed on one line by the CLI).
+
+* **Values** (:func:`check_resolution`, :func:`check_window`, :func:`check_window_angstrom`,
+  :func:`check_mask_radius`, :func:`check_dmin`): finite, positive, and within the range where the method
+  means something.
+* **Memory** (:func:`estimate_sharpen_bytes`, :func:`check_memory`): refuse before allocating when the
+  estimate exceeds the memory available, with the figure and a fix.
+* **Outputs** (:func:`guard_outputs`): never write over an input (same file by path, symbolic link or hard
+  link), never replace a read-only file, and find an unwritable folder before the computation, not after.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import LocScaleInputError
+
+#: coarsest resolution accepted (Å). LocScale scales against an atomic model's amplitudes; at 50 Å the model
+#: holds no more than its envelope, and the default window (7 × d) would exceed any realistic box.
+RESOLUTION_MAX = 50.0
+#: smallest window in voxels (the paper found windows under 8 voxels unusable)
+WINDOW_MIN = 8
+#: a resolution may be this much finer than Nyquist (2 × voxel) before it is refused (header rounding)
+NYQUIST_SLACK = 0.99
+#: memory estimates are refused above this fraction of the available memory (the rest: Python, the inputs)
+MEMORY_FRACTION = 0.8
+#: estimates below this are not checked (cheap enough whatever the machine)
+MEMORY_CHECK_FLOOR = 2 * 2**30
+
+
+def _finite_number(value, name: str, fix: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise LocScaleInputError(f"{name} {value!r} is not a number", fix) from None
+    if not math.isfinite(v):
+        raise LocScaleInputError(f"{name} {value!r} is not a finite number", fix)
+    return v
+
+
+# ---------------------------------------------------------------------- values
+def check_resolution(resolution, apix: float | None = None) -> float:
+    """A resolution in Å: finite, > 0, not finer than Nyquist (2 × `apix`, when given), at most
+    :data:`RESOLUTION_MAX`. Returns it as float."""
+    fix = "give the map's FSC-0.143 resolution in Å (e.g. -r 3.2)"
+    d = _finite_number(resolution, "resolution", fix)
+    if d <= 0:
+        raise LocScaleInputError(f"resolution {d:g} Å is not positive", fix)
+    if apix is not None and d < NYQUIST_SLACK * 2 * apix:
+        raise LocScaleInputError(
+            f"resolution {d:g} Å is finer than the map's Nyquist limit {2 * apix:.3f} Å (2 × voxel size "
+            f"{apix:.4f} Å); no map can resolve it", fix)
+    if d > RESOLUTION_MAX:
+        raise LocScaleInputError(
+            f"resolution {d:g} Å is coarser than {RESOLUTION_MAX:g} Å; model-based local sharpening needs "
+            "atomic detail", f"{fix}; at this resolution use global sharpening or none")
+    return d
+
+
+def check_window(window) -> int:
+    """A window edge in voxels: a whole number ≥ :data:`WINDOW_MIN`."""
+    fix = f"use a window of at least {WINDOW_MIN} voxels (ideally 25-35 Å)"
+    v = _finite_number(window, "window", fix)
+    if v != int(v):
+        raise LocScaleInputError(f"window {window!r} is not a whole number of voxels", fix)
+    if v < WINDOW_MIN:
+        raise LocScaleInputError(f"window of {int(v)} voxels is too small (the paper found windows under "
+                                 f"{WINDOW_MIN} voxels unusable)", fix)
+    return int(v)
+
+
+def check_window_angstrom(window_A) -> float:
+    """A window edge in Å: finite and > 0 (the voxel count it gives is checked by :func:`check_window`)."""
+    fix = "give the window in Å (the paper found 25-35 Å best), e.g. --window-angstrom 25"
+    v = _finite_number(window_A, "window", fix)
+    if v <= 0:
+        raise LocScaleInputError(f"window of {v:g} Å is not positive", fix)
+    return v
+
+
+def check_mask_radius(radius) -> float:
+    """A mask radius in Å: finite and > 0."""
+    fix = "give a positive radius in Å (e.g. --mask-radius 3), or --no-mask to scale the whole box"
+    v = _finite_number(radius, "mask radius", fix)
+    if v <= 0:
+        raise LocScaleInputError(f"mask radius {v:g} Å is not positive", fix)
+    return v
+
+
+def check_dmin(dmin) -> float:
+    """A model-map band limit in Å: finite and > 0."""
+    fix = "give a band limit in Å (default: Nyquist, 2 × voxel size)"
+    v = _finite_number(dmin, "dmin", fix)
+    if v <= 0:
+        raise LocScaleInputError(f"dmin {v:g} Å is not positive", fix)
+    return v
+
+
+def check_cycles(min_cycles: int, max_cycles: int) -> None:
+    """The workflow's cycle counts: 1 ≤ min_cycles ≤ max_cycles."""
+    if min_cycles > max_cycles:
+        raise LocScaleInputError(f"min_cycles ({min_cycles}) is larger than max_cycles ({max_cycles}): no cycle "
+                                 "could ever count as converged",
+                                 "set min_cycles ≤ max_cycles in the config")
+
+
+def warn_window_exceeds_box(window: int, shape) -> str | None:
+    """Warn (and return the message) when the window is larger than the map box along some axis."""
+    if window > min(shape):
+        msg = (f"the window ({window} voxels) is larger than the map box {tuple(int(n) for n in shape)}: every "
+               "window is mostly padding, and the run is far slower than with a window inside the box; use a "
+               "smaller window (the paper: 25-35 Å) or a larger box")
+        warnings.warn(msg, stacklevel=2)
+        return msg
+    return None
+
+
+# ---------------------------------------------------------------------- memory
+def available_memory_bytes() -> int:
+    """Memory this process may still use: MemAvailable, capped by a cgroup limit when there is one."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = 2**62
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:
+            avail = min(avail, max(int(limit) - usage, 0))
+        break
+    return int(avail)
+
+
+def estimate_sharpen_bytes(shape, window: int, mode: str, mask_voxels: int | None = None) -> int:
+    """Peak memory (bytes) of a LocScale run on a map of `shape` with a `window`-voxel window, by mode.
+
+    Every mode pads both maps by the window ((n + w − 1)³ float32 each). near-exact and fast also hold the
+    padded crops, the map's spectrum and one shell's kernel spectrum, product and convolution (complex64 and
+    float32 arrays of the next fast FFT size), the per-shell kernels (float64, ⌊w/2⌋+1 of w³) and the
+    interpolation plan (8 corners × 8 bytes per masked voxel). exact and compat stream batches of windows
+    (bounded by the batch size), so only the padded maps, the output and the masked-voxel index count. The
+    estimate is an upper bound within about a factor 2 (measured on EMD-3488, 100³, and 160³)."""
+    n = [int(s) for s in shape]
+    w = int(window)
+    voxels = math.prod(n)
+    padded = math.prod(s + w - 1 for s in n)
+    masked = voxels if mask_voxels is None else int(mask_voxels)
+    total = 2 * 4 * padded + 4 * voxels + voxels  # padded maps, output, mask
+    if mode in ("near-exact", "fast"):
+        fft = math.prod(s + w - 1 for s in n[:2]) * ((n[2] + w - 1) // 2 + 1)  # half-spectrum coefficients
+        total += 2 * 4 * padded + 3 * 8 * fft + 2 * 4 * padded  # crops; spectra; product + convolution
+        total += 8 * (w // 2 + 1) * w**3  # shell kernels
+        total += 64 * masked  # interpolation plan
+    else:
+        total += 24 * masked + 64 * 2**20  # voxel index, values; batch buffers
+    return int(total)
+
+
+def check_memory(need_bytes: int, what: str, fix: str, available: int | None = None) -> None:
+    """Refuse (with the figures and `fix`) when `need_bytes` exceeds :data:`MEMORY_FRACTION` of the memory
+    available; estimates under :data:`MEMORY_CHECK_FLOOR` always pass."""
+    if need_bytes < MEMORY_CHECK_FLOOR:
+        return
+    avail = available_memory_bytes() if available is None else int(available)
+    if need_bytes > MEMORY_FRACTION * avail:
+        raise LocScaleInputError(f"{what} needs about {need_bytes / 2**30:.1f} GiB of memory, but only "
+                                 f"{avail / 2**30:.1f} GiB is available", fix)
+
+
+def check_sharpen_memory(shape, window: int, mode: str, mask_voxels: int | None = None,
+                         available: int | None = None) -> int:
+    """:func:`estimate_sharpen_bytes` checked against the available memory; returns the estimate."""
+    need = estimate_sharpen_bytes(shape, window, mode, mask_voxels)
+    check_memory(need, f"LocScale ({mode} mode) of a {'x'.join(str(int(s)) for s in shape)} map with a "
+                 f"{window}-voxel window",
+                 "use a smaller window (the paper: 25-35 Å, i.e. -w or --window-angstrom), check the resolution "
+                 "(it sets the default window, 7 × resolution), crop the map around the model, or run on a "
+                 "machine with more memory", available)
+    return need
+
+
+# ---------------------------------------------------------------------- devices
+def check_device(device: str | None) -> None:
+    """`device` None/'cpu' always works; anything else needs PyTorch (and CUDA for 'cuda')."""
+    if device in (None, "cpu"):
+        return
+    from . import gpu
+
+    if not gpu.torch_available():
+        raise LocScaleInputError(f"device {device!r} needs PyTorch, which is not installed",
+                                 "install the GPU extra (pip install 'locscale[gpu]') or use --device cpu")
+    try:
+        gpu.resolve_device(device)
+    except RuntimeError as exc:
+        raise LocScaleInputError(str(exc).split(";")[0], "use --device cpu, or install a CUDA build of torch on "
+                                 "a machine with a GPU") from None
+    except Exception as exc:  # torch.device("nonsense") raises RuntimeError/ValueError
+        raise LocScaleInputError(f"device {device!r} is not a device torch knows ({exc})",
+                                 "use 'cpu', 'cuda' or 'cuda:N'") from None
+
+
+# ---------------------------------------------------------------------- outputs
+def _stat(path: Path):
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def guard_outputs(outputs: dict[str, str | os.PathLike | None],
+                  inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Check every output before any computation: refuse one that is (resolves to, or is a hard link of) an
+    input or another output, an existing folder, a read-only file, or lies in a folder that cannot be
+    written. `outputs` maps an option name (for the message, e.g. '-o') to a path; None entries are skipped.
+    Missing parent folders are fine when they can be created (the writers create them)."""
+    ins = [Path(p) for p in inputs if p is not None]
+    in_stats = [(p, _stat(p)) for p in ins]
+    in_real = {os.path.realpath(p): p for p in ins}
+    seen: dict[str, str] = {}
+    for option, out in outputs.items():
+        if out is None:
+            continue
+        out = Path(out)
+        real = os.path.realpath(out)
+        if real in in_real:
+            raise LocScaleInputError(f"the output ({option}) is the input {in_real[real]}: writing it would destroy "
+                                     "the input", f"give {option} a new file name", out)
+        st = _stat(out)
+        if st is not None:
+            for p, ist in in_stats:
+                if ist is not None and (st.st_dev, st.st_ino) == (ist.st_dev, ist.st_ino):
+                    raise LocScaleInputError(f"the output ({option}) is the same file as the input {p} (a hard "
+                                             "link): writing it would destroy the input",
+                                             f"give {option} a new file name", out)
+        if real in seen:
+            raise LocScaleInputError(f"the outputs {seen[real]} and {option} are the same file",
+                                     "give every output its own file name", out)
+        seen[real] = option
+        if out.is_dir():
+            raise LocScaleInputError(f"the output ({option}) is a folder", f"give {option} a file name, e.g. "
+                                     f"{out / 'out.mrc'}", out)
+        if st is not None and is_read_only(st):
+            raise LocScaleInputError(f"the output ({option}) exists and is read-only; it is not replaced",
+                                     "remove it or make it writable (chmod u+w) if you mean to replace it, or "
+                                     "give another file name", out)
+        parent = Path(real).parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not folder_writable(parent):
+            raise LocScaleInputError(f"cannot write the output ({option}): {parent} is not a folder you can write "
+                                     "to", "choose an output in a folder you can write to", out)
+
+
+def is_read_only(st: os.stat_result) -> bool:
+    """True when a file has no write permission bit at all (0444 and the like; root could still write it)."""
+    return not (st.st_mode & 0o222)
+
+
+def folder_writable(folder: Path) -> bool:
+    """Whether a file can be created in `folder`: tried for real (a temporary file, removed at once), since
+    permission bits do not tell for root, read-only mounts or special file systems."""
+    if not folder.is_dir():
+        return False
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".locscale-write-test.", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(tmp)
+    return True
