@@ -2,12 +2,16 @@
 
 A phantom is made of
 
-* the **truth**: the model's density (electron form factors, the atoms' B-factors, or one uniform ``truth_b``)
-  simulated on the grid, with no noise and no extra blur -- what an ideal sharpening would recover;
-* the **signal**: the same atoms with every B raised by a spatially varying ΔB(atom) (rising from the core to
-  the periphery, or set per chain) plus a global ``b_global`` (the detector/alignment falloff). Adding ΔB to an
-  atom's B convolves that atom's density with a Gaussian, so this is a spatially varying blur that is exact
-  atom by atom;
+* the **truth**: the model's density (electron form factors, the atoms' B-factors, one uniform ``truth_b``, or a
+  radial gradient ``truth_b_gradient`` = (B at the centre, B at the edge, power) that models flexibility the
+  reference model describes) simulated on the grid, with no noise and no extra blur -- what an ideal sharpening
+  would recover. The truth keeps its atoms' own B variation: a model with refined B-factors can describe it;
+* the **signal**: the same atoms with every B raised by a global ``b_global`` (the reconstruction's falloff: the
+  blur that sharpening should remove) and, optionally, by a spatially varying extra ΔB(atom) (``b_core`` →
+  ``b_periphery``, or set per chain; 0 by default). Adding ΔB to an atom's B convolves that atom's density with a
+  Gaussian, so this is a spatially varying blur that is exact atom by atom. A *realistic* phantom (DESIGN.md §8)
+  has ΔB = 0: the map's local variation of sharpness is the truth's own. ΔB > 0 on a uniform-B truth is a
+  **stress case**: it counts local blur as something to remove, which no atomic-B reference can do;
 * two **half maps** = signal + independent coloured Gaussian noise. The noise amplitude falls like a B-factor
   ``noise_b`` (power ∝ exp(−noise_b s²/2); 0 = white), and its power is set shell by shell so that the expected
   half-map FSC, S(s)/(S(s)+N(s)), equals ``fsc_threshold`` (0.143) at s = 1/resolution. Each noise realisation is
@@ -205,15 +209,18 @@ def remove_residues(structure: gemmi.Structure, fraction: float = 0.0, chains: l
 # ---------------------------------------------------------------------- the phantom
 def make_phantom(structure: gemmi.Structure, like: Map | tuple[int, float], seed: int = 0, *,
                  resolution: float = 3.5, fsc_threshold: float = 0.143, b_global: float = 100.0,
-                 b_core: float = 0.0, b_periphery: float = 100.0, gradient_power: float = 1.0,
-                 chain_b: dict[str, float] | None = None, truth_b: float | None = None, noise_b: float = 50.0,
+                 b_core: float = 0.0, b_periphery: float = 0.0, gradient_power: float = 1.0,
+                 chain_b: dict[str, float] | None = None, truth_b: float | None = None,
+                 truth_b_gradient: tuple[float, float, float] | None = None, noise_b: float = 50.0,
                  remove_fraction: float = 0.0, remove_chains: list[str] | None = None,
                  source: str | None = None) -> PhantomResult:
     """Build a phantom from `structure` on the grid of `like` (a Map, or (box voxels, voxel size Å) to build a
     box around the model). See the module docstring for what each part is.
 
     `resolution` is where the expected half-map FSC equals `fsc_threshold`. `truth_b` (if given) sets every
-    atom's truth B to one value; otherwise the model's B-factors are the truth.
+    atom's truth B to one value; `truth_b_gradient` = (b_centre, b_edge, power) sets it to
+    ``b_centre + (b_edge − b_centre)·(r/r_max)^power`` (r from the atoms' centre); otherwise the model's B-factors
+    are the truth.
     """
     from . import metrics
     from .simulate import simulate_model_map
@@ -227,10 +234,21 @@ def make_phantom(structure: gemmi.Structure, like: Map | tuple[int, float], seed
     if resolution < 2 * apix:
         raise LocScaleInputError(f"resolution {resolution} Å is finer than Nyquist ({2 * apix:.3f} Å)",
                                  f"request a resolution ≥ {2 * apix:.3f} Å or use a smaller voxel size")
+    if truth_b is not None and truth_b_gradient is not None:
+        raise LocScaleInputError("both a uniform truth B and a truth B gradient were given",
+                                 "give one of truth_b (--truth-b) or truth_b_gradient (--truth-b-gradient)")
     truth_st = structure.clone()
     if truth_b is not None:
         for a in _atoms(truth_st):
             a.b_iso = float(truth_b)
+    if truth_b_gradient is not None:
+        t_core, t_edge, t_power = (float(v) for v in truth_b_gradient)
+        tb = b_gradient(truth_st, t_core, t_edge, power=t_power)
+        if np.any(tb < 0):
+            raise LocScaleInputError(f"truth B gradient {truth_b_gradient} gives negative B",
+                                     "give B values ≥ 0 at the centre and the edge")
+        for a, b in zip(_atoms(truth_st), tb, strict=True):
+            a.b_iso = float(b)
     dB = b_gradient(truth_st, b_core, b_periphery, power=gradient_power, chain_b=chain_b)
     if np.any(dB + b_global + np.array([a.b_iso for a in _atoms(truth_st)]) < 0):
         raise LocScaleInputError("the blur makes some atom's B negative", "use b_core/b_global ≥ 0")
@@ -265,10 +283,15 @@ def make_phantom(structure: gemmi.Structure, like: Map | tuple[int, float], seed
         "n_residues": int(sum(len(ch) for ch in truth_st[0])),
         "grid": {"shape": list(grid.shape), "voxel_size": [float(v) for v in grid.voxel_size],
                  "origin": [float(o) for o in grid.origin]},
-        "truth": {"b_factors": "uniform" if truth_b is not None else "the model's",
-                  "truth_b": truth_b, "b_mean": float(truth_bs.mean()), "b_min": float(truth_bs.min()),
+        "truth": {"b_factors": ("uniform" if truth_b is not None else "radial gradient" if truth_b_gradient
+                                else "the model's"),
+                  "truth_b": truth_b,
+                  "truth_b_gradient": None if truth_b_gradient is None else [float(v) for v in truth_b_gradient],
+                  "b_mean": float(truth_bs.mean()), "b_min": float(truth_bs.min()),
                   "b_max": float(truth_bs.max())},
-        "blur": {"b_global": float(b_global),
+        "blur": {"kind": ("realistic: global falloff only" if float(dB.max()) == 0 and float(dB.min()) == 0
+                          else "stress case: extra local blur on top of the global falloff"),
+                 "b_global": float(b_global),
                  "gradient": "per chain" if chain_b else "radial (core to periphery)",
                  "b_core": float(b_core), "b_periphery": float(b_periphery), "power": float(gradient_power),
                  "chain_b": chain_b,
@@ -392,12 +415,19 @@ def add_phantom_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-r", "--resolution", type=float, default=3.5, help="half-map FSC resolution in Å")
     p.add_argument("--fsc-threshold", type=float, default=0.143, help="FSC threshold defining the resolution")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--b-global", type=float, default=100.0, help="global B added to every atom (Å²)")
-    p.add_argument("--b-core", type=float, default=0.0, help="extra B at the model centre (Å²)")
-    p.add_argument("--b-periphery", type=float, default=100.0, help="extra B at the model's edge (Å²)")
-    p.add_argument("--gradient-power", type=float, default=1.0, help="ΔB ∝ (r/r_max)^power")
-    p.add_argument("--chain-b", help="per-chain extra B instead of the radial gradient, e.g. A=0,B=80")
-    p.add_argument("--truth-b", type=float, help="set every atom's truth B to this (default: the model's B)")
+    p.add_argument("--b-global", type=float, default=100.0,
+                   help="global B added to every atom (Å²): the reconstruction's falloff, which sharpening removes")
+    p.add_argument("--b-core", type=float, default=0.0,
+                   help="STRESS CASE: extra blur B at the model centre (Å²), on top of --b-global")
+    p.add_argument("--b-periphery", type=float, default=0.0,
+                   help="STRESS CASE: extra blur B at the model's edge (Å²); 0 (default) = realistic phantom")
+    p.add_argument("--gradient-power", type=float, default=1.0, help="extra blur ΔB ∝ (r/r_max)^power")
+    p.add_argument("--chain-b", help="STRESS CASE: per-chain extra blur B instead of the radial one, e.g. A=0,B=80")
+    tb = p.add_mutually_exclusive_group()
+    tb.add_argument("--truth-b", type=float, help="set every atom's truth B to this (default: the model's B)")
+    tb.add_argument("--truth-b-gradient", type=float, nargs=3, metavar=("B_CENTRE", "B_EDGE", "POWER"),
+                    help="truth B = B_CENTRE + (B_EDGE − B_CENTRE)·(r/r_max)^POWER: flexibility that the truth "
+                    "keeps (realistic phantom, e.g. 20 140 1.5)")
     p.add_argument("--noise-b", type=float, default=50.0,
                    help="noise colour: amplitude falloff B (0 = white, negative = rising with frequency)")
     p.add_argument("--remove-fraction", type=float, default=0.0,
@@ -426,6 +456,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     res = make_phantom(st, like, args.seed, resolution=args.resolution, fsc_threshold=args.fsc_threshold,
                        b_global=args.b_global, b_core=args.b_core, b_periphery=args.b_periphery,
                        gradient_power=args.gradient_power, chain_b=chain_b, truth_b=args.truth_b,
+                       truth_b_gradient=args.truth_b_gradient,
                        noise_b=args.noise_b, remove_fraction=args.remove_fraction,
                        remove_chains=_split(args.remove_chains), source=str(args.model))
     paths = res.write(args.outdir, args.prefix)

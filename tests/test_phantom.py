@@ -143,3 +143,23 @@ def test_command_line(model_5ni1, tmp_path, capsys):
     assert "SIMULATED phantom written" in capsys.readouterr().out
     assert phantom_main([str(model_5ni1), "--chains", "Z", "--box", "64", "-o", str(tmp_path)]) == 2
     assert "chain(s) Z not in the model" in capsys.readouterr().err
+
+
+def test_realistic_phantom_keeps_the_truth_b_gradient_and_blurs_only_globally(chain_a):
+    """--truth-b-gradient puts the B variation into the truth (flexibility a refined model describes); the data
+    add only the global B: the signal equals the truth blurred by exp(-b_global s²/4) everywhere (exact for a
+    uniform added B), and the record calls it realistic."""
+    ph = make_phantom(chain_a, (BOX, APIX), seed=1, resolution=3.5, b_global=120.0, truth_b_gradient=(20, 140, 1.5))
+    b = np.array([a.b_iso for ch in ph.structure[0] for r in ch for a in r])
+    expected = b_gradient(ph.structure, 20, 140, power=1.5)
+    np.testing.assert_allclose(b, expected, atol=1e-3)  # B stored as float32 in gemmi
+    assert b.min() >= 20 and b.max() == pytest.approx(140, abs=1e-3)  # r = r_max at the farthest atom
+    assert np.all(ph.delta_b == 0)
+    assert ph.info["blur"]["kind"].startswith("realistic") and ph.info["truth"]["b_factors"] == "radial gradient"
+    blurred = apply_bfactor(ph.truth.data, APIX, 120.0)
+    assert metrics.pearson(blurred.ravel(), ph.signal.data.ravel()) > 0.9999
+    with pytest.raises(LocScaleInputError, match="truth B"):
+        make_phantom(chain_a, (BOX, APIX), truth_b=20, truth_b_gradient=(20, 140, 1))
+    # the old default (local blur on top of the global B) is now the labelled stress case
+    stress = make_phantom(chain_a, (BOX, APIX), seed=1, truth_b=20, b_periphery=100)
+    assert stress.info["blur"]["kind"].startswith("stress case")
