@@ -163,3 +163,27 @@ def global_sharpen(emap: Map, resolution: float, bfactor: float | None = None,
     f *= filt
     out = np.fft.irfftn(f, s=emap.shape, axes=(0, 1, 2))
     return emap.like(out.astype(np.float32)), info
+
+
+def signal_matched(emap: Map, half1: Map, half2: Map, resolution: float, *,
+                   edge_shells: float = LOWPASS_EDGE_SHELLS, fsc_floor: float = 0.143) -> tuple[Map, dict]:
+    """`emap` (a LocScale map of the half maps' mean) with each Fourier shell divided by the FSC weight
+    ``sqrt(2·FSC/(1+FSC))`` of the half maps, and low-passed at the resolution like :func:`global_sharpen`.
+
+    Why: LocScale matches each window shell's *total* RMS amplitude, noise included, to the model, so the part of
+    the map coherent with the model is weaker than the model by ``sqrt(2·FSC/(1+FSC))`` (the square root of the
+    full map's signal fraction). Dividing by it restores the coherent part to the model's amplitude, so that B
+    refined against the result stays where it is instead of rising towards the blur of the data (README, "Which
+    map the B-factors are refined against"). Shells whose FSC is below `fsc_floor` are divided by the weight at
+    `fsc_floor` (0.143: at most ×2), so noise beyond the resolution is not amplified further. Returns (map, info).
+    """
+    emap.require_same_grid(half1, "the map and half map 1")
+    w, curve = fsc_weights(half1, half2)
+    floor = float(np.sqrt(2.0 * fsc_floor / (1.0 + fsc_floor)))
+    filt = lowpass_filter(emap.shape, emap.apix, resolution, edge_shells) / np.maximum(w, floor)
+    f = np.fft.rfftn(emap.data.astype(np.float64))
+    f *= filt
+    out = np.fft.irfftn(f, s=emap.shape, axes=(0, 1, 2))
+    info = {"fsc_floor": float(fsc_floor), "max_gain": float(1.0 / floor), "lowpass_A": float(resolution),
+            "half_map_fsc0143_A": resolution_at(curve, 0.143)}
+    return emap.like(out.astype(np.float32)), info

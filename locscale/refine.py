@@ -59,6 +59,18 @@ class RefinementResult:
                 **{f"engine_{k}": v for k, v in self.stats.items()}}
 
 
+#: what one engine run refines: None = what the engine was made for (B, plus coordinates with refine_xyz);
+#: "xyz" = coordinates only; "adp" = B-factors only
+STEPS = (None, "xyz", "adp")
+
+
+def _step_parts(step: str | None, refine_xyz: bool) -> tuple[bool, bool]:
+    """(refine coordinates, refine B-factors) of one run."""
+    if step not in STEPS:
+        raise ValueError(f"unknown refinement step {step!r}; one of {STEPS}")
+    return {None: (bool(refine_xyz), True), "xyz": (True, False), "adp": (False, True)}[step]
+
+
 # ---------------------------------------------------------------------- monomer library
 def is_monlib(path: str | os.PathLike) -> bool:
     """True when `path` looks like a CCP4 monomer library (has ``list/mon_lib_list.cif``)."""
@@ -152,14 +164,16 @@ class ServalcatEngine:
         return self.monlib is not None
 
     def command(self, model: str | os.PathLike, resolution: float, prefix: str = "refined", *,
-                target_map: str | os.PathLike | None = None, half_maps=None) -> list[str]:
-        """The command line (run it in its own folder)."""
+                target_map: str | os.PathLike | None = None, half_maps=None, step: str | None = None) -> list[str]:
+        """The command line (run it in its own folder). `step` (see :data:`STEPS`) refines only coordinates
+        (``xyz``: ``--adp fix``) or only B-factors (``adp``: ``--fix_xyz``); default: what the engine was made for."""
         if (target_map is None) == (half_maps is None):
             raise ValueError("give exactly one of target_map or half_maps")
+        xyz, adp = _step_parts(step, self.refine_xyz)
         cmd = [self.executable, "refine_spa_norefmac", "--model", str(model)]
         cmd += ["--map", str(target_map)] if target_map is not None else ["--halfmaps", *map(str, half_maps)]
-        cmd += ["-d", f"{float(resolution):g}", "--adp", "iso", "--hydrogen", "no", "-o", prefix]
-        if not self.refine_xyz:
+        cmd += ["-d", f"{float(resolution):g}", "--adp", "iso" if adp else "fix", "--hydrogen", "no", "-o", prefix]
+        if not xyz:
             cmd.append("--fix_xyz")
         cmd += ["--monlib", str(self.monlib)] if self.restrained else ["--unrestrained"]
         if self.ncycle is not None:
@@ -178,13 +192,15 @@ class ServalcatEngine:
 
     def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
             target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
-            log: str | os.PathLike | None = None, prefix: str = "refined") -> RefinementResult:
-        """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first)."""
+            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None
+            ) -> RefinementResult:
+        """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first); `step` as in
+        :meth:`command`."""
         self.check_available()
         workdir = _fresh_dir(Path(workdir))
         cmd = self.command(_absolute(model), resolution, prefix,
                            target_map=None if target_map is None else _absolute(target_map),
-                           half_maps=None if half_maps is None else [_absolute(h) for h in half_maps])
+                           half_maps=None if half_maps is None else [_absolute(h) for h in half_maps], step=step)
         log = Path(log).resolve() if log is not None else workdir / "engine.log"
         seconds = run_logged(cmd, workdir, log, threads=threads)
         out = workdir / f"{prefix}.mmcif"
@@ -192,8 +208,8 @@ class ServalcatEngine:
             out = workdir / f"{prefix}.pdb"
         if not out.exists():
             raise RuntimeError(f"servalcat finished but wrote no {prefix}.mmcif/.pdb in {workdir} (see {log})")
-        return RefinementResult(self.name, out, cmd, workdir, seconds, self.restrained, self.refine_xyz,
-                                read_servalcat_stats(workdir / f"{prefix}_stats.json"))
+        return RefinementResult(self.name, out, cmd, workdir, seconds, self.restrained, _step_parts(step,
+                                self.refine_xyz)[0], read_servalcat_stats(workdir / f"{prefix}_stats.json"))
 
 
 def read_servalcat_stats(path: str | os.PathLike) -> dict:
@@ -243,8 +259,9 @@ class PhenixEngine:
     restrained = True  # PHENIX always restrains with its own monomer library
 
     def command(self, model: str | os.PathLike, target_map: str | os.PathLike, resolution: float,
-                prefix: str = "refined", nproc: int = 1) -> list[str]:
-        run = "minimization_global+adp" if self.refine_xyz else "adp"
+                prefix: str = "refined", nproc: int = 1, step: str | None = None) -> list[str]:
+        xyz, adp = _step_parts(step, self.refine_xyz)
+        run = "+".join(p for p, on in (("minimization_global", xyz), ("adp", adp)) if on)
         return [self.executable, str(model), str(target_map), f"resolution={float(resolution):g}", f"run={run}",
                 f"macro_cycles={self.macro_cycles}", f"nproc={max(1, int(nproc))}", f"output.prefix={prefix}",
                 "output.overwrite=True", *self.extra_args]
@@ -298,13 +315,14 @@ class PhenixEngine:
 
     def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
             target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
-            log: str | os.PathLike | None = None, prefix: str = "refined") -> RefinementResult:
+            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None
+            ) -> RefinementResult:
         """Refine `model` against `target_map` in a fresh `workdir` (half maps are not used by this engine)."""
         if target_map is None:
             raise LocScaleInputError("the PHENIX engine refines against one map; no target map was given",
                                      "give the target map (the workflow passes the cycle's LocScale map)")
         workdir = _fresh_dir(Path(workdir))
-        cmd = self.command(Path(model).resolve(), Path(target_map).resolve(), resolution, prefix, threads)
+        cmd = self.command(Path(model).resolve(), Path(target_map).resolve(), resolution, prefix, threads, step)
         log = Path(log).resolve() if log is not None else workdir / "engine.log"
         seconds = run_logged(self.shell_line(cmd), workdir, log, threads=threads, shell=True)
         # phenix.real_space_refine names its output PREFIX_real_space_refined_NNN.{pdb,cif} (NNN = serial)
@@ -313,7 +331,8 @@ class PhenixEngine:
         if not found:
             raise RuntimeError(f"phenix.real_space_refine finished but wrote no {prefix}_real_space_refined*.cif/.pdb "
                                f"in {workdir} (see {log})")
-        return RefinementResult(self.name, found[-1], cmd, workdir, seconds, True, self.refine_xyz, {})
+        xyz = _step_parts(step, self.refine_xyz)[0]
+        return RefinementResult(self.name, found[-1], cmd, workdir, seconds, True, xyz, {})
 
 
 def _bash(script: str, login: bool = False) -> str | None:

@@ -117,10 +117,12 @@ def read_cycle_table(path: str | os.PathLike) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- metrics vs cycle
-def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | os.PathLike) -> Path:
+def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | os.PathLike,
+                          final_cycle: int | None = None) -> Path:
     """Validation metrics against cycle number: RSCC (CC_mask, CC_box), FSCaverage, kurtosis, B-factors
-    (mean, median, ±1 s.d. band) and, when present, FSCwork/FSCtest with their gap. One panel per metric
-    that the table holds."""
+    (mean, median, ±1 s.d. band), sharpness against the global target and, when present, FSCwork/FSCtest with
+    their gap and CC/FSCaverage to the truth (phantoms). One panel per metric that the table holds; `final_cycle`
+    (the cycle results/<dataset>/final/ holds) is marked on every panel."""
     if not isinstance(table, pd.DataFrame):
         table = read_cycle_table(table)
     ccol = _column(table, "cycle")
@@ -151,6 +153,13 @@ def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | o
                  if v is not None]
         band = (b_mean - b_std, b_mean + b_std) if (b_mean is not None and b_std is not None) else None
         panels.append(("Atomic B-factors", "B (Å²)", lines, band))
+    if (v := col("sharpness_b_vs_global")) is not None:
+        panels.append(("Sharpness vs global target (> 0: blurrier)", "Δ Guinier B (Å²)",
+                       [("LocScale − global", v, {})], None))
+    truth = [(lab, v, {}) for lab, v in (("CC to truth", col("cc_truth")),
+                                         ("FSCavg to truth", col("fsc_average_truth"))) if v is not None]
+    if truth:
+        panels.append(("Phantom: sharpened map vs truth", "score", truth, None))
     work, test = col("fsc_work"), col("fsc_test")
     if work is not None or test is not None:
         lines = [(lab, v, {}) for lab, v in (("FSCwork (half 1)", work), ("FSCtest (half 2)", test))
@@ -177,8 +186,10 @@ def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | o
         if band is not None:
             ok = np.isfinite(band[0]) & np.isfinite(band[1])
             ax.fill_between(x[ok], band[0][ok], band[1][ok], color="tab:blue", alpha=0.15, label="±1 s.d.")
-        if title.startswith("FSCwork"):
+        if title.startswith(("FSCwork", "Sharpness")):
             ax.axhline(0.0, color="0.5", lw=0.8)
+        if final_cycle is not None:
+            ax.axvline(final_cycle, color="tab:green", lw=6, alpha=0.2, label=f"final (cycle {final_cycle})")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("cycle")
         ax.set_ylabel(ylabel)
@@ -186,7 +197,7 @@ def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | o
         if xlim is not None:
             ax.set_xlim(*xlim)  # the same cycles on every panel, also where early cycles have no value
         ax.grid(alpha=0.3)
-        if len(lines) > 1 or band is not None:
+        if len(lines) > 1 or band is not None or final_cycle is not None:
             ax.legend(fontsize=8)
     for ax in axes[len(panels):]:
         ax.set_visible(False)

@@ -36,15 +36,46 @@ def bfactor_stats(structure: gemmi.Structure, previous: gemmi.Structure | None =
     return rec
 
 
+def sharpness_vs_reference(sharpened: Map, reference: Map, resolution: float, mask: np.ndarray) -> float:
+    """Guinier B (10 Å to `resolution`) of `sharpened` minus that of `reference`, both multiplied by the same soft
+    copy of `mask` (Å²; :func:`locscale.global_sharpen.guinier_bfactor`'s convention, positive = blurrier).
+
+    A truth-free check of a LocScale map against the cycle-0 FSC-weighted global target: a LocScale map that
+    keeps its sharpening stays near 0 (the local scaling redistributes the same overall falloff); one that
+    drifts towards the blur of the data rises by the drift (the input map is +B_global blurrier).
+    """
+    from .global_sharpen import guinier_bfactor
+    from .truth import soft_mask
+
+    soft = soft_mask(mask).astype(np.float32)
+    b_s, _ = guinier_bfactor(sharpened.like(sharpened.data * soft), resolution)
+    b_r, _ = guinier_bfactor(reference.like(reference.data * soft), resolution)
+    return float(b_s - b_r)
+
+
+def truth_metrics(sharpened: Map, truth: Map, resolution: float, mask: np.ndarray) -> dict:
+    """Phantoms: CC and FSCaverage of `sharpened` to the noise-free `truth` inside `mask` (the true model's
+    envelope; :func:`locscale.truth.truth_scores`), keys ``cc_truth``, ``fsc_average_truth``."""
+    from .truth import truth_scores
+
+    sharpened.require_same_grid(truth, "the map and the truth map")
+    rec, _ = truth_scores(sharpened.data, truth, resolution, mask)
+    return {"cc_truth": float(rec["cc_mask_truth"]), "fsc_average_truth": float(rec["fsc_average_truth"])}
+
+
 def validation_metrics(emap: Map, structure: gemmi.Structure, resolution: float, *,
                        sharpened: Map | None = None, kurtosis_mask: np.ndarray | None = None,
                        previous: gemmi.Structure | None = None,
-                       model_map: Map | None = None) -> tuple[dict, object, pd.DataFrame]:
+                       model_map: Map | None = None, reference: Map | None = None, truth: Map | None = None,
+                       truth_mask: np.ndarray | None = None) -> tuple[dict, object, pd.DataFrame]:
     """Validation of `structure` against the original map `emap`.
 
     Returns (record, FSC curve, per-residue table). `record` is flat (JSON/TSV-ready). Kurtosis is computed for
     `sharpened` (default: `emap`) inside `kurtosis_mask` (default: the model envelope at the RSCC radius) -- pass
     the same cycle-0 mask in every cycle. `model_map` (Nyquist-limited, on emap's grid) is simulated if not given.
+    With `reference` (the cycle-0 global target) the record gains ``sharpness_b_vs_global``
+    (:func:`sharpness_vs_reference`, in the kurtosis mask); with `truth` (phantoms) and `truth_mask`, ``cc_truth``
+    and ``fsc_average_truth`` of `sharpened` (:func:`truth_metrics`).
     """
     from . import metrics
     from .models import envelope_mask
@@ -69,4 +100,10 @@ def validation_metrics(emap: Map, structure: gemmi.Structure, resolution: float,
         "kurtosis_mask_voxels": int(np.count_nonzero(kurtosis_mask)),
         **bfactor_stats(structure, previous),
     }
+    if reference is not None and sharpened is not None:
+        record["sharpness_b_vs_global"] = sharpness_vs_reference(sharpened, reference, resolution, kurtosis_mask)
+    if truth is not None:
+        if truth_mask is None:
+            raise ValueError("give truth_mask with truth")
+        record.update(truth_metrics(kmap, truth, resolution, truth_mask))
     return record, curve, rs["per_residue"]

@@ -14,6 +14,7 @@ from locscale.global_sharpen import (
     global_sharpen,
     guinier_bfactor,
     lowpass_filter,
+    signal_matched,
 )
 from locscale.mapio import Map, read_map
 from locscale.shells import rfft_multiplicity
@@ -160,3 +161,25 @@ def test_global_sharpen_with_half_maps_applies_fsc_weights(crop):
 def test_global_sharpen_rejects_resolution_beyond_nyquist(crop):
     with pytest.raises(LocScaleInputError, match="Nyquist"):
         global_sharpen(crop, 1.5)
+
+
+def test_signal_matched_undoes_the_fsc_weight_up_to_its_floor(crop):
+    """locscale_signal's B target: every shell divided by sqrt(2F/(1+F)) (floored at F = 0.143, i.e. at most ×2),
+    then low-passed at d. Applied to an FSC-weighted map it returns the unweighted map in every shell whose
+    weight is above the floor, and never amplifies a coefficient by more than 2."""
+    rng = np.random.default_rng(6)
+    sigma = 1.5 * crop.data.std()
+    h1 = crop.like(crop.data + sigma * rng.standard_normal(crop.shape))
+    h2 = crop.like(crop.data + sigma * rng.standard_normal(crop.shape))
+    full = crop.like(0.5 * (h1.data + h2.data))
+    w, _ = fsc_weights(h1, h2)
+    weighted = crop.like(np.fft.irfftn(np.fft.rfftn(full.data.astype(float)) * w, s=crop.shape))
+    out, info = signal_matched(weighted, h1, h2, 3.2)
+    assert info["max_gain"] == pytest.approx(1 / np.sqrt(2 * 0.143 / 1.143))  # 2.0
+    lp = lowpass_filter(crop.shape, APIX, 3.2)
+    fin = np.fft.rfftn(full.data.astype(float))
+    fout = np.fft.rfftn(out.data.astype(float))
+    floor = np.sqrt(2 * 0.143 / 1.143)
+    above = w >= floor
+    np.testing.assert_allclose(fout[above], (fin * lp)[above], atol=1e-5 * np.abs(fin).max())
+    np.testing.assert_allclose(fout[~above], (fin * w * lp / floor)[~above], atol=1e-5 * np.abs(fin).max())

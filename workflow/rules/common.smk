@@ -141,6 +141,16 @@ def mask_input(wildcards):
     return {"mask": f["mask"]} if "mask" in f else {}
 
 
+def truth_input(wildcards):
+    """Phantoms: the truth map and the true model (its envelope is where maps are scored), when configured."""
+    d = config["datasets"][wildcards.ds]
+    if not d.get("truth"):
+        if d.get("truth_model"):
+            _fail(f"dataset {wildcards.ds!r} gives truth_model but no truth map", "give truth (the truth map) too")
+        return {}
+    return {"truth": str(d["truth"]), "truth_model": str(d.get("truth_model") or FILES[wildcards.ds]["model"])}
+
+
 def dataset_params(wildcards):
     """The dataset's settings that change cycle 0 (so editing them re-runs it)."""
     d = config["datasets"][wildcards.ds]
@@ -178,12 +188,34 @@ def refine_model(wildcards):
     return f"{cdir(wildcards.ds, c - 1)}/model.cif"
 
 
-def refine_target(wildcards):
-    """Refinement target of cycle c: the global-sharpened map for c = 1, cycle c-1's LocScale map after."""
+B_TARGET = config["refine"]["b_target"]
+
+
+def _locscale_target(wildcards):
+    """The paper's target of cycle c: the global-sharpened map for c = 1, cycle c-1's LocScale map after."""
     c = int(wildcards.cycle)
     if c == 1:
         return f"{cdir(wildcards.ds, 0)}/target.mrc"
     return f"{cdir(wildcards.ds, c - 1)}/locscale.mrc"
+
+
+def refine_targets(wildcards):
+    """Maps the refine step of cycle c reads (README "Which map the B-factors are refined against"):
+
+    * ``target``: B-factors (refine.b_target): the fixed cycle-0 global target (global, default), or the previous
+      LocScale map (locscale; locscale_signal divides it by the half-map FSC weight first, with ``half1/2``);
+    * ``xyz_target``: with refine.refine_xyz and b_target global, coordinates are refined against the previous
+      LocScale map (the cycle-0 target in cycle 1) in a step of their own.
+    """
+    out = {"target": f"{cdir(wildcards.ds, 0)}/target.mrc" if B_TARGET == "global" else _locscale_target(wildcards)}
+    if config["refine"]["refine_xyz"] and B_TARGET == "global":
+        out["xyz_target"] = _locscale_target(wildcards)
+    if B_TARGET == "locscale_signal" and int(wildcards.cycle) > 1:
+        if not has_half_maps(wildcards.ds):
+            _fail(f"refine.b_target: locscale_signal needs half maps, and dataset {wildcards.ds!r} has a full map",
+                  "give half_maps (or use_half_maps with emdb), or use refine.b_target: global")
+        out.update(half_maps_input(wildcards))
+    return out
 
 
 def previous_metrics(wildcards):
@@ -275,7 +307,8 @@ def _is_waiting(ds):
 def summary_targets(ds, last):
     base = f"{RESULTS}/{ds}/summary_upto_{last:02d}"
     return [f"{base}.tsv", f"{base}/metrics_vs_cycle.png", f"{base}/fsc_curves.png",
-            f"{base}/radial_profiles.png", f"{base}/bfactor_distributions.png", f"{base}/central_sections.png"]
+            f"{base}/radial_profiles.png", f"{base}/bfactor_distributions.png", f"{base}/central_sections.png",
+            f"{base}/selection.json"]
 
 
 def all_input(wildcards):
@@ -285,8 +318,27 @@ def all_input(wildcards):
         walk = walk_cycles(_is_converged(ds), MAX_CYCLES, _is_waiting(ds))
         WALKS[ds] = walk
         targets += summary_targets(ds, walk.last)
+        targets += final_targets(ds)
         targets += [f"{cdir(ds, c)}/chimerax.cxc" for c in range(1, walk.last + 1)]
     return targets
+
+
+def final_targets(ds):
+    return [f"{RESULTS}/{ds}/final/{name}" for name in ("locscale.mrc", "model.cif", "modelmap.mrc",
+                                                         "metrics.json", "selection.json")]
+
+
+def final_input(wildcards):
+    """The selection of the loop's last summary and every cycle's files (the script copies the chosen cycle's)."""
+    if wildcards.ds not in WALKS:
+        raise WorkflowError(f"results/{wildcards.ds}/final/ is made by the target `all` (it needs the loop's last "
+                            "cycle): run snakemake without a file target")
+    last = WALKS[wildcards.ds].last
+    inp = {"selection": f"{RESULTS}/{wildcards.ds}/summary_upto_{last:02d}/selection.json"}
+    for c in range(1, last + 1):
+        for name in ("locscale.mrc", "model.cif", "modelmap.mrc", "metrics.json"):
+            inp[f"{name.split('.')[0]}_{c:02d}"] = f"{cdir(wildcards.ds, c)}/{name}"
+    return inp
 
 
 def summary_input(wildcards):

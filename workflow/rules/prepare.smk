@@ -48,9 +48,11 @@ rule global_sharpen:
 
 rule validate_inputs:
     input:
+        unpack(truth_input),
         map="results/{ds}/cycle_00/map.mrc",
         model="results/{ds}/cycle_00/model.cif",
         sharpened="results/{ds}/cycle_00/target.mrc",
+        reference="results/{ds}/cycle_00/target.mrc",
         kurtosis_mask="results/{ds}/cycle_00/kurtosis_mask.mrc",
         info="results/{ds}/cycle_00/inputs.json",
     output:

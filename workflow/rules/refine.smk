@@ -1,5 +1,7 @@
-# Step 1 of cycle c: refine the model's B-factors (and coordinates with refine.refine_xyz) against the current
-# target: the global-sharpened map in cycle 1, cycle c-1's LocScale map after. Each engine run has its own folder
+# Step 1 of cycle c: refine the model's B-factors (and coordinates with refine.refine_xyz). refine.b_target: global
+# (default) refines B against the fixed cycle-0 global target in every cycle (coordinates, if refined, against the
+# previous LocScale map in a step of their own); locscale refines both against the previous cycle's LocScale map
+# (the cycle-0 target in cycle 1), which drifts (README). Each engine run has its own folder
 # (results/<dataset>/cycle_NN/refine/), emptied first. With half maps, the refined model is also cross-validated by
 # the shake protocol (FSCwork/FSCtest).
 
@@ -7,8 +9,8 @@ if ENGINE.name == "phenix":
 
     rule refine:
         input:
+            unpack(refine_targets),
             model=refine_model,
-            target=refine_target,
             info="results/{ds}/cycle_00/inputs.json",
         output:
             model="results/{ds}/cycle_{cycle}/model.cif",
@@ -35,8 +37,8 @@ else:
 
     rule refine:
         input:
+            unpack(refine_targets),
             model=refine_model,
-            target=refine_target,
             info="results/{ds}/cycle_00/inputs.json",
         output:
             model="results/{ds}/cycle_{cycle}/model.cif",

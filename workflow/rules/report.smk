@@ -36,12 +36,15 @@ rule summary:
             caption="../report/central_sections.rst",
             category="4. Map sections",
         ),
+        selection="results/{ds}/summary_upto_{last}/selection.json",
     params:
         last=lambda wildcards: int(wildcards.last),
+        selection=config["selection"],
         config_summary=lambda wildcards: {
             "refine": REFINE,
             "sharpen": config["sharpen"],
             "tolerances": config["tolerances"],
+            "selection": config["selection"],
             "min_cycles": config["min_cycles"],
         },
     log:
@@ -74,3 +77,28 @@ rule chimerax:
         "../../envs/locscale.yaml"
     script:
         "../scripts/chimerax.py"
+
+
+# results/<dataset>/final/: the cycle chosen by locscale.selection (its LocScale map, model, model map, metrics) and
+# selection.json saying which cycle and why. Its input names the summary of the last cycle of the loop, which only
+# rule all's walk knows (DESIGN.md §7): request `all`, not this file alone.
+rule final:
+    input:
+        unpack(final_input),
+    output:
+        map="results/{ds}/final/locscale.mrc",
+        model="results/{ds}/final/model.cif",
+        modelmap="results/{ds}/final/modelmap.mrc",
+        metrics="results/{ds}/final/metrics.json",
+        selection="results/{ds}/final/selection.json",
+    log:
+        "results/{ds}/logs/final.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=mem_mb(3, 500),
+        runtime=10,
+    conda:
+        "../../envs/locscale.yaml"
+    script:
+        "../scripts/final.py"

@@ -5,11 +5,13 @@
 
 rule validate:
     input:
+        unpack(truth_input),
         map="results/{ds}/cycle_00/map.mrc",
         model="results/{ds}/cycle_{cycle}/model.cif",
         previous=refine_model,
         modelmap="results/{ds}/cycle_{cycle}/modelmap.mrc",
         sharpened="results/{ds}/cycle_{cycle}/locscale.mrc",
+        reference="results/{ds}/cycle_00/target.mrc",
         kurtosis_mask="results/{ds}/cycle_00/kurtosis_mask.mrc",
         info="results/{ds}/cycle_00/inputs.json",
     output:

@@ -1,18 +1,47 @@
-"""Cycle step 1: refine the model against the current target with the configured engine (locscale.refine)."""
+"""Cycle step 1: refine the model with the configured engine (locscale.refine).
+
+B-factors are refined against ``input.target`` (refine.b_target); with ``input.xyz_target`` (refine_xyz and
+b_target global) the coordinates are first refined against that map with B fixed, then B against the target with
+coordinates fixed, each run in its own folder.
+"""
 
 from _wf import resolution_of, run, write_json
 
 
 def main(smk):
+    from pathlib import Path
+
     from locscale.models import read_model, write_model
     from locscale.refine import make_engine
 
     engine = make_engine(smk.params.refine)
-    result = engine.run(smk.input.model, resolution_of(smk.input.info), smk.params.workdir,
-                        target_map=smk.input.target, threads=smk.threads, log=smk.log[0])
+    resolution = resolution_of(smk.input.info)
+    model_in = smk.input.model
+    record = {"cycle": int(smk.wildcards.cycle), "model_in": model_in, "b_target": smk.input.target}
+    if "xyz_target" in smk.input.keys():
+        xyz = engine.run(model_in, resolution, Path(smk.params.workdir) / "xyz", target_map=smk.input.xyz_target,
+                         threads=smk.threads, log=smk.log[0], step="xyz")
+        record.update({"xyz_target": smk.input.xyz_target, "xyz_command": xyz.record()["command"],
+                       "xyz_refine_seconds": round(xyz.seconds, 3)})
+        model_in = xyz.model
+    target = smk.input.target
+    if "half1" in smk.input.keys():  # b_target locscale_signal: the LocScale map's model-coherent part restored
+        from locscale.global_sharpen import signal_matched
+        from locscale.mapio import read_half_maps, read_map, write_map
+
+        h1, h2 = read_half_maps(smk.input.half1, smk.input.half2)
+        signal, info = signal_matched(read_map(target), h1, h2, resolution)
+        target = Path(smk.params.workdir) / "signal_target.mrc"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_map(target, signal, label="LocScale map / half-map FSC weight (B-refinement target)")
+        record["signal_target"] = {"from": smk.input.target, **info}
+    result = engine.run(model_in, resolution, Path(smk.params.workdir) / "adp", target_map=target,
+                        threads=smk.threads, log=smk.log[0], step="adp" if "xyz_target" in smk.input.keys() else None)
     write_model(read_model(result.model), smk.output.model)
-    record = {"cycle": int(smk.wildcards.cycle), "model_in": smk.input.model, "target": smk.input.target,
-              **result.record()}
+    record.update({"target": str(target), **result.record()})
+    record["refine_xyz"] = bool(smk.params.refine.get("refine_xyz"))
+    if "xyz_refine_seconds" in record:
+        record["refine_seconds"] = round(record["refine_seconds"] + record["xyz_refine_seconds"], 3)
     write_json(smk.output.info, record)
     print(record)
 

@@ -1,6 +1,6 @@
 """The per-cycle table (TSV) and plots of cycles 0 ... last (locscale.report)."""
 
-from _wf import read_json, run
+from _wf import read_json, run, write_json
 
 # columns copied from each step's record into the cycle table (prefix added where names would clash)
 REFINE_KEYS = {"engine": "engine", "restrained": "restrained", "refine_xyz": "refine_xyz",
@@ -30,6 +30,7 @@ def main(smk):
     from locscale.mapio import read_map
     from locscale.metrics import radial_profile
     from locscale.models import b_factors, read_model
+    from locscale.selection import choose_final_cycle
 
     inp, last = smk.input, int(smk.params.last)
     info = read_json(inp.inputs)
@@ -51,15 +52,22 @@ def main(smk):
             if f"crossval_{key}" in inp.keys():
                 cv = read_json(inp[f"crossval_{key}"])
                 row.update({new: cv.get(old) for old, new in CROSSVAL_KEYS.items()})
-        validate_row(row)
         rows.append(row)
         curves[label] = pd.read_csv(inp[f"fsc_{key}"], sep="\t")
         bvalues[label] = b_factors(read_model(inp[f"model_{key}"]))
+    selection = choose_final_cycle(rows, smk.params.selection)
+    for row in rows:
+        row["b_target"] = smk.params.config_summary["refine"]["b_target"]
+        row["flags"] = "; ".join(selection.flags.get(row["cycle"], [])) or "none"
+        row["final"] = row["cycle"] == selection.cycle
+        validate_row(row)
+    write_json(smk.output.selection, {**selection.record(), "last_cycle": last})
+    print(f"final cycle: {selection.reason}")
     table = report.write_cycle_table(rows, smk.output.table)
     print(table.to_string())
 
     resolution = float(info["resolution"])
-    report.plot_metrics_vs_cycle(table, smk.output.metrics)
+    report.plot_metrics_vs_cycle(table, smk.output.metrics, final_cycle=selection.cycle)
     report.plot_fsc_curves(curves, smk.output.fsc, resolution=resolution)
     report.plot_bfactor_distributions(bvalues, smk.output.bfactors)
     original, global_map = read_map(inp.map), read_map(inp.global_map)
@@ -70,8 +78,9 @@ def main(smk):
         profiles[f"LocScale cycle {c}"] = radial_profile(read_map(inp[f"locscale_{c:02d}"]).data, apix)
     report.plot_radial_profiles(profiles, smk.output.radial, resolution=resolution, normalise=True)
     sections = {"original": original, "global sharpened": global_map}
-    for c in sorted({1, last} - {0}):
-        sections[f"LocScale cycle {c}"] = read_map(inp[f"locscale_{c:02d}"])
+    for c in sorted({1, selection.cycle, last} - {0}):
+        final = " (final)" if c == selection.cycle else ""
+        sections[f"LocScale cycle {c}{final}"] = read_map(inp[f"locscale_{c:02d}"])
     report.plot_central_sections(sections, smk.output.sections)
     print(f"{len(rows)} rows; finite metric values: {int(np.isfinite(table.select_dtypes('number')).sum().sum())}")
 

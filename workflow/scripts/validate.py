@@ -4,18 +4,25 @@ from _wf import resolution_of, run, write_json, write_tsv
 
 
 def main(smk):
+    from locscale import metrics
     from locscale.mapio import read_map
-    from locscale.models import read_model
+    from locscale.models import envelope_mask, read_model
     from locscale.validation import validation_metrics
 
     emap = read_map(smk.input.map)
+    resolution = resolution_of(smk.input.info)
     previous = smk.input.get("previous")
     modelmap = smk.input.get("modelmap")
+    truth = truth_mask = None
+    if "truth" in smk.input.keys():  # phantoms: score against the known truth in the true model's envelope
+        truth = read_map(smk.input.truth)
+        truth_mask = envelope_mask(read_model(smk.input.truth_model), emap, metrics.envelope_radius(resolution))
     record, curve, per_residue = validation_metrics(
-        emap, read_model(smk.input.model), resolution_of(smk.input.info),
+        emap, read_model(smk.input.model), resolution,
         sharpened=read_map(smk.input.sharpened), kurtosis_mask=read_map(smk.input.kurtosis_mask).data >= 0.5,
         previous=read_model(previous) if previous else None,
-        model_map=read_map(modelmap) if modelmap else None)
+        model_map=read_map(modelmap) if modelmap else None, reference=read_map(smk.input.reference),
+        truth=truth, truth_mask=truth_mask)
     record = {"cycle": int(smk.params.cycle), **record}
     write_json(smk.output.metrics, record)
     write_tsv(curve.to_frame(), smk.output.fsc)

@@ -1,0 +1,118 @@
+"""Which cycle a run hands out: flags that catch drift, and the documented choice of the final cycle.
+
+The refinement cycles must not present drift as progress (README, "Which cycle is final"). Two truth-free
+signals respond to a LocScale map that loses its sharpening:
+
+* **B drift**: the refined mean B of cycle c minus that of cycle 1. Refining B against a fixed target (the
+  default, ``refine.b_target: global``) moves it by a few Å² at most; refining against the previous LocScale map
+  raised it by +70 … +155 Å² over four cycles on phantoms (README table), towards the blur of the data itself.
+* **Sharpness against the global target** (``sharpness_b_vs_global``,
+  :func:`locscale.validation.sharpness_vs_reference`): the Guinier B of the LocScale map minus that of the
+  cycle-0 FSC-weighted global target, in the same mask.
+
+A cycle whose |B drift| exceeds ``max_b_drift`` or whose LocScale map became blurrier, relative to the global
+target, than cycle 1's by more than ``max_blur_increase`` is *flagged*. RSCC against the original map is never
+used to choose: it rises as a model blurs to match an unsharpened map (DESIGN.md §8).
+
+**The choice** (:func:`choose_final_cycle`): among the cycles ≥ 1 that are not flagged, those whose model-map
+FSCaverage against the original map is within ``fsc_tolerance`` of the best; of these the last (the most
+refined). FSCaverage is normalised per shell, so it judges coordinates and the *relative* B-factors but is blind
+to an overall B level -- which the flags watch. When every cycle is flagged, cycle 1 is chosen (its B was refined
+against the cycle-0 global target in every design) and the reason says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+#: Defaults (config ``selection``), measured with benchmarks/bench_cycles.py (README table): with B refined
+#: against the fixed global target the mean B approaches its optimum by +3 … +6 Å² per cycle and then settles,
+#: while refining against the previous LocScale map added +40 … +70 Å² in one cycle on phantoms (and +11 Å² on the
+#: bundled example); the LocScale map of a good cycle is itself 30-40 Å² "blurrier" in Guinier B than the
+#: FSC-weighted global target (it carries the model's falloff), so the map check watches the change since cycle 1.
+DEFAULT_SELECTION: dict[str, float] = {"max_b_drift": 15.0, "max_blur_increase": 15.0,
+                                       "fsc_tolerance": 0.002}
+
+
+@dataclass
+class Selection:
+    """The chosen cycle, why, and the flags of every cycle (JSON-ready via :meth:`record`)."""
+
+    cycle: int
+    reason: str
+    criterion: str
+    flags: dict[int, list[str]] = field(default_factory=dict)
+    settings: dict[str, float] = field(default_factory=dict)
+
+    def record(self) -> dict:
+        rec = asdict(self)
+        rec["flags"] = {str(k): v for k, v in self.flags.items()}
+        return rec
+
+
+CRITERION = ("among cycles >= 1 without a drift flag (|mean B - cycle 1's| <= max_b_drift; LocScale map's Guinier "
+             "B against the global target risen by <= max_blur_increase since cycle 1), the last whose FSCaverage "
+             "(model vs original map) is within fsc_tolerance of the best")
+
+
+def _num(row: Mapping, key: str) -> float:
+    v = row.get(key)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def cycle_flags(rows: Sequence[Mapping], settings: Mapping[str, float] | None = None) -> dict[int, list[str]]:
+    """Drift flags of every cycle ≥ 1 (``rows``: the per-cycle validation records, with ``cycle``)."""
+    s = {**DEFAULT_SELECTION, **(settings or {})}
+    by_cycle = {int(r["cycle"]): r for r in rows}
+    b1 = _num(by_cycle.get(1, {}), "b_mean")
+    blur1 = _num(by_cycle.get(1, {}), "sharpness_b_vs_global")
+    flags: dict[int, list[str]] = {}
+    for c, r in sorted(by_cycle.items()):
+        if c < 1:
+            continue
+        f = []
+        drift = _num(r, "b_mean") - b1
+        if s.get("max_b_drift") is not None and math.isfinite(drift) and abs(drift) > float(s["max_b_drift"]):
+            f.append(f"B drift: mean B {drift:+.1f} Å² since cycle 1 (> {float(s['max_b_drift']):g})")
+        blur = _num(r, "sharpness_b_vs_global") - blur1
+        limit = s.get("max_blur_increase")
+        if limit is not None and math.isfinite(blur) and blur > float(limit):
+            f.append(f"over-smoothed: LocScale map {blur:+.1f} Å² blurrier (Guinier B against the global target) "
+                     f"than in cycle 1 (> {float(s['max_blur_increase']):g})")
+        flags[c] = f
+    return flags
+
+
+def choose_final_cycle(rows: Sequence[Mapping], settings: Mapping[str, float] | None = None) -> Selection:
+    """The cycle to hand out (see the module docstring); `rows` are the per-cycle records (cycle 0 may be among
+    them and is never chosen)."""
+    s = {**DEFAULT_SELECTION, **(settings or {})}
+    flags = cycle_flags(rows, s)
+    by_cycle = {int(r["cycle"]): r for r in rows if int(r["cycle"]) >= 1}
+    if not by_cycle:
+        raise ValueError("no refinement cycle to choose from")
+    ok = [c for c in sorted(by_cycle) if not flags.get(c)]
+    if not ok:
+        c = 1 if 1 in by_cycle else min(by_cycle)
+        return Selection(c, f"every cycle is flagged; cycle {c} is handed out because its B-factors were refined "
+                         "against the cycle-0 global target", CRITERION, flags, s)
+    fsc = {c: _num(by_cycle[c], "fsc_average") for c in ok}
+    finite = {c: v for c, v in fsc.items() if math.isfinite(v)}
+    if not finite:
+        c = ok[-1]
+        return Selection(c, f"no FSCaverage to compare; cycle {c} is the last unflagged cycle", CRITERION, flags, s)
+    best = max(finite.values())
+    near = [c for c, v in finite.items() if v >= best - float(s["fsc_tolerance"])]
+    c = max(near)
+    skipped = sorted(set(by_cycle) - set(ok))
+    reason = (f"cycle {c}: FSCaverage {finite[c]:.4f} within {float(s['fsc_tolerance']):g} of the best "
+              f"({best:.4f}), the last such cycle without a drift flag")
+    if skipped:
+        reason += f"; flagged and not eligible: {', '.join(map(str, skipped))}"
+    return Selection(c, reason, CRITERION, flags, s)

@@ -1,0 +1,51 @@
+"""Which cycle is handed out (locscale.selection): drift flags and the documented choice of the final cycle."""
+
+from __future__ import annotations
+
+import pytest
+
+from locscale.selection import DEFAULT_SELECTION, choose_final_cycle, cycle_flags
+
+
+def rows(b_means, fscs, blur=None):
+    blur = blur or [0.0] * len(b_means)
+    return [{"cycle": c, "b_mean": b, "fsc_average": f, "sharpness_b_vs_global": s}
+            for c, (b, f, s) in enumerate(zip(b_means, fscs, blur, strict=True))]
+
+
+def test_drifting_cycles_are_flagged_and_never_chosen():
+    """The issue's phantom: mean B 40 -> 110 -> 159 -> 187 -> 195 against LocScale targets while FSCaverage stays
+    flat (it is blind to an overall B) -- every cycle after the first is flagged, and cycle 1 is handed out."""
+    r = rows([40, 39.9, 110.3, 159.4, 186.8, 195.0], [0.80, 0.94, 0.9402, 0.9401, 0.9403, 0.9402])
+    flags = cycle_flags(r)
+    assert flags[1] == [] and all(flags[c] and "B drift" in flags[c][0] for c in (2, 3, 4, 5))
+    sel = choose_final_cycle(r)
+    assert sel.cycle == 1 and "flagged and not eligible: 2, 3, 4, 5" in sel.reason
+
+
+def test_the_last_of_equally_good_unflagged_cycles_is_chosen():
+    lim = DEFAULT_SELECTION["max_b_drift"]
+    r = rows([40, 45, 48, 45 + lim - 1], [0.70, 0.849, 0.8495, 0.8490])
+    assert choose_final_cycle(r).cycle == 3  # 0.8490 is within 0.002 of the best (0.8495)
+    r = rows([40, 45, 48, 49], [0.70, 0.849, 0.8495, 0.8470])
+    assert choose_final_cycle(r).cycle == 2  # cycle 3 fell by more than the tolerance
+
+
+def test_a_map_that_blurs_is_flagged_even_when_b_is_steady():
+    inc = DEFAULT_SELECTION["max_blur_increase"]
+    r = rows([40, 45, 46, 47], [0.7, 0.85, 0.85, 0.85], blur=[0.0, 36.0, 37.0, 36.0 + inc + 1])
+    flags = cycle_flags(r)
+    assert not flags[2] and flags[3] and "over-smoothed" in flags[3][0]
+    assert choose_final_cycle(r).cycle == 2
+
+
+def test_every_cycle_flagged_or_no_fsc():
+    r = rows([40, 45, 46], [0.7, float("nan"), float("nan")])
+    assert choose_final_cycle(r).cycle == 2  # no FSCaverage: the last unflagged cycle
+    r = rows([40, 45, 100], [0.7, 0.8, 0.8])
+    sel = choose_final_cycle(r, {"max_b_drift": 10})
+    assert sel.cycle == 1
+    with pytest.raises(ValueError):
+        choose_final_cycle(rows([40], [0.7]))
+    # a switched-off flag flags nothing
+    assert not cycle_flags(rows([40, 45, 100], [0.7, 0.8, 0.8]), {"max_b_drift": None})[2]

@@ -1,0 +1,22 @@
+"""results/<dataset>/final/: copy the chosen cycle's LocScale map, model, model map and metrics (locscale.selection)."""
+
+from _wf import read_json, run, write_json
+
+
+def main(smk):
+    import shutil
+
+    from locscale.mapio import atomic_output
+
+    selection = read_json(smk.input.selection)
+    c = int(selection["cycle"])
+    for name, out in (("locscale", smk.output.map), ("model", smk.output.model), ("modelmap", smk.output.modelmap),
+                      ("metrics", smk.output.metrics)):
+        src = smk.input[f"{name}_{c:02d}"]
+        with atomic_output(out, suffix="." + str(out).rsplit(".", 1)[-1]) as tmp:
+            shutil.copyfile(src, tmp)
+    write_json(smk.output.selection, {**selection, "files_from": f"cycle_{c:02d}"})
+    print(f"final: cycle {c} ({selection['reason']})")
+
+
+run(main)
