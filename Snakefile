@@ -10,6 +10,7 @@
 # unrefined model's metrics) and results/<dataset>/summary_upto_NN.tsv + plots for the last cycle NN.
 
 import sys
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
@@ -26,7 +27,21 @@ if not workflow.overwrite_configfiles:
 
 
 
-validate(config, "config/config.schema.yaml")
+def _validate_config():
+    """The schema check, with one short line per problem (key, what it expects) instead of the whole schema,
+    plus what a schema cannot check (NaN, min_cycles <= max_cycles): locscale.limits.validate_config."""
+    from snakemake.exceptions import WorkflowError
+
+    from locscale.errors import LocScaleInputError
+    from locscale.limits import validate_config
+
+    try:
+        validate_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml", validate)
+    except LocScaleInputError as err:
+        raise WorkflowError(f"config: {err}") from None
+
+
+_validate_config()
 
 
 report: "workflow/report/workflow.rst"
