@@ -192,6 +192,22 @@ def _classify(exc: BaseException, url: str, dest: Path, gz: bool) -> DownloadErr
                          "on a login node first); or " + fix, dest, url=url, transient=True)
 
 
+def summarise_failures(errors: Sequence[DownloadError]) -> str:
+    """One entry per mirror (URL), in the order tried: its distinct problems and how many attempts failed,
+    e.g. ``https://a/x.gz: timed out (4 attempts); https://b/x.gz: not found (HTTP 404)``."""
+    by_url: dict[str, list[str]] = {}
+    for e in errors:
+        problem = e.problem.split(" failed: ", 1)[1] if " failed: " in e.problem else e.problem
+        problem = problem.replace(f"{e.url}: ", "").replace(f"{e.url} ", "") if e.url else problem
+        by_url.setdefault(e.url or "?", []).append(problem)
+    parts = []
+    for url, problems in by_url.items():
+        distinct = list(dict.fromkeys(problems))
+        count = f" ({len(problems)} attempts)" if len(problems) > 1 else ""
+        parts.append(f"{url}: {' / '.join(distinct)}{count}")
+    return "; ".join(parts)
+
+
 def fetch(url: str | Sequence[str], dest: str | os.PathLike, sha256: str | None = None, retries: int = 3,
           timeout: float = 60, *, backoff: float = 2.0, decompress: bool | None = None,
           progress: bool = True) -> Path:
@@ -242,9 +258,8 @@ def fetch(url: str | Sequence[str], dest: str | os.PathLike, sha256: str | None 
                     break
     last = errors[-1]
     if len(urls) > 1:
-        tried = "; ".join(e.problem for e in errors)
-        raise DownloadError(f"all {len(urls)} mirrors failed: {tried}", last.fix, dest, url=last.url,
-                            transient=last.transient)
+        raise DownloadError(f"all {len(urls)} mirrors failed: {summarise_failures(errors)}", last.fix, dest,
+                            url=last.url, transient=last.transient)
     if last.transient and retries > 0:
         raise DownloadError(f"{last.problem} (after {int(retries) + 1} attempts)", last.fix, dest,
                             url=last.url, transient=True)

@@ -183,6 +183,25 @@ def test_mirrors_are_tried_in_order(server, tmp_path):
     assert requests == ["/missing/b.txt", "/b.txt"]
 
 
+def test_offline_mirrors_are_summarised_once_each(tmp_path):
+    """Issue 11 (7): offline, the message repeated the same failed URL once per attempt (12 times for 3
+    mirrors × 4 attempts). Now: one entry per mirror with its problem and the attempt count."""
+    ports = []
+    for _ in range(3):
+        with socket.socket() as s:  # ports nobody listens on: connection refused
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    urls = [f"http://127.0.0.1:{p}/emd_1.map.gz" for p in ports]
+    with pytest.raises(DownloadError) as info:
+        fetch(urls, tmp_path / "emd_1.map", **{**FAST, "retries": 3})
+    problem = info.value.problem
+    assert problem.startswith("all 3 mirrors failed: ")
+    for u in urls:
+        assert problem.count(u) == 1
+        assert f"{u}: connection refused (server down or no network) (4 attempts)" in problem
+    assert len(str(info.value).splitlines()) == 2 and _leftovers(tmp_path) == []
+
+
 def test_bad_checksum_string_and_url():
     with pytest.raises(LocScaleInputError, match="SHA-256"):
         fetch("http://127.0.0.1:9/x", "/tmp/never", sha256="abc", progress=False)
