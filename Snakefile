@@ -10,7 +10,6 @@
 # unrefined model's metrics) and results/<dataset>/summary_upto_NN.tsv + plots for the last cycle NN.
 
 import sys
-from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
@@ -27,21 +26,11 @@ if not workflow.overwrite_configfiles:
 
 
 
-def _validate_config():
-    """The schema check, with one short line per problem (key, what it expects) instead of the whole schema,
-    plus what a schema cannot check (NaN, min_cycles <= max_cycles): locscale.limits.validate_config."""
-    from snakemake.exceptions import WorkflowError
+# the schema check with one short line per problem (key, what it expects) instead of the whole schema, plus what
+# a schema cannot check (NaN, min_cycles <= max_cycles, inputs inside results/)
+from locscale.limits import validate_workflow_config
 
-    from locscale.errors import LocScaleInputError
-    from locscale.limits import validate_config
-
-    try:
-        validate_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml", validate)
-    except LocScaleInputError as err:
-        raise WorkflowError(f"config: {err}") from None
-
-
-_validate_config()
+validate_workflow_config(config, workflow.basedir, validate)
 
 
 report: "workflow/report/workflow.rst"

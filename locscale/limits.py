@@ -381,3 +381,14 @@ def validate_config(config: dict, schema_path: str | os.PathLike, fill_defaults=
     if fill_defaults is not None:
         fill_defaults(config, str(schema_path))
     check_config(config)
+
+
+def validate_workflow_config(config: dict, basedir: str | os.PathLike, fill_defaults=None) -> None:
+    """:func:`validate_config` against the workflow's ``config/config.schema.yaml`` under `basedir`, for the
+    Snakefile: a problem ends the run before any job with Snakemake's WorkflowError and our short message."""
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        validate_config(config, Path(basedir) / "config" / "config.schema.yaml", fill_defaults)
+    except LocScaleInputError as err:
+        raise WorkflowError(f"config: {err}") from None
