@@ -162,6 +162,15 @@ def _blurred_from_info(structure: gemmi.Structure, info: dict) -> gemmi.Structur
     return st
 
 
+def global_target(half1: Map, half2: Map, resolution: float) -> tuple[Map, dict]:
+    """The workflow's cycle-0 target (its fixed B-refinement target by default): the half maps' mean, sharpened
+    by its Guinier B and FSC-weighted (:func:`locscale.global_sharpen.global_sharpen`)."""
+    from .global_sharpen import global_sharpen
+
+    full = half1.like(0.5 * (half1.data + half2.data))
+    return global_sharpen(full, resolution, half_maps=(half1, half2))
+
+
 # ---------------------------------------------------------------------- window sweep
 def default_sweep_windows(apix: float, max_angstrom: float = 45.0, n: int = 10) -> list[int]:
     """About `n` windows from 8 voxels up to `max_angstrom` (geometric steps, distinct integers)."""
@@ -435,7 +444,8 @@ def model_completion(bench: Bench, partial: gemmi.Structure, *, cycles: int = 3,
     """Per cycle: LocScale (every voxel of the box, so the map itself shows how far the model's reach goes)
     against the current model; CC to truth in the unmodelled region -- voxels within the evaluation radius of
     the removed residues' true atoms and not of the starting model's -- overall and binned by distance from the
-    starting model (region and bins stay fixed over the cycles); then optional
+    starting model (region and bins stay fixed over the cycles), and in the starting model's own envelope (bin
+    ``modelled``: rebuilding must not degrade it); then optional
     `refine(model, target, cycle)` and the surrogate builder (module docstring; ``build_cc=None`` disables it).
     `baseline` (e.g. the best global sharpening) is scored on the same voxels for comparison."""
     from .models import envelope_mask
@@ -453,12 +463,14 @@ def model_completion(bench: Bench, partial: gemmi.Structure, *, cycles: int = 3,
     dist = _distance_to(partial, bench.half1)
     bins = [("all", 0.0, np.inf)] + [(f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">{lo:g}", lo, hi)
                                       for lo, hi in zip(DISTANCE_BINS[:-1], DISTANCE_BINS[1:], strict=True)]
+    # "elsewhere": the starting model's own envelope, which rebuilding must not degrade
+    modelled = envelope_mask(partial, bench.half1, radius)
+    regions = [(label, region & (dist >= lo) & (dist < hi)) for label, lo, hi in bins] + [("modelled", modelled)]
     rows = []
     for cycle in range(1, cycles + 1):
         missing = [k for k in true_res if k not in present]
         out = bench.locscale(current, mask=None, progress=progress)
-        for label, lo, hi in bins:
-            sel = region & (dist >= lo) & (dist < hi)
+        for label, sel in regions:
             enough = sel.sum() > 3
             row = {"cycle": cycle, "distance_bin_A": label, "n_voxels": int(sel.sum()),
                    "residues_modelled": len(present), "residues_missing": len(missing),
@@ -577,7 +589,7 @@ def plot_b_misestimation(table: pd.DataFrame, path, title: str = "reference B (S
 
 
 def plot_model_completion(table: pd.DataFrame, path, title: str = "model completion (SIMULATED phantom)") -> None:
-    t = table[table["distance_bin_A"] != "all"]
+    t = table[~table["distance_bin_A"].isin(["all", "modelled"])]  # the distance bins
 
     def draw(fig, ax):
         for cycle, g in t.groupby("cycle"):

@@ -368,6 +368,13 @@ def print_run_summary():
     """What the run ended with, per dataset (called on success)."""
     for ds, walk in WALKS.items():
         table = f"{RESULTS}/{ds}/summary_upto_{walk.last:02d}.tsv"
+        selection = Path(f"{RESULTS}/{ds}/final/selection.json")
+        if selection.exists():
+            sel = json.loads(selection.read_text())
+            flagged = {c: f for c, f in sel["flags"].items() if f}
+            print(f"LocScale cycles: {ds}: results/{ds}/final/ holds cycle {sel['cycle']} ({sel['reason']})")
+            for c, f in sorted(flagged.items(), key=lambda kv: int(kv[0])):
+                print(f"  WARNING cycle {c}: {'; '.join(f)}")
         if walk.stopped_by == "converged":
             print(f"LocScale cycles: {ds} converged at cycle {walk.last}; per-cycle table: {table}")
         elif walk.stopped_by == "max_cycles":

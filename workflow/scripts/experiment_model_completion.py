@@ -1,5 +1,7 @@
 """Experiments: model completion -- CC to truth beyond an incomplete model, per cycle (optionally with servalcat
-B refinement against each cycle's LocScale map and a surrogate builder that adds back what the map shows)."""
+B refinement before each next cycle -- against the fixed cycle-0 global target (b_target: global, the workflow's
+default) or against the cycle's LocScale map (locscale) -- and a surrogate builder that adds back what the
+cycle's LocScale map shows)."""
 
 from pathlib import Path
 
@@ -7,7 +9,7 @@ from _wf import run
 
 
 def main(smk):
-    from locscale.experiments import Bench, model_completion, plot_model_completion, write_table
+    from locscale.experiments import Bench, global_target, model_completion, plot_model_completion, write_table
     from locscale.global_sharpen import global_sharpen
     from locscale.mapio import write_map
     from locscale.models import read_model, write_model
@@ -26,10 +28,14 @@ def main(smk):
     workdir = Path(smk.params.workdir)
     engine = ServalcatEngine(monlib=resolve_monlib(cfg.get("monlib")), refine_xyz=False, ncycle=cfg.get("ncycle"))
 
-    def refine(model, target, cycle):
+    b_target = s.get("b_target", "global")
+    fixed, _ = global_target(bench.half1, bench.half2, bench.resolution)
+
+    def refine(model, locscale_map, cycle):
         d = workdir / f"cycle_{cycle:02d}"
         d.mkdir(parents=True, exist_ok=True)
-        write_map(d / "SIMULATED_locscale_target.mrc", target, label="SIMULATED phantom LocScale target")
+        target = fixed if b_target == "global" else locscale_map
+        write_map(d / "SIMULATED_locscale_target.mrc", target, label=f"SIMULATED phantom {b_target} target")
         write_model(model, d / "model_in.pdb")
         result = engine.run(d / "model_in.pdb", bench.resolution, d / "servalcat",
                             target_map=d / "SIMULATED_locscale_target.mrc", threads=smk.threads)
@@ -43,6 +49,7 @@ def main(smk):
                              refine=refine if s.get("refine") else None, baseline=baseline)
     write_table(table, smk.output.table, {"phantom": smk.wildcards.ph, "mode": bench.mode,
                                           "window_voxels": bench.window, "refine": bool(s.get("refine")),
+                                          "b_target": b_target,
                                           "build_cc": s.get("build_cc"), "baseline_global_b": b_best})
     plot_model_completion(table, smk.output.plot, title=f"model completion, SIMULATED phantom {smk.wildcards.ph}")
     print(table.to_string())
