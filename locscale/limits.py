@@ -156,28 +156,38 @@ def available_memory_bytes() -> int:
     return int(avail)
 
 
-def estimate_sharpen_bytes(shape, window: int, mode: str, mask_voxels: int | None = None) -> int:
+def estimate_sharpen_bytes(shape, window: int, mode: str, mask_voxels: int | None = None, *,
+                           workers: int | None = None, batch_size: int | None = None) -> int:
     """Peak memory (bytes) of a LocScale run on a map of `shape` with a `window`-voxel window, by mode.
 
-    Every mode pads both maps by the window ((n + w − 1)³ float32 each). near-exact and fast also hold the
-    padded crops, the map's spectrum and one shell's kernel spectrum, product and convolution (complex64 and
-    float32 arrays of the next fast FFT size), the per-shell kernels (float64, ⌊w/2⌋+1 of w³) and the
-    interpolation plan (8 corners × 8 bytes per masked voxel). exact and compat stream batches of windows
-    (bounded by the batch size), so only the padded maps, the output and the masked-voxel index count. The
-    estimate is an upper bound within about a factor 2 (measured on EMD-3488, 100³, and 160³)."""
+    Every mode pads both maps by the window ((n + w − 1)³ float32 each) and transforms batches of windows,
+    `workers` threads × the batch size (``locscale.localscale.default_batch_size``) × the buffers of one window
+    (``bytes_per_window``: a float32 window, two complex64 spectra, three float32 rows), plus the shell
+    matrices over one window's half spectrum. near-exact and fast also hold the padded crops, the map's
+    spectrum and one shell's kernel spectrum, product and convolution (complex64 and float32 arrays of the
+    padded box), the per-shell kernels (float64, ⌊w/2⌋+1 of w³) and the interpolation plan (8 corners × 8 bytes
+    per masked voxel). Within about a factor 2 of the measured peak (EMD-3488, 100³ at w = 21: 0.08 GiB
+    estimated, 0.25 GB measured with the interpreter; 400³ at w = 36: 3.3 GiB estimated, 1.7 GB measured); it
+    is meant to refuse runs that cannot fit (a window of hundreds of voxels), not to budget tightly."""
+    from .localscale import bytes_per_window, default_batch_size, default_workers
+
     n = [int(s) for s in shape]
     w = int(window)
     voxels = math.prod(n)
     padded = math.prod(s + w - 1 for s in n)
     masked = voxels if mask_voxels is None else int(mask_voxels)
+    half = w * w * (w // 2 + 1)
+    threads = default_workers(workers)
+    batch = default_batch_size(w, batch_size, threads)
     total = 2 * 4 * padded + 4 * voxels + voxels  # padded maps, output, mask
+    total += threads * batch * bytes_per_window(w) + 24 * half  # window batches, shell matrices
     if mode in ("near-exact", "fast"):
         fft = math.prod(s + w - 1 for s in n[:2]) * ((n[2] + w - 1) // 2 + 1)  # half-spectrum coefficients
         total += 2 * 4 * padded + 3 * 8 * fft + 2 * 4 * padded  # crops; spectra; product + convolution
         total += 8 * (w // 2 + 1) * w**3  # shell kernels
         total += 64 * masked  # interpolation plan
     else:
-        total += 24 * masked + 64 * 2**20  # voxel index, values; batch buffers
+        total += 24 * masked  # voxel index and values
     return int(total)
 
 
@@ -193,9 +203,10 @@ def check_memory(need_bytes: int, what: str, fix: str, available: int | None = N
 
 
 def check_sharpen_memory(shape, window: int, mode: str, mask_voxels: int | None = None,
-                         available: int | None = None) -> int:
+                         available: int | None = None, *, workers: int | None = None,
+                         batch_size: int | None = None) -> int:
     """:func:`estimate_sharpen_bytes` checked against the available memory; returns the estimate."""
-    need = estimate_sharpen_bytes(shape, window, mode, mask_voxels)
+    need = estimate_sharpen_bytes(shape, window, mode, mask_voxels, workers=workers, batch_size=batch_size)
     check_memory(need, f"LocScale ({mode} mode) of a {'x'.join(str(int(s)) for s in shape)} map with a "
                  f"{window}-voxel window",
                  "use a smaller window (the paper: 25-35 Å, i.e. -w or --window-angstrom), check the resolution "

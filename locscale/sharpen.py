@@ -123,7 +123,8 @@ def sharpen_map(emap: Map, modelmap: Map, resolution: float | None = None, *, wi
     check_map_content(modelmap.data, modelmap.path, "model map")
     limits.warn_window_exceeds_box(win.voxels, emap.shape)
     limits.check_device(mode_options.get("device"))
-    limits.check_sharpen_memory(emap.shape, win.voxels, mode, None if mask is None else int(mask.sum()))
+    limits.check_sharpen_memory(emap.shape, win.voxels, mode, None if mask is None else int(mask.sum()),
+                                workers=mode_options.get("workers"), batch_size=mode_options.get("batch_size"))
     from .localscale import local_scale
 
     t0 = time.perf_counter()

@@ -139,11 +139,19 @@ NULL_SHIFT = (10.0, 20.0)
 NULL_SIGMAS = 4.0
 
 
-def _null_shifts(like: Map, rng: np.random.Generator, count: int) -> list[np.ndarray]:
-    """Integer voxel shifts whose minimum-image length lies in NULL_SHIFT (fewer if the box is too small)."""
+def null_shift_range(resolution: float) -> tuple[float, float]:
+    """Displacements (Å) of the null: NULL_SHIFT, widened to 2-4 × the resolution for maps coarser than 5 Å
+    (a model map low-passed at d stays correlated with itself over about d, so a shift of 10 Å at d = 40 Å
+    is no displacement at all and a correct model could not beat it)."""
+    return max(NULL_SHIFT[0], 2.0 * resolution), max(NULL_SHIFT[1], 4.0 * resolution)
+
+
+def _null_shifts(like: Map, rng: np.random.Generator, count: int,
+                 span: tuple[float, float] = NULL_SHIFT) -> list[np.ndarray]:
+    """Integer voxel shifts whose minimum-image length lies in `span` (fewer if the box is too small)."""
     n = np.asarray(like.shape)
-    lo, hi = NULL_SHIFT
-    hi = min(hi, float(np.linalg.norm(n // 2 * like.voxel_size)))
+    lo, top = span
+    hi = min(top, float(np.linalg.norm(n // 2 * like.voxel_size)))
     shifts = []
     for _ in range(200 * count):
         if len(shifts) == count or hi < lo:
@@ -152,7 +160,7 @@ def _null_shifts(like: Map, rng: np.random.Generator, count: int) -> list[np.nda
         v *= rng.uniform(lo, hi) / np.linalg.norm(v)
         sh = np.rint(v / like.voxel_size).astype(int)
         wrapped = (sh + n // 2) % n - n // 2  # minimum image on the periodic box
-        if lo <= np.linalg.norm(wrapped * like.voxel_size) <= NULL_SHIFT[1] * 1.01:
+        if lo <= np.linalg.norm(wrapped * like.voxel_size) <= top * 1.01:
             shifts.append(wrapped)
     return shifts
 
@@ -192,17 +200,18 @@ def check_model_fits_map(structure: gemmi.Structure, emap: Map, resolution: floa
     # a CC over voxels where either map is constant is undefined (NaN): no correlation, count it as 0
     cc = float(np.nan_to_num(pearson(emap.data[mask], model_map[mask])))
     rng = np.random.default_rng(0)
+    span = null_shift_range(resolution)
     nulls = np.nan_to_num([pearson(np.roll(emap.data, -sh, axis=(0, 1, 2))[mask], model_map[mask])
-                           for sh in _null_shifts(emap, rng, N_NULL)])
+                           for sh in _null_shifts(emap, rng, N_NULL, span)])
     if nulls.size < 3:
-        warnings.warn(f"{emap.path}: the box is too small to displace the model by ≥ {NULL_SHIFT[0]} Å; "
+        warnings.warn(f"{emap.path}: the box is too small to displace the model by ≥ {span[0]:g} Å; "
                       f"the fit of {label} was not checked against a null (CC {cc:.3f})", stacklevel=2)
         return cc
     threshold = max(float(nulls.max()), float(nulls.mean() + NULL_SIGMAS * nulls.std(ddof=1)))
     if not cc > threshold:
         raise LocScaleInputError(
             f"{label} does not fit this map: CC inside its envelope = {cc:.3f} at {resolution:g} Å, no "
-            f"better than the same model displaced by {NULL_SHIFT[0]:g}-{NULL_SHIFT[1]:g} Å (null CCs "
+            f"better than the same model displaced by {span[0]:g}-{span[1]:g} Å (null CCs "
             f"{nulls.min():.3f} to {nulls.max():.3f}; needed > {threshold:.3f})",
             fix, emap.path)
     return cc

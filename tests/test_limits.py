@@ -244,6 +244,11 @@ def test_huge_window_is_refused_for_memory_before_allocating(tmp_path, emd3488_m
     assert not out.exists()
     need = float(err.split("needs about ")[1].split(" GiB")[0])
     assert need > 8 * 501 * 1000**3 / 2**30
+    # compat (and exact) stream windows: one batch of 1000³ windows per thread is 18 GB (window + spectra)
+    err = _refused(capsys, main(["sharpen", str(emd3488_map), "-m", str(model_5me2), "-r", "3.2", "-w", "1000",
+                                 "--mode", "compat", "--workers", "2", "-o", str(out), "-q"]), "GiB of memory")
+    assert float(err.split("needs about ")[1].split(" GiB")[0]) > 2 * 4 * 1000**3 / 2**30
+    assert not out.exists()
 
 
 def test_memory_estimate_and_refusal():
@@ -263,6 +268,14 @@ def test_coarse_resolution_is_refused_with_a_reason(tmp_path, small, capsys):
                 ["check", str(small[0]), "-m", str(small[1])]):
         _refused(capsys, main([*cmd, "-r", "100"]), "coarser than")
     assert not out.exists()
+
+
+def test_coarse_but_valid_resolution_is_not_called_a_bad_fit(emd3488_map, model_5me2, capsys):
+    """At 40 Å the null displacements grow with the resolution (2-4 × d): the correct model is not reported as
+    'does not fit this map' (it was, with 10-20 Å displacements that are no displacement at 40 Å)."""
+    rc = main(["check", str(emd3488_map), "-m", str(model_5me2), "-r", "40"])
+    out = capsys.readouterr()
+    assert rc == 0 and "does not fit" not in out.err and "model fits the map" in out.out
 
 
 def test_config_schema_uses_the_same_limits(repo_root):
