@@ -243,17 +243,14 @@ def cmd_simulate(a) -> int:
 
 def cmd_global_sharpen(a) -> int:
     from . import limits
-    from .checks import check_map_content
     from .global_sharpen import global_sharpen
     from .mapio import read_half_maps, read_map, write_map
 
     limits.guard_outputs({"-o": a.output, "--info": a.info}, _map_inputs(a))
     limits.check_resolution(a.resolution)
     if a.bfactor is not None:
-        limits._finite_number(a.bfactor, "B-factor", "give a finite B-factor in Å² (negative sharpens)")
+        limits.check_finite(a.bfactor, "B-factor", "give a finite B-factor in Å² (negative sharpens)")
     emap = read_map(a.map)
-    check_map_content(emap.data, emap.path)
-    limits.check_resolution(a.resolution, emap.apix)
     half = read_half_maps(*a.half_maps) if a.half_maps else None
     out, info = global_sharpen(emap, a.resolution, bfactor=a.bfactor, half_maps=half)
     write_map(a.output, out, label=f"global sharpening B={info.get('bfactor_applied', float('nan')):.1f}")
@@ -264,7 +261,6 @@ def cmd_global_sharpen(a) -> int:
 
 def cmd_metrics(a) -> int:
     from . import limits
-    from .checks import check_map_content
     from .mapio import read_map
     from .models import read_model
     from .validation import validation_metrics
@@ -273,8 +269,6 @@ def cmd_metrics(a) -> int:
                          [a.map, a.model, a.kurtosis_mask])
     limits.check_resolution(a.resolution)
     emap = read_map(a.map)
-    check_map_content(emap.data, emap.path)
-    limits.check_resolution(a.resolution, emap.apix)
     structure = read_model(a.model)
     kmask = read_map(a.kurtosis_mask).data >= 0.5 if a.kurtosis_mask else None
     record, fsc_curve, per_residue = validation_metrics(emap, structure, a.resolution, kurtosis_mask=kmask)

@@ -136,11 +136,15 @@ def global_sharpen(emap: Map, resolution: float, bfactor: float | None = None,
     ``guinier_b`` and its fit (``guinier_*``, absent when `bfactor` is given), ``fsc_weighted``,
     ``half_map_fsc0143_A`` (with half maps), ``lowpass_A``, ``lowpass_edge_per_A``.
     """
+    from .checks import check_map_content
+    from .limits import check_resolution
+
     apix = emap.apix
-    if resolution < 2 * apix * (1 - 1e-6):
-        raise LocScaleInputError(
-            f"resolution {resolution} Å is finer than the map's Nyquist limit ({2 * apix:.3f} Å)",
-            "give the map's FSC resolution in Å (at least twice the voxel size)", emap.path)
+    try:
+        resolution = check_resolution(resolution, apix)
+    except LocScaleInputError as err:
+        raise LocScaleInputError(err.problem, err.fix, emap.path) from None
+    check_map_content(emap.data, emap.path)
     info: dict = {}
     if bfactor is None:
         b_est, fit = guinier_bfactor(emap, resolution, low=low)

@@ -30,15 +30,16 @@ from .errors import LocScaleInputError
 RESOLUTION_MAX = 50.0
 #: smallest window in voxels (the paper found windows under 8 voxels unusable)
 WINDOW_MIN = 8
-#: a resolution may be this much finer than Nyquist (2 × voxel) before it is refused (header rounding)
-NYQUIST_SLACK = 0.99
+#: a resolution may be this much finer than Nyquist (2 × voxel) before it is refused (float32 header rounding)
+NYQUIST_SLACK = 1 - 1e-6
 #: memory estimates are refused above this fraction of the available memory (the rest: Python, the inputs)
 MEMORY_FRACTION = 0.8
 #: estimates below this are not checked (cheap enough whatever the machine)
 MEMORY_CHECK_FLOOR = 2 * 2**30
 
 
-def _finite_number(value, name: str, fix: str) -> float:
+def check_finite(value, name: str, fix: str) -> float:
+    """`value` as a finite float, or an error naming it."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -53,7 +54,7 @@ def check_resolution(resolution, apix: float | None = None) -> float:
     """A resolution in Å: finite, > 0, not finer than Nyquist (2 × `apix`, when given), at most
     :data:`RESOLUTION_MAX`. Returns it as float."""
     fix = "give the map's FSC-0.143 resolution in Å (e.g. 3.2)"
-    d = _finite_number(resolution, "resolution", fix)
+    d = check_finite(resolution, "resolution", fix)
     if d <= 0:
         raise LocScaleInputError(f"resolution {d:g} Å is not positive", fix)
     if apix is not None and d < NYQUIST_SLACK * 2 * apix:
@@ -70,7 +71,7 @@ def check_resolution(resolution, apix: float | None = None) -> float:
 def check_window(window) -> int:
     """A window edge in voxels: a whole number ≥ :data:`WINDOW_MIN`."""
     fix = f"use a window of at least {WINDOW_MIN} voxels (ideally 25-35 Å)"
-    v = _finite_number(window, "window", fix)
+    v = check_finite(window, "window", fix)
     if v != int(v):
         raise LocScaleInputError(f"window {window!r} is not a whole number of voxels", fix)
     if v < WINDOW_MIN:
@@ -82,7 +83,7 @@ def check_window(window) -> int:
 def check_window_angstrom(window_A) -> float:
     """A window edge in Å: finite and > 0 (the voxel count it gives is checked by :func:`check_window`)."""
     fix = "give the window in Å (the paper found 25-35 Å best), e.g. --window-angstrom 25"
-    v = _finite_number(window_A, "window", fix)
+    v = check_finite(window_A, "window", fix)
     if v <= 0:
         raise LocScaleInputError(f"window of {v:g} Å is not positive", fix)
     return v
@@ -91,7 +92,7 @@ def check_window_angstrom(window_A) -> float:
 def check_mask_radius(radius) -> float:
     """A mask radius in Å: finite and > 0."""
     fix = "give a positive radius in Å (e.g. --mask-radius 3), or --no-mask to scale the whole box"
-    v = _finite_number(radius, "mask radius", fix)
+    v = check_finite(radius, "mask radius", fix)
     if v <= 0:
         raise LocScaleInputError(f"mask radius {v:g} Å is not positive", fix)
     return v
@@ -100,7 +101,7 @@ def check_mask_radius(radius) -> float:
 def check_dmin(dmin) -> float:
     """A model-map band limit in Å: finite and > 0."""
     fix = "give a band limit in Å (default: Nyquist, 2 × voxel size)"
-    v = _finite_number(dmin, "dmin", fix)
+    v = check_finite(dmin, "dmin", fix)
     if v <= 0:
         raise LocScaleInputError(f"dmin {v:g} Å is not positive", fix)
     return v
