@@ -191,13 +191,11 @@ def cmd_sharpen(a) -> int:
         from .simulate import simulate_model_map
 
         structure = read_model(a.model)
-        if a.resolution is not None:
-            cc = check_inputs(emap, structure, a.resolution)
-            print(f"locscale sharpen: model fits the map (CC inside its envelope {cc:.3f})", file=sys.stderr)
-        else:
-            from .models import check_model_in_map
-
-            check_model_in_map(structure, emap)
+        # the checks of `locscale check`; without -r at the resolution the window implies (w = 7 × d / voxel)
+        d = a.resolution if a.resolution is not None else max(2 * emap.apix, win.voxels * emap.apix / 7)
+        cc = check_inputs(emap, structure, d)
+        print(f"locscale sharpen: model fits the map (CC inside its envelope {cc:.3f} at {d:.3g} Å)",
+              file=sys.stderr)
         modelmap = simulate_model_map(structure, emap, dmin=a.dmin)
     else:
         modelmap = read_map(a.model_map)

@@ -147,6 +147,9 @@ def test_sharpen_runs_the_checks_of_check(tmp_path, emd3488_map, model_5me2, cap
     out = tmp_path / "o.mrc"
     rc = main(["sharpen", str(emd3488_map), "-m", str(moved), "-r", "3.2", "-o", str(out), "-q"])
     _refused(capsys, rc, "does not fit this map")
+    # without -r, at the resolution the window implies (21 voxels × 1.05 Å / 7 = 3.15 Å)
+    rc = main(["sharpen", str(emd3488_map), "-m", str(moved), "-w", "21", "-o", str(out), "-q"])
+    _refused(capsys, rc, "does not fit this map")
     assert not out.exists()
 
 
