@@ -310,8 +310,23 @@ def cmd_check(a) -> int:
 
 
 def cmd_phantom(a) -> int:
+    import os
+
+    from . import limits
     from .phantom import cmd_phantom as run
 
+    outdir = Path(a.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise LocScaleInputError("the output folder (-o) is a file", "give a folder for the phantom's files",
+                                 outdir)
+    # every file the phantom writes is named PREFIX*: an input of that name in the folder would be replaced
+    for p in (a.model, a.like):
+        if p and os.path.realpath(Path(p).parent) == os.path.realpath(outdir) and Path(p).name.startswith(a.prefix):
+            raise LocScaleInputError(f"the input {p} lies in the output folder and starts with the prefix "
+                                     f"{a.prefix!r}: the phantom's files could replace it",
+                                     "give another output folder (-o) or --prefix", p)
+    limits.guard_outputs({"-o": outdir / f"{a.prefix}_phantom.json"}, [a.model, a.like])
+    limits.check_resolution(a.resolution)
     return run(a)
 
 

@@ -98,6 +98,16 @@ def test_global_sharpen_simulate_and_metrics_never_overwrite_their_inputs(tmp_pa
     assert (_fingerprint(m), _fingerprint(p)) == before
 
 
+def test_phantom_never_overwrites_its_input_model(tmp_path, small, capsys):
+    p = _copy(small[1], tmp_path / "SIMULATED_model.pdb")
+    before = _fingerprint(p)
+    _refused(capsys, main(["phantom", str(p), "-o", str(tmp_path), "--box", "40"]), "prefix")
+    assert _fingerprint(p) == before
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    _refused(capsys, main(["phantom", str(small[1]), "-o", str(blocker), "--box", "40"]), "is a file")
+
+
 def test_read_only_output_is_not_replaced(tmp_path, small, capsys):
     out = tmp_path / "out.mrc"
     out.write_bytes(b"precious")
