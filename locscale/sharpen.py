@@ -92,6 +92,8 @@ def choose_mask(emap: Map, *, mask_path: str | None = None, structure=None, mask
         if window_voxels is None:
             raise ValueError("window_voxels is needed for the default mask radius")
         mask_radius = 0.5 * window_voxels * emap.apix
+    if mask_radius >= float(np.linalg.norm(emap.box_size)):  # every voxel is that close to some atom
+        return None, f"every voxel (mask radius {mask_radius:g} Å covers the whole box)"
     mask = envelope_mask(structure, emap, mask_radius)
     return mask, f"model envelope: voxels within {mask_radius:.1f} Å of an atom"
 

@@ -273,6 +273,15 @@ def test_memory_estimate_and_refusal():
         limits.check_sharpen_memory((400, 400, 400), 200, "near-exact", available=4 * 2**30)
 
 
+def test_mask_radius_beyond_the_box_scales_the_whole_box_at_once(tmp_path, small, capsys):
+    """--mask-radius 1e6 marked the whole grid once per atom (minutes); every voxel is that close to an atom."""
+    info = tmp_path / "o.json"
+    assert main(["sharpen", str(small[0]), "-m", str(small[1]), "-r", "3.4", "--mask-radius", "1e6",
+                 "-o", str(tmp_path / "o.mrc"), "--info", str(info), "-q"]) == 0
+    rec = json.loads(info.read_text())
+    assert rec["voxels_scaled"] == 27 * 34 * 30 and "covers the whole box" in rec["mask"]
+
+
 def test_coarse_resolution_is_refused_with_a_reason(tmp_path, small, capsys):
     """-r 100 ended in a traceback asking for 382 GiB; the workflow said 'model does not fit this map'."""
     out = tmp_path / "o.mrc"
