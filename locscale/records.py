@@ -27,9 +27,12 @@ def dumps(record, **kw) -> str:
 def write_json(path: str | os.PathLike, record, *, sort_keys: bool = False, warnings: list | None = None) -> Path:
     """Write `record` as indented JSON, atomically (temporary name, then rename).
 
-    With `warnings` (e.g. the list :func:`collect_warnings` fills), the record gets a ``warnings`` list: what
-    was degenerate about the inputs (``locscale.checks``), so a result made from them says so itself."""
+    With `warnings` (default: the list of the innermost active :func:`collect_warnings` block, if any), a dict
+    record gets a ``warnings`` list: what was degenerate about the inputs (``locscale.checks``), so a result
+    made from them says so itself."""
     path = Path(path)
+    if warnings is None and _ACTIVE:
+        warnings = _ACTIVE[-1]
     if warnings is not None and isinstance(record, dict):
         record = {**record, "warnings": [str(w) for w in warnings]}
     with atomic_output(path, suffix=".json") as tmp:
@@ -45,7 +48,8 @@ def read_json(path: str | os.PathLike):
 def collect_warnings(echo=None):
     """Collect the text of every UserWarning (``locscale.checks.LocScaleWarning`` included) raised inside the
     block into the yielded list, once each; `echo(text)` is called for each (e.g. to print it on one line).
-    Other warnings (deprecations, numpy's) are shown as usual."""
+    Other warnings (deprecations, numpy's) are shown as usual. Every :func:`write_json` inside the block adds
+    the list as the record's ``warnings`` (so a script gets them in every record by running inside one)."""
     import warnings
 
     collected: list[str] = []
@@ -63,4 +67,12 @@ def collect_warnings(echo=None):
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = show
-        yield collected
+        _ACTIVE.append(collected)
+        try:
+            yield collected
+        finally:
+            _ACTIVE.pop()
+
+
+#: the lists of the active collect_warnings blocks (innermost last), read by write_json
+_ACTIVE: list[list[str]] = []

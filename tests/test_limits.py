@@ -459,3 +459,23 @@ def test_writing_next_to_an_input_is_fine(tmp_path, small):
     """An output beside an input, or in a folder still to be created, passes the guard."""
     m = _copy(small[0], tmp_path / "map.mrc")
     limits.guard_outputs({"-o": tmp_path / "map_sharpened.mrc", "--info": tmp_path / "new" / "info.json"}, [m])
+
+
+def test_every_record_written_inside_a_collect_block_lists_its_warnings(tmp_path):
+    """locscale.records: a script that runs inside collect_warnings (as the CLI does) gets a `warnings` list in
+    every JSON record it writes, empty when nothing was degenerate."""
+    import warnings
+
+    from locscale.checks import LocScaleWarning
+    from locscale.records import collect_warnings, read_json, write_json
+
+    echoed = []
+    with collect_warnings(echoed.append):
+        write_json(tmp_path / "a.json", {"x": 1})
+        warnings.warn("every atom has B = 0", LocScaleWarning, stacklevel=1)
+        warnings.warn("every atom has B = 0", LocScaleWarning, stacklevel=1)  # once only
+        write_json(tmp_path / "b.json", {"x": 2})
+    write_json(tmp_path / "c.json", {"x": 3})  # outside: unchanged record
+    assert read_json(tmp_path / "a.json")["warnings"] == []
+    assert read_json(tmp_path / "b.json")["warnings"] == ["every atom has B = 0"] == echoed
+    assert "warnings" not in read_json(tmp_path / "c.json")
