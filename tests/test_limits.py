@@ -479,3 +479,34 @@ def test_every_record_written_inside_a_collect_block_lists_its_warnings(tmp_path
     assert read_json(tmp_path / "a.json")["warnings"] == []
     assert read_json(tmp_path / "b.json")["warnings"] == ["every atom has B = 0"] == echoed
     assert "warnings" not in read_json(tmp_path / "c.json")
+
+
+def test_mmcif_without_b_column_is_warned_and_garbled_coordinates_refused(tmp_path, model_5ni1):
+    """The same checks for mmCIF: gemmi gives B = 20 Å² without _atom_site.B_iso_or_equiv, and NaN for an
+    unreadable coordinate."""
+    from locscale.checks import LocScaleWarning
+
+    lines = Path(model_5ni1).read_text().splitlines()
+    tags = [i for i, line in enumerate(lines) if line.startswith("_atom_site.")]
+    col = [lines[i].strip() for i in tags].index("_atom_site.B_iso_or_equiv")
+    xcol = [lines[i].strip() for i in tags].index("_atom_site.Cartn_x")
+    no_b, garbled = [], []
+    for i, line in enumerate(lines):
+        if line.startswith(("ATOM", "HETATM")):
+            tok = line.split()
+            bad = list(tok)
+            if len(garbled) and not any(x.startswith(("ATOM", "HETATM")) for x in garbled[-1:]):
+                bad[xcol] = "1.2.3"
+            del tok[col]
+            no_b.append(" ".join(tok))
+            garbled.append(" ".join(bad))
+        else:
+            if i != tags[col]:
+                no_b.append(line)
+            garbled.append(line)
+    (tmp_path / "nob.cif").write_text("\n".join(no_b) + "\n")
+    (tmp_path / "garbled.cif").write_text("\n".join(garbled) + "\n")
+    with pytest.warns(LocScaleWarning, match="no B-factor column"):
+        read_model(tmp_path / "nob.cif")
+    with pytest.raises(LocScaleInputError, match="not finite numbers"):
+        read_model(tmp_path / "garbled.cif")
