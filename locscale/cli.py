@@ -260,7 +260,7 @@ def cmd_global_sharpen(a) -> int:
 def cmd_metrics(a) -> int:
     from . import limits
     from .mapio import read_map
-    from .models import read_model
+    from .models import check_model_in_map, read_model
     from .validation import validation_metrics
 
     limits.guard_outputs({"-o": a.output, "--fsc-tsv": a.fsc_tsv, "--per-residue-tsv": a.per_residue_tsv},
@@ -268,7 +268,12 @@ def cmd_metrics(a) -> int:
     limits.check_resolution(a.resolution)
     emap = read_map(a.map)
     structure = read_model(a.model)
-    kmask = read_map(a.kurtosis_mask).data >= 0.5 if a.kurtosis_mask else None
+    check_model_in_map(structure, emap)  # a model outside the box would give NaN metrics
+    kmask = None
+    if a.kurtosis_mask:
+        km = read_map(a.kurtosis_mask)
+        emap.require_same_grid(km, "the map and the kurtosis mask")
+        kmask = km.data >= 0.5
     record, fsc_curve, per_residue = validation_metrics(emap, structure, a.resolution, kurtosis_mask=kmask)
     record.update(map=a.map, model=a.model)
     _write_json(a.output, record, a)

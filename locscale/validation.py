@@ -11,6 +11,7 @@ import gemmi
 import numpy as np
 import pandas as pd
 
+from .errors import LocScaleInputError
 from .mapio import Map
 from .models import b_factors
 
@@ -92,6 +93,10 @@ def validation_metrics(emap: Map, structure: gemmi.Structure, resolution: float,
     curve = metrics.fsc(model_map.data, emap.data, apix)
     if kurtosis_mask is None:
         kurtosis_mask = envelope_mask(structure, emap, metrics.envelope_radius(resolution))
+    if np.count_nonzero(kurtosis_mask) < 2:  # kurtosis of fewer than 2 voxels is NaN
+        raise LocScaleInputError(f"the kurtosis mask holds {np.count_nonzero(kurtosis_mask)} voxel(s)",
+                                 "give a mask with voxels ≥ 0.5 inside the molecule (or none: the model envelope)",
+                                 emap.path)
     kmap = emap if sharpened is None else sharpened
     record = {
         "resolution": float(resolution),

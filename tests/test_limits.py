@@ -177,6 +177,20 @@ def test_all_zero_map_is_refused_everywhere(tmp_path, small, capsys):
     assert not out.exists() and not js.exists()
 
 
+def test_metrics_never_writes_nan_for_a_model_outside_or_an_empty_kurtosis_mask(tmp_path, small, capsys):
+    from locscale.models import shift_model
+
+    far = write_model(shift_model(read_model(small[1]), (300.0, 0.0, 0.0)), tmp_path / "far.pdb")
+    js = tmp_path / "m.json"
+    _refused(capsys, main(["metrics", str(small[0]), "-m", str(far), "-r", "3.4", "-o", str(js)]),
+             "lie inside the map box")
+    src = read_map(small[0])
+    empty = write_map(tmp_path / "empty_mask.mrc", src, np.zeros(src.shape, np.float32))
+    _refused(capsys, main(["metrics", str(small[0]), "-m", str(small[1]), "-r", "3.4", "-o", str(js),
+                           "--kurtosis-mask", str(empty)]), "kurtosis mask holds 0")
+    assert not js.exists()
+
+
 def test_zero_occupancy_model_is_refused(tmp_path, small, capsys):
     st = read_model(small[1])
     for ch in st[0]:
