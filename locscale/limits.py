@@ -12,6 +12,10 @@ check raises :class:`~locscale.errors.LocScaleInputError` (a problem and a fix, 
   estimate exceeds the memory available, with the figure and a fix.
 * **Outputs** (:func:`guard_outputs`): never write over an input (same file by path, symbolic link or hard
   link), never replace a read-only file, and find an unwritable folder before the computation, not after.
+* **Devices** (:func:`check_device`): a GPU asked for without PyTorch or CUDA is refused before any work.
+* **Workflow config** (:func:`validate_workflow_config`, :func:`validate_config`, :func:`check_config`): schema
+  errors as one line per key with what it expects, then the checks above on the config's values (a JSON
+  schema lets NaN through), min_cycles ≤ max_cycles, and no input inside ``results/``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from .errors import LocScaleInputError
 RESOLUTION_MAX = 50.0
 #: smallest window in voxels (the paper found windows under 8 voxels unusable)
 WINDOW_MIN = 8
-#: a resolution may be this much finer than Nyquist (2 × voxel) before it is refused (float32 header rounding)
+#: a resolution finer than NYQUIST_SLACK × Nyquist (2 × voxel) is refused; the slack absorbs float32 header rounding
 NYQUIST_SLACK = 1 - 1e-6
 #: memory estimates are refused above this fraction of the available memory (the rest: Python, the inputs)
 MEMORY_FRACTION = 0.8
