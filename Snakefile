@@ -1,6 +1,7 @@
 # LocScale refinement cycles (Jakobi, Wilmanns & Sachse, eLife 2017;6:e27131, Fig. 4A):
-#   refine B-factors against the current target -> simulate a model map -> LocScale the ORIGINAL map -> validate
-#   against the original map -> converged? -> the LocScale map is the next cycle's target.
+#   refine B-factors against the fixed cycle-0 global target (coordinates, with refine_xyz, against the previous
+#   LocScale map) -> simulate a model map -> LocScale the ORIGINAL map -> validate against the original map ->
+#   converged? -> results/<dataset>/final/ holds the cycle chosen by locscale.selection (README).
 #
 #   snakemake --cores 2                                  # bundled example (config/config.yaml)
 #   snakemake --cores 16 --configfile config/trpv1.yaml  # the paper's TRPV1 case (downloads EMD-5778 + 3J5P)

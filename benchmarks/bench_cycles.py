@@ -2,7 +2,7 @@
 
 Builds realistic phantoms (DESIGN.md §8: the truth keeps the atoms' own B variation; the data add a global B and
 half-map noise), runs the real Snakemake workflow on each of them and on the bundled EMD-3488 example once per
-design of ``refine.b_target``, forced to a fixed number of cycles, and prints per cycle: CC to the truth of the
+design (``refine.b_target`` and ``refine.b_level``), forced to a fixed number of cycles, and prints per cycle: CC to the truth of the
 LocScale map (phantoms), refined mean B, FSCaverage, sharpness against the global target, the drift flags and the
 cycle the run hands out (results/<ds>/final/).
 
@@ -68,12 +68,16 @@ def dataset(case: str) -> dict:
 
 
 def run_case(case: str, design: str, cycles: int, cores: int) -> pd.DataFrame:
-    workdir = OUT / f"{case}_{design}_{cycles}"
+    """Run `case` with `design` = B_TARGET[:B_LEVEL] (refine.b_target, refine.b_level; level default fixed)."""
+    b_target, _, b_level = design.partition(":")
+    b_level = b_level or "fixed"
+    design = f"{b_target}:{b_level}"
+    workdir = OUT / f"{case}_{b_target}-{b_level}_{cycles}"
     workdir.mkdir(parents=True, exist_ok=True)
     table = workdir / "results" / case / f"summary_upto_{cycles:02d}.tsv"
     if not table.exists():
         cfg = {"datasets": {case: dataset(case)}, "max_cycles": cycles, "min_cycles": cycles,
-               "refine": {"b_target": design}}
+               "refine": {"b_target": b_target, "b_level": b_level}}
         (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         env = dict(os.environ)
         env.pop("CLIBD_MON", None)
@@ -115,7 +119,8 @@ def phantom_baselines(case: str) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", default="A,B,emd3488", help="phantoms A, B and/or emd3488")
-    ap.add_argument("--designs", default="global,locscale", help="refine.b_target values to compare")
+    ap.add_argument("--designs", default="global:fixed,global:free,locscale:free,locscale_signal:free",
+                    help="designs to compare, each refine.b_target[:refine.b_level] (level default: fixed)")
     ap.add_argument("--cycles", type=int, default=4, help="cycles per run (forced: min_cycles = max_cycles)")
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args(argv)

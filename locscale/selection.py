@@ -5,7 +5,7 @@ signals respond to a LocScale map that loses its sharpening:
 
 * **B drift**: the refined mean B of cycle c minus that of cycle 1. Refining B against a fixed target (the
   default, ``refine.b_target: global``) moves it by a few Å² at most; refining against the previous LocScale map
-  raised it by +70 … +155 Å² over four cycles on phantoms (README table), towards the blur of the data itself.
+  raised it by +93 … +143 Å² over three cycles on phantoms (README table), towards the blur of the data itself.
 * **Sharpness against the global target** (``sharpness_b_vs_global``,
   :func:`locscale.validation.sharpness_vs_reference`): the Guinier B of the LocScale map minus that of the
   cycle-0 FSC-weighted global target, in the same mask.
@@ -27,11 +27,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-#: Defaults (config ``selection``), measured with benchmarks/bench_cycles.py (README table): with B refined
-#: against the fixed global target the mean B approaches its optimum by +3 … +6 Å² per cycle and then settles,
-#: while refining against the previous LocScale map added +40 … +70 Å² in one cycle on phantoms (and +11 Å² on the
-#: bundled example); the LocScale map of a good cycle is itself 30-40 Å² "blurrier" in Guinier B than the
-#: FSC-weighted global target (it carries the model's falloff), so the map check watches the change since cycle 1.
+#: Defaults (config ``selection``), from benchmarks/bench_cycles.py (README, "Which map the B-factors are refined
+#: against"): the largest movement of a design that does not drift was +7 Å² in mean B and +4 Å² in sharpness over
+#: three cycles (B against the fixed global target with a free level, phantom A); the smallest first step of a
+#: drifting design was +25 Å² and +15 Å² (phantom B), and the paper's loop added +43 … +70 Å² in one cycle.
 DEFAULT_SELECTION: dict[str, float] = {"max_b_drift": 15.0, "max_blur_increase": 15.0,
                                        "fsc_tolerance": 0.002}
 

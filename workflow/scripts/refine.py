@@ -37,7 +37,19 @@ def main(smk):
         record["signal_target"] = {"from": smk.input.target, **info}
     result = engine.run(model_in, resolution, Path(smk.params.workdir) / "adp", target_map=target,
                         threads=smk.threads, log=smk.log[0], step="adp" if "xyz_target" in smk.input.keys() else None)
-    write_model(read_model(result.model), smk.output.model)
+    refined = read_model(result.model)
+    if smk.params.refine.get("b_level", "fixed") == "fixed" and int(smk.wildcards.cycle) > 1:
+        # the overall B level is not determined by the data (README): cycles after the first keep the mean B of
+        # the model that enters them and refine only the relative B-factors (and coordinates)
+        from locscale.models import b_factors, shift_b_to_mean
+
+        level = float(b_factors(read_model(smk.input.model)).mean())
+        refined, shift = shift_b_to_mean(refined, level)
+        record.update({"b_level": "fixed", "b_mean_refined": float(b_factors(read_model(result.model)).mean()),
+                       "b_shift_applied": shift})
+    else:
+        record["b_level"] = "free" if int(smk.wildcards.cycle) > 1 else "refined (cycle 1)"
+    write_model(refined, smk.output.model)
     record.update({"target": str(target), **result.record()})
     record["refine_xyz"] = bool(smk.params.refine.get("refine_xyz"))
     if "xyz_refine_seconds" in record:
