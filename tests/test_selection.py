@@ -31,11 +31,16 @@ def test_the_last_of_equally_good_unflagged_cycles_is_chosen():
     assert choose_final_cycle(r).cycle == 2  # cycle 3 fell by more than the tolerance
 
 
-def test_a_map_that_blurs_is_flagged_even_when_b_is_steady():
-    inc = DEFAULT_SELECTION["max_blur_increase"]
-    r = rows([40, 45, 46, 47], [0.7, 0.85, 0.85, 0.85], blur=[0.0, 36.0, 37.0, 36.0 + inc + 1])
+def test_a_map_that_blurs_or_sharpens_is_flagged_even_when_b_is_steady():
+    inc = DEFAULT_SELECTION["max_sharpness_change"]
+    r = rows([40, 45, 46, 47, 46], [0.7, 0.85, 0.85, 0.85, 0.85], blur=[0.0, 36.0, 37.0, 36.0 + inc + 1, 37.0])
     flags = cycle_flags(r)
     assert not flags[2] and flags[3] and "over-smoothed" in flags[3][0]
+    assert choose_final_cycle(r).cycle == 4
+    # and one that got much sharper than cycle 1 (e.g. B collapsing towards 0) is flagged too
+    r = rows([40, 45, 46, 47], [0.7, 0.85, 0.85, 0.85], blur=[0.0, 36.0, 37.0, 36.0 - inc - 1])
+    flags = cycle_flags(r)
+    assert flags[3] and "over-sharpened" in flags[3][0]
     assert choose_final_cycle(r).cycle == 2
 
 

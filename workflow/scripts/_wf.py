@@ -10,7 +10,8 @@ Every script is a thin wrapper over ``locscale`` library calls::
     run(main)
 
 ``run`` makes the checkout's ``locscale`` importable (also inside a conda env that has only its dependencies),
-sends stdout/stderr and warnings to the rule's log, and turns a :class:`locscale.errors.LocScaleInputError` into
+sends stdout/stderr and warnings to the rule's log (warnings about the inputs also into every JSON record's
+``warnings`` list), and turns a :class:`locscale.errors.LocScaleInputError` into
 a short message (file, problem, fix) and exit status 1 instead of a traceback.
 """
 
@@ -66,11 +67,14 @@ def run(main) -> None:
     logging.captureWarnings(True)
     logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     from locscale.errors import LocScaleInputError
+    from locscale.records import collect_warnings
 
     t0 = time.perf_counter()
     print(f"# rule {smk.rule}, wildcards {dict(smk.wildcards)}, threads {smk.threads}", flush=True)
     try:
-        main(smk)
+        # every warning about the inputs (locscale.checks) is printed to the log and listed in every JSON record
+        with collect_warnings(lambda text: print(f"WARNING: {text}", flush=True)):
+            main(smk)
     except LocScaleInputError as err:
         print(f"\nERROR in rule {smk.rule}: {err}", flush=True)
         sys.__stderr__.write(f"rule {smk.rule} ({dict(smk.wildcards)}): {err}\n")

@@ -60,6 +60,7 @@ def main(smk):
         row["b_target"] = smk.params.config_summary["refine"]["b_target"]
         row["flags"] = "; ".join(selection.flags.get(row["cycle"], [])) or "none"
         row["final"] = row["cycle"] == selection.cycle
+        row["warnings"] = "; ".join(row.get("warnings") or []) or "none"
         validate_row(row)
     write_json(smk.output.selection, {**selection.record(), "last_cycle": last})
     print(f"final cycle: {selection.reason}")
