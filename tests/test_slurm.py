@@ -44,7 +44,7 @@ GROUPS = {
 GROUP_ARGS = ("--cores", "2", "--groups", *(f"{rule}={group}" for rule, group in GROUPS.items()),
               "--group-components", "report=2")
 #: the localrules of a one-cycle run on a full map, as jobs_run lists them (it skips `all`: no wildcards)
-LOCAL_RULES = {"converged"}
+LOCAL_RULES = {"converged", "final"}
 
 
 def _snakemake(workdir: Path, env: dict, *extra: str, timeout: float = 480) -> subprocess.CompletedProcess:

@@ -333,7 +333,8 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     st = crop_model(read_model(model_5me2), ["A"])
     paths = make_phantom(st, (48, 1.05), seed=3, resolution=3.5, b_global=40.0, b_periphery=40.0).write(
         tmp_path / "phantom")
-    cfg = crop_config(paths["half1"], paths["model"], max_cycles=1)
+    cfg = crop_config(paths["half1"], paths["model"], max_cycles=2, min_cycles=2)
+    cfg["refine"]["b_target"] = "locscale_signal"  # the paper's loop with the noise-aware target (half maps only)
     data = cfg["datasets"]["crop"]
     del data["map"], data["resolution"]
     data["half_maps"] = [str(paths["half1"]), str(paths["half2"])]
@@ -348,9 +349,17 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     assert json.loads((res / "cycle_00" / "global_sharpen.json").read_text())["fsc_weighted"] is True
     cv = json.loads((res / "cycle_01" / "crossval.json").read_text())
     assert 0 < cv["fsc_test_average"] <= 1 and 0 < cv["fsc_work_average"] <= 1
-    table = pd.read_csv(res / "summary_upto_01.tsv", sep="\t")
+    table = pd.read_csv(res / "summary_upto_02.tsv", sep="\t")
     assert table.loc[table["cycle"] == 1, ["fsc_work", "fsc_test", "fsc_work_test_gap"]].notna().all().all()
     assert (res / "cycle_01" / "crossval.png").stat().st_size > 5000
+    # refine.b_target locscale_signal: cycle 1 refines against the cycle-0 target, cycle 2 against cycle 1's
+    # LocScale map divided by the half-map FSC weight (written into the refine folder)
+    ref1 = json.loads((res / "cycle_01" / "refine.json").read_text())
+    ref2 = json.loads((res / "cycle_02" / "refine.json").read_text())
+    assert ref1["target"].endswith("cycle_00/target.mrc") and "signal_target" not in ref1
+    assert ref2["signal_target"]["from"].endswith("cycle_01/locscale.mrc")
+    assert ref2["signal_target"]["max_gain"] == pytest.approx(2.0, rel=1e-3)
+    assert Path(ref2["target"]).name == "signal_target.mrc" and (tmp_path / ref2["target"]).exists()
 
 
 @pytest.mark.slow
