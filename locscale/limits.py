@@ -84,31 +84,30 @@ def check_window(window) -> int:
     return int(v)
 
 
+def _positive_angstrom(value, name: str, label: str, fix: str) -> float:
+    """A length in Å: finite (:func:`check_finite`, reported as `name`) and > 0 (reported as ``label {v} Å``)."""
+    v = check_finite(value, name, fix)
+    if v <= 0:
+        raise LocScaleInputError(f"{label} {v:g} Å is not positive", fix)
+    return v
+
+
 def check_window_angstrom(window_A) -> float:
     """A window edge in Å: finite and > 0 (the voxel count it gives is checked by :func:`check_window`)."""
-    fix = "give the window in Å (the paper found 25-35 Å best), e.g. --window-angstrom 25"
-    v = check_finite(window_A, "window", fix)
-    if v <= 0:
-        raise LocScaleInputError(f"window of {v:g} Å is not positive", fix)
-    return v
+    return _positive_angstrom(window_A, "window", "window of",
+                              "give the window in Å (the paper found 25-35 Å best), e.g. --window-angstrom 25")
 
 
 def check_mask_radius(radius) -> float:
     """A mask radius in Å: finite and > 0."""
-    fix = "give a positive radius in Å (e.g. --mask-radius 3), or --no-mask to scale the whole box"
-    v = check_finite(radius, "mask radius", fix)
-    if v <= 0:
-        raise LocScaleInputError(f"mask radius {v:g} Å is not positive", fix)
-    return v
+    return _positive_angstrom(radius, "mask radius", "mask radius",
+                              "give a positive radius in Å (e.g. --mask-radius 3), or --no-mask to scale the "
+                              "whole box")
 
 
 def check_dmin(dmin) -> float:
     """A model-map band limit in Å: finite and > 0."""
-    fix = "give a band limit in Å (default: Nyquist, 2 × voxel size)"
-    v = check_finite(dmin, "dmin", fix)
-    if v <= 0:
-        raise LocScaleInputError(f"dmin {v:g} Å is not positive", fix)
-    return v
+    return _positive_angstrom(dmin, "dmin", "dmin", "give a band limit in Å (default: Nyquist, 2 × voxel size)")
 
 
 def check_cycles(min_cycles: int, max_cycles: int) -> None:

@@ -17,7 +17,7 @@ def main(smk):
     engine = make_engine(smk.params.refine)
     resolution = resolution_of(smk.input.info)
     model_in = smk.input.model
-    record = {"cycle": int(smk.wildcards.cycle), "model_in": model_in, "b_target": smk.input.target}
+    record = {"cycle": int(smk.wildcards.cycle), "model_in": model_in}
     if "xyz_target" in smk.input.keys():
         xyz = engine.run(model_in, resolution, Path(smk.params.workdir) / "xyz", target_map=smk.input.xyz_target,
                          threads=smk.threads, log=smk.log[0], step="xyz")
@@ -44,9 +44,8 @@ def main(smk):
         from locscale.models import b_factors, shift_b_to_mean
 
         level = float(b_factors(read_model(smk.input.model)).mean())
-        refined, shift = shift_b_to_mean(refined, level)
-        record.update({"b_level": "fixed", "b_mean_refined": float(b_factors(read_model(result.model)).mean()),
-                       "b_shift_applied": shift})
+        record.update({"b_level": "fixed", "b_mean_refined": float(b_factors(refined).mean())})
+        refined, record["b_shift_applied"] = shift_b_to_mean(refined, level)
     else:
         record["b_level"] = "free" if int(smk.wildcards.cycle) > 1 else "refined (cycle 1)"
     write_model(refined, smk.output.model)
