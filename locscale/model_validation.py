@@ -1,0 +1,394 @@
+"""Model validation of one cycle: geometry, Ramachandran, rotamers, atom overlaps, Q-score and EMRinger.
+
+The paper judged sharpened maps by the models refined into them; this step measures those models with three
+external tools, **each in its own process** (importing coot and cctbx into one process crashes, DESIGN.md §9,
+and coot is GPLv3: only :mod:`locscale.coot_validation` imports it, and only when run as a program):
+
+======================  =======================================================  =============================
+tool                    program                                                  values
+======================  =======================================================  =============================
+coot-headless-api       ``python -m locscale.coot_validation``                   Ramachandran classes, rotamer
+                                                                                 outliers, atom overlaps,
+                                                                                 Q-score, per-residue CC
+cctbx-base              ``python -m locscale.cctbx_validation``                  EMRinger (+ MolProbity
+                                                                                 Ramachandran cross-check)
+servalcat               ``servalcat util geom MODEL --monlib DIR``               bond and angle RMSZ
+======================  =======================================================  =============================
+
+Every tool is **optional**: one that is not installed (found with :func:`importlib.util.find_spec`, never
+imported here), switched off with ``tools=``, or failing gives NaN values and a ``"not available: <reason>"``
+entry in ``model_validation_tools``; the cycle goes on. Bad inputs (a missing or unreadable model or map) raise
+:class:`~locscale.errors.LocScaleInputError`.
+
+Definitions are the tools' own; see :mod:`locscale.coot_validation` for Coot's (favoured p ≥ 0.02, outlier
+p < 0.002; rotamer outlier = χ angles in no library rotamer; a bad overlap is one of ≥ 1.2 Å³, not an
+H-bond). ``atom_overlaps_per_1000_atoms`` is clashscore-like, not MolProbity's clashscore. Bond and angle
+RMSZ are servalcat's ``r.m.s.Z`` of the non-H bond and angle restraints (links such as His–haem Fe included).
+
+Maps whose origin is not zero (nstart or MRC2014 ORIGIN field) are validated as a zero-origin copy with the model
+shifted by the same vector (written to `workdir`): the tools disagree about the ORIGIN field, and a rigid shift
+of both changes none of the values.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import LocScaleInputError
+
+#: the eight summary values, in report order
+SUMMARY_KEYS = ("rama_favoured_pct", "rama_outliers_pct", "rotamer_outliers_pct", "bond_rmsz", "angle_rmsz",
+                "atom_overlaps_per_1000_atoms", "emringer_score", "q_score_median")
+#: human labels (with units) of the summary values
+LABELS = {
+    "rama_favoured_pct": "Ramachandran favoured (%)",
+    "rama_outliers_pct": "Ramachandran outliers (%)",
+    "rotamer_outliers_pct": "Rotamer outliers (%)",
+    "bond_rmsz": "Bond length RMSZ",
+    "angle_rmsz": "Bond angle RMSZ",
+    "atom_overlaps_per_1000_atoms": "Atom overlaps ≥ 1.2 Å³ per 1000 atoms",
+    "emringer_score": "EMRinger score",
+    "q_score_median": "Q-score (median)",
+}
+#: which tool gives which summary value
+SOURCE = {"rama_favoured_pct": "coot", "rama_outliers_pct": "coot", "rotamer_outliers_pct": "coot",
+          "atom_overlaps_per_1000_atoms": "coot", "q_score_median": "coot", "emringer_score": "cctbx",
+          "bond_rmsz": "servalcat", "angle_rmsz": "servalcat"}
+TOOLS = ("coot", "cctbx", "servalcat")
+#: prefix of a ``model_validation_tools`` entry for a tool that gave no values
+NOT_AVAILABLE = "not available"
+#: per-residue columns after chain, resnum, icode, resname
+RESIDUE_COLUMNS = ["rama", "phi", "psi", "rama_probability", "rotamer_outlier", "rotamer_probability", "q_score",
+                   "cc_coot", "rama_cctbx"]
+_TEXT_COLUMNS = ("rama", "rama_cctbx")
+#: distributions whose version is reported for each tool
+_DISTRIBUTIONS = {"coot": "coot-headless-api", "cctbx": "cctbx-base", "servalcat": "servalcat"}
+#: servalcat's summary rows used
+_SERVALCAT_ROWS = {"bond_rmsz": "Bond distances, non H", "angle_rmsz": "Bond angles, non H"}
+DEFAULT_TIMEOUT = 1800.0  # s per tool; each takes seconds on a 4 500-atom model
+
+
+def not_available(reason: str) -> str:
+    return f"{NOT_AVAILABLE}: {reason}"
+
+
+def is_available(status: str) -> bool:
+    """True for a ``model_validation_tools`` entry that is a version, not a 'not available' reason."""
+    return not str(status).startswith(NOT_AVAILABLE)
+
+
+def _find_spec(name: str):
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
+def _version(tool: str) -> str:
+    try:
+        return importlib.metadata.version(_DISTRIBUTIONS[tool])
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown version"
+
+
+def _servalcat_command() -> list[str] | None:
+    if _find_spec("servalcat") is not None:
+        return [sys.executable, "-m", "servalcat"]
+    exe = shutil.which("servalcat")
+    return [exe] if exe else None
+
+
+def installed_tools() -> dict[str, str | None]:
+    """{tool: None if it can run here, else why not} — found without importing any of them."""
+    missing = {}
+    missing["coot"] = None if _find_spec("coot_headless_api") else "coot-headless-api is not installed"
+    missing["cctbx"] = (None if _find_spec("mmtbx") and _find_spec("iotbx")
+                        else "cctbx (cctbx-base: mmtbx, iotbx) is not installed")
+    missing["servalcat"] = None if _servalcat_command() else "servalcat is not installed"
+    return missing
+
+
+def _installed_monlib() -> Path | None:
+    """The CCP4 monomer library shipped in the coot-headless-api wheel (without importing it), or None."""
+    spec = _find_spec("coot_headless_api")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "share" / "coot" / "lib" / "data" / "monomers"
+        if (path / "list" / "mon_lib_list.cif").is_file():
+            return path
+    return None
+
+
+def _monlib(monlib) -> tuple[Path | None, str]:
+    """(monomer library, where it came from): the argument, else $CLIBD_MON, else coot's bundled library."""
+    if monlib:
+        path = Path(monlib)
+        if not (path / "list" / "mon_lib_list.cif").is_file():
+            raise LocScaleInputError("not a CCP4 monomer library (no list/mon_lib_list.cif inside)",
+                                     "give the monomer library folder (the one CLIBD_MON names), or none to use "
+                                     "$CLIBD_MON or the library installed with coot-headless-api", path)
+        return path, "argument"
+    env = os.environ.get("CLIBD_MON")
+    if env and (Path(env) / "list" / "mon_lib_list.cif").is_file():
+        return Path(env), "$CLIBD_MON"
+    installed = _installed_monlib()
+    return (installed, "coot-headless-api") if installed else (None, "none found")
+
+
+def _select_tools(tools) -> set[str]:
+    if tools is None:
+        return set(TOOLS)
+    if isinstance(tools, dict):
+        tools = [name for name, on in tools.items() if on]
+    if isinstance(tools, str):
+        tools = [tools]
+    chosen = {str(t) for t in tools}
+    unknown = sorted(chosen - set(TOOLS))
+    if unknown:
+        raise LocScaleInputError(f"unknown model-validation tool(s) {unknown}",
+                                 f"choose among {list(TOOLS)} (or give none to run all)")
+    return chosen
+
+
+class _Log:
+    """Appends each tool's command, stdout and stderr to one log file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, text: str) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+
+
+def _run(name: str, cmd: list[str], workdir: Path, log: _Log, env: dict, timeout: float) -> tuple[str | None, float]:
+    """Run one tool; (None on success or the reason it failed, seconds)."""
+    log.write(f"==== {name}: {' '.join(cmd)}")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        log.write(f"{exc.stdout or ''}\n{exc.stderr or ''}\n==== {name}: timed out after {timeout:g} s")
+        return f"{name} timed out after {timeout:g} s (see {log.path})", time.perf_counter() - t0
+    except OSError as exc:
+        log.write(f"==== {name}: could not start ({exc})")
+        return f"{name} could not start ({exc})", time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    log.write(f"---- stdout\n{proc.stdout}\n---- stderr\n{proc.stderr}\n==== {name}: exit code {proc.returncode}, "
+              f"{seconds:.1f} s")
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
+        last = lines[-1][:200] if lines else "no output"
+        return f"{name} failed (exit code {proc.returncode}: {last}; see {log.path})", seconds
+    return None, seconds
+
+
+def _read_json(path: Path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _read_tsv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["nan"],
+                       dtype={"chain": str, "icode": str, "resname": str})
+
+
+def _residues(structure) -> pd.DataFrame:
+    rows = [{"chain": ch.name, "resnum": int(res.seqid.num), "icode": res.seqid.icode.strip(), "resname": res.name}
+            for ch in structure[0] for res in ch]
+    return pd.DataFrame(rows, columns=["chain", "resnum", "icode", "resname"])
+
+
+def _prepare_inputs(model: Path, map_path: Path, workdir: Path):
+    """Read and check both inputs; (structure, model path, map path) for the tools (zero-origin copies if needed)."""
+    from .mapio import Map, read_map, write_map
+    from .models import read_model, shift_model, write_model
+
+    structure = read_model(model)
+    emap = read_map(map_path)
+    origin = np.asarray(emap.origin, dtype=float)
+    if not np.any(origin) and tuple(emap.axis_order) == (1, 2, 3):
+        return structure, model, map_path
+    zero = Map(emap.data, voxel_size=emap.voxel_size, origin=np.zeros(3), axis_order=(1, 2, 3),
+               origin_convention="nstart")
+    map_out = write_map(workdir / "map_zero_origin.mrc", zero, label="locscale model validation: zero-origin copy")
+    model_out = write_model(shift_model(structure, -origin), workdir / "model_zero_origin.cif")
+    return structure, model_out, map_out
+
+
+def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands=(), tools=None, log=None,
+                   timeout: float = DEFAULT_TIMEOUT) -> tuple[dict, pd.DataFrame]:
+    """Validate `model` (PDB/mmCIF) against `map_path` with Coot, cctbx and servalcat, each in its own process.
+
+    Parameters
+    ----------
+    resolution : the map's resolution (Å); checked, and recorded with the tools' details.
+    workdir : folder for the tools' outputs (``coot.json``/``coot.tsv``, ``cctbx.json``/``cctbx.tsv``,
+        ``servalcat_geom_summary.json`` …, and ``model_validation_details.json`` with every tool's full output).
+    monlib : CCP4 monomer library for servalcat (and coot); None: ``$CLIBD_MON``, else coot-headless-api's.
+    ligands : restraint dictionaries (CIF) for residue types outside the library (servalcat ``--ligand``,
+        coot ``import_cif_dictionary``).
+    tools : the tools to run, a subset of :data:`TOOLS` (or {tool: bool}); None runs all. The others are
+        reported ``"not available: not requested"``.
+    log : file the tools' commands, stdout and stderr are appended to (default ``workdir/model_validation.log``).
+
+    Returns
+    -------
+    summary : {key: float for key in :data:`SUMMARY_KEYS`} (NaN for values whose tool gave none), plus
+        ``model_validation_tools`` ({tool: version or "not available: reason"}) and
+        ``model_validation_seconds``.
+    per_residue : one row per residue of the model (first model, file order): chain, resnum, icode, resname and
+        :data:`RESIDUE_COLUMNS` (NaN or '' where a tool gave nothing for the residue).
+    """
+    from .limits import check_resolution
+
+    t0 = time.perf_counter()
+    resolution = check_resolution(resolution)
+    model, map_path, workdir = Path(model), Path(map_path), Path(workdir)
+    chosen = _select_tools(tools)
+    ligands = [Path(p) for p in (ligands or ())]
+    for lig in ligands:
+        if not lig.is_file():
+            raise LocScaleInputError("ligand restraint dictionary not found", "check the path", lig)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LocScaleInputError(f"cannot create the folder ({exc.strerror})", "choose a folder you can write to",
+                                 workdir) from None
+    structure, model_in, map_in = _prepare_inputs(model, map_path, workdir)
+    model_in, map_in = str(Path(model_in).resolve()), str(Path(map_in).resolve())
+    library, library_source = _monlib(monlib)
+    logger = _Log(Path(log) if log else workdir / "model_validation.log")
+
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("MPLBACKEND", "Agg")
+    if library is not None:
+        env["CLIBD_MON"] = str(library)
+
+    installed = installed_tools()
+    status: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    outputs: dict[str, dict] = {}
+    tables: dict[str, pd.DataFrame] = {}
+
+    def attempt(name: str, cmd: list[str], read) -> None:
+        if name not in chosen:
+            status[name] = not_available("not requested")
+            return
+        if installed[name] is not None:
+            status[name] = not_available(installed[name])
+            return
+        if cmd is None:
+            status[name] = not_available(f"{name} is not installed")
+            return
+        failure, seconds[name] = _run(name, cmd, workdir, logger, env, timeout)
+        if failure is None:
+            try:
+                read()
+            except (OSError, ValueError, KeyError) as exc:
+                failure = f"{name} wrote no readable output ({exc}; see {logger.path})"
+        status[name] = not_available(failure) if failure else _version(name)
+
+    # coot
+    def read_coot():
+        outputs["coot"] = _read_json(workdir / "coot.json")
+        tables["coot"] = _read_tsv(workdir / "coot.tsv")
+        for warning in outputs["coot"].get("warnings", []):
+            logger.write(f"WARNING (coot): {warning}")
+
+    cmd = [sys.executable, "-m", "locscale.coot_validation", "--model", model_in, "--map", map_in,
+           "--json", str(workdir / "coot.json"), "--tsv", str(workdir / "coot.tsv")]
+    for lig in ligands:
+        cmd += ["--ligand", str(lig.resolve())]
+    attempt("coot", cmd, read_coot)
+
+    # cctbx
+    def read_cctbx():
+        outputs["cctbx"] = _read_json(workdir / "cctbx.json")
+        tables["cctbx"] = _read_tsv(workdir / "cctbx.tsv")
+
+    attempt("cctbx", [sys.executable, "-m", "locscale.cctbx_validation", "--model", model_in, "--map", map_in,
+                      "--json", str(workdir / "cctbx.json"), "--tsv", str(workdir / "cctbx.tsv")], read_cctbx)
+
+    # servalcat
+    prefix = "servalcat_geom"
+
+    def read_servalcat():
+        geom = _read_json(workdir / f"{prefix}_summary.json")
+        out = {key: float(geom["r.m.s.Z"][row]) for key, row in _SERVALCAT_ROWS.items()}
+        out["n_restraints"] = {key: int(geom["N restraints"][row]) for key, row in _SERVALCAT_ROWS.items()}
+        outliers_path = workdir / f"{prefix}_outliers.json"
+        if outliers_path.is_file():
+            outliers = _read_json(outliers_path)
+            out["outliers_z_ge_5"] = {k: len(v) for k, v in outliers.items()}
+        outputs["servalcat"] = out
+
+    servalcat = _servalcat_command()
+    if "servalcat" in chosen and installed["servalcat"] is None and library is None:
+        status["servalcat"] = not_available("no CCP4 monomer library (none given, $CLIBD_MON unset, "
+                                            "coot-headless-api not installed)")
+    else:
+        cmd = None
+        if servalcat is not None:
+            cmd = [*servalcat, "util", "geom", model_in, "-o", prefix]
+            cmd += ["--monlib", str(library)] if library is not None else []
+            cmd += ["--ligand", *(str(lig.resolve()) for lig in ligands)] if ligands else []
+        for name in (prefix + "_summary.json", prefix + "_outliers.json"):
+            (workdir / name).unlink(missing_ok=True)  # never read a previous run's output
+        attempt("servalcat", cmd, read_servalcat)
+
+    summary = {key: float("nan") for key in SUMMARY_KEYS}
+    for key in SUMMARY_KEYS:
+        tool = SOURCE[key]
+        if tool in outputs and key in outputs[tool]:
+            summary[key] = float(outputs[tool][key])
+    summary["model_validation_tools"] = {name: status[name] for name in TOOLS}
+    summary["model_validation_seconds"] = time.perf_counter() - t0
+
+    per_residue = _residues(structure)
+    keys = ["chain", "resnum", "icode"]
+    for tool, columns in (("coot", ["rama", "phi", "psi", "rama_probability", "rotamer_outlier",
+                                    "rotamer_probability", "q_score", "cc_coot"]), ("cctbx", ["rama_cctbx"])):
+        if tool in tables:
+            table = tables[tool].drop_duplicates(keys)[keys + columns]
+            per_residue = per_residue.merge(table, on=keys, how="left")
+        else:
+            for c in columns:
+                per_residue[c] = "" if c in _TEXT_COLUMNS else np.nan
+    for c in RESIDUE_COLUMNS:
+        per_residue[c] = per_residue[c].fillna("").astype(str) if c in _TEXT_COLUMNS else per_residue[c].astype(float)
+
+    details = {"model": str(model), "map": str(map_path), "validated_model": model_in, "validated_map": map_in,
+               "resolution": resolution, "monlib": None if library is None else str(library),
+               "monlib_source": library_source, "tools": summary["model_validation_tools"],
+               "seconds": seconds, "outputs": outputs}
+    _write_json(workdir / "model_validation_details.json", details)
+    logger.write("==== model validation: " + json.dumps({k: summary[k] for k in SUMMARY_KEYS}))
+    return summary, per_residue
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from .mapio import atomic_output
+
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1, default=str, allow_nan=True))
+
+
+def summary_line(summary: dict) -> str:
+    """One line for logs: the available values with their labels."""
+    parts = [f"{LABELS[k]} {summary[k]:.3g}" for k in SUMMARY_KEYS if math.isfinite(summary.get(k, math.nan))]
+    return "; ".join(parts) or "no model-validation values (no tool available)"
