@@ -79,13 +79,14 @@ def _as_path(m: Map | str | os.PathLike, workdir: Path, name: str) -> tuple[str,
 def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str | os.PathLike, resolution: float,
                    workdir: str | os.PathLike, *, shake: float = 0.5, seed: int = 0, monlib: str | None = None,
                    refine_xyz: bool | None = None, ncycle: int | None = None, executable: str = "servalcat",
-                   threads: int = 1) -> CrossValidation:
+                   threads: int = 1, ligands: list | tuple = ()) -> CrossValidation:
     """FSCwork / FSCtest by the shake protocol (module docstring).
 
     `workdir` is created; it holds the shaken model and a ``servalcat/`` folder (emptied first) with servalcat's
     files and log. `refine_xyz` defaults to True with a monomer library (restrained coordinate + B refinement, the
     protocol of Brown et al. 2015) and False without one (B only, ``--fix_xyz --unrestrained``: unrestrained
-    coordinate refinement is refused by ``locscale.refine``)."""
+    coordinate refinement is refused by ``locscale.refine``). Standard geometry restraints, no jelly body (the
+    protocol's); `ligands`: restraint dictionaries for residues outside the library."""
     from .models import envelope_mask, read_model, shake_model, write_model
     from .refine import ServalcatEngine
     from .simulate import simulate_model_map
@@ -105,7 +106,7 @@ def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str |
     write_model(shaken, workdir / "shaken.pdb")
     prefix = "cv"
     engine = ServalcatEngine(executable=executable, monlib=monlib, refine_xyz=refine_xyz, ncycle=ncycle,
-                             extra_args=["--cross_validation"])
+                             extra_args=["--cross_validation"], ligands=ligands, jellybody=False)
     run = engine.run(workdir / "shaken.pdb", resolution, workdir / "servalcat", half_maps=[p1, p2],
                      threads=threads, prefix=prefix)
     refined = read_model(run.model)

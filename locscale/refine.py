@@ -6,9 +6,12 @@ appends to ``servalcat.log`` in the current folder) and returns a :class:`Refine
 
 Servalcat (default; 0.4.142, DESIGN.md §5)
     ``servalcat refine_spa_norefmac --model M --map F -d D --fix_xyz --adp iso --hydrogen no -o PREFIX``
-    (``--halfmaps H1 H2`` instead of ``--map`` when refining against half maps). Restrained with a monomer library
-    (``--monlib DIR``, from the config or ``$CLIBD_MON``), ``--unrestrained`` otherwise: coordinates are fixed, and
-    the distance-based ADP restraints apply either way. Coordinate refinement (no ``--fix_xyz``) needs the library.
+    (``--halfmaps H1 H2`` instead of ``--map`` when refining against half maps). Restrained by default, with the
+    monomer library of ``refine.monlib``, else ``$CLIBD_MON``, else the one installed with coot-headless-api (the
+    ``workflow`` extra); ligands outside it need their dictionaries (``refine.ligands`` -> ``--ligand``).
+    ``refine.restrained: false`` runs ``--unrestrained`` (coordinates fixed; the distance-based ADP restraints apply
+    either way). Coordinate refinement (no ``--fix_xyz``) needs the library and uses jelly-body restraints
+    (``--jellybody``) unless ``refine.servalcat.jellybody: false``.
 
 PHENIX
     ``phenix.real_space_refine MODEL MAP resolution=D run=adp macro_cycles=N nproc=T output.prefix=PREFIX``
@@ -77,29 +80,96 @@ def is_monlib(path: str | os.PathLike) -> bool:
     return (Path(path) / "list" / "mon_lib_list.cif").is_file()
 
 
-def resolve_monlib(configured: str | os.PathLike | None = None, environ: dict | None = None) -> Path | None:
-    """The monomer library to restrain refinement with: `configured` if given, else ``$CLIBD_MON`` if set, else None.
+#: where coot-headless-api (the ``workflow`` extra) ships its CCP4 monomer library
+COOT_MONOMERS = ("share", "coot", "lib", "data", "monomers")
 
-    A configured path that is not a monomer library is an error; an unusable ``$CLIBD_MON`` is too (it would
-    silently change restrained into unrestrained refinement otherwise).
+
+def installed_monlib() -> Path | None:
+    """The CCP4 monomer library installed with coot-headless-api, or None. Found without importing the package
+    (coot and cctbx in one process crash, DESIGN.md §9; and it is GPLv3, run only as its own process)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("coot_headless_api")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root).joinpath(*COOT_MONOMERS)
+        if is_monlib(path):
+            return path.resolve()
+    return None
+
+
+NO_MONLIB_FIX = ("install the workflow extra (pip install -e '.[workflow]': coot-headless-api==1.3.3rc1 ships a "
+                 "library of 113 dictionaries), set refine.monlib to a CCP4 monomer library folder or export "
+                 "CLIBD_MON; or set refine.restrained: false to refine B-factors unrestrained")
+
+
+def resolve_monlib(configured: str | os.PathLike | None = None, environ: dict | None = None, *,
+                   restrained: bool = True) -> Path | None:
+    """The monomer library to restrain refinement with: `configured` if given, else ``$CLIBD_MON`` if set, else
+    the library installed with coot-headless-api; None when `restrained` is False.
+
+    A configured path that is not a monomer library is an error; an unusable ``$CLIBD_MON`` is too, and so is
+    finding no library at all while restrained refinement is asked for (it would silently change restrained into
+    unrestrained refinement otherwise).
     """
+    if not restrained:
+        return None
     environ = os.environ if environ is None else environ
     if configured:
         path = Path(configured)
         if not is_monlib(path):
             raise LocScaleInputError("not a CCP4 monomer library (no list/mon_lib_list.cif inside)",
                                      "point refine.monlib at the monomer library folder (the one CLIBD_MON names in "
-                                     "a CCP4 installation, e.g. $CCP4/lib/data/monomers), or set it to null to "
-                                     "refine unrestrained", path)
+                                     "a CCP4 installation, e.g. $CCP4/lib/data/monomers), or set it to null to use "
+                                     "$CLIBD_MON or the library installed with coot-headless-api", path)
         return path.resolve()
     env = environ.get("CLIBD_MON")
     if env:
         if not is_monlib(env):
             raise LocScaleInputError("$CLIBD_MON is set but is not a CCP4 monomer library (no "
                                      "list/mon_lib_list.cif inside)",
-                                     "fix or unset CLIBD_MON (unset: refinement runs --unrestrained)", env)
+                                     "fix or unset CLIBD_MON (unset: the library installed with coot-headless-api "
+                                     "is used)", env)
         return Path(env).resolve()
-    return None
+    installed = installed_monlib()
+    if installed is None:
+        raise LocScaleInputError("restrained refinement (refine.restrained: true, the default) needs a CCP4 monomer "
+                                 "library, and none was found (refine.monlib is null, $CLIBD_MON is unset and "
+                                 "coot-headless-api is not installed)", NO_MONLIB_FIX)
+    return installed
+
+
+def ligand_names(path: str | os.PathLike) -> set[str]:
+    """Residue names a restraint dictionary (CIF) defines (its ``data_comp_XXX`` blocks)."""
+    import gemmi
+
+    try:
+        doc = gemmi.cif.read(str(path))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise LocScaleInputError(f"cannot read the restraint dictionary ({err})",
+                                 "give a CIF restraint dictionary (e.g. from acedrg, grade or the CCP4 monomer "
+                                 "library) in refine.ligands", path) from None
+    names = {b.name[5:] for b in doc if b.name.startswith("comp_") and b.name != "comp_list"}
+    if not names:
+        raise LocScaleInputError("no restraint dictionary inside (no data_comp_XXX block)",
+                                 "give a CIF restraint dictionary (e.g. from acedrg or grade) in refine.ligands", path)
+    return names
+
+
+def missing_monomers(model: str | os.PathLike, monlib: str | os.PathLike,
+                     ligands: list | tuple = ()) -> list[str]:
+    """Residue names of `model` that neither the monomer library nor the `ligands` dictionaries define (sorted)."""
+    import gemmi
+
+    from .models import read_model
+
+    structure = read_model(model)
+    names = sorted({r.name for m in structure for ch in m for r in ch})
+    known = set(gemmi.read_monomer_lib(str(monlib), names, ignore_missing=True).monomers.keys())
+    for path in ligands:
+        known |= ligand_names(path)
+    return [n for n in names if n not in known]
 
 
 # ---------------------------------------------------------------------- running a program
@@ -146,18 +216,28 @@ class ServalcatEngine:
     name = "servalcat"
 
     def __init__(self, executable: str = "servalcat", monlib: str | os.PathLike | None = None,
-                 refine_xyz: bool = False, ncycle: int | None = None, extra_args: list[str] | tuple = ()):
+                 refine_xyz: bool = False, ncycle: int | None = None, extra_args: list[str] | tuple = (),
+                 ligands: list | tuple = (), jellybody: bool = True, weight: float | None = None):
         self.executable = str(executable)
         self.monlib = None if monlib is None else Path(monlib)
         self.refine_xyz = bool(refine_xyz)
         self.ncycle = None if ncycle is None else int(ncycle)
         self.extra_args = [str(a) for a in extra_args]
+        self.ligands = [Path(p) for p in ligands]
+        self.jellybody = bool(jellybody)
+        self.weight = None if weight is None else float(weight)
         if self.refine_xyz and self.monlib is None:
             raise LocScaleInputError(
                 "coordinate refinement (refine.refine_xyz: true) needs a monomer library for its geometry "
-                "restraints, and none is configured",
-                "set refine.monlib to a CCP4 monomer library (or export CLIBD_MON), or set refine.refine_xyz: false "
-                "for B-factor-only refinement")
+                "restraints, and refine.restrained is false",
+                "set refine.restrained: true (the default), or refine.refine_xyz: false for B-factor-only refinement")
+        if self.ligands and self.monlib is None:
+            raise LocScaleInputError("refine.ligands gives restraint dictionaries, but refine.restrained is false",
+                                     "set refine.restrained: true, or remove refine.ligands")
+        for path in self.ligands:
+            if not path.is_file():
+                raise LocScaleInputError("restraint dictionary not found (refine.ligands)",
+                                         "fix the path in refine.ligands", path)
 
     @property
     def restrained(self) -> bool:
@@ -176,6 +256,12 @@ class ServalcatEngine:
         if not xyz:
             cmd.append("--fix_xyz")
         cmd += ["--monlib", str(self.monlib)] if self.restrained else ["--unrestrained"]
+        if self.ligands:
+            cmd += ["--ligand", *(str(p.resolve()) for p in self.ligands)]
+        if xyz and self.jellybody:
+            cmd.append("--jellybody")
+        if xyz and self.weight is not None:
+            cmd += ["--weight", f"{self.weight:g}"]
         if self.ncycle is not None:
             cmd += ["--ncycle", str(self.ncycle)]
         return cmd + self.extra_args
@@ -190,6 +276,22 @@ class ServalcatEngine:
                 "envs/servalcat.yaml")
         return path
 
+    def check_monomers(self, model: str | os.PathLike) -> None:
+        """Restrained refinement: every residue of `model` needs a dictionary (the library or refine.ligands);
+        raises :class:`LocScaleInputError` naming the ones that have none, unless servalcat is told to make ad-hoc
+        restraints (``--newligand_continue`` in refine.servalcat.extra_args)."""
+        if not self.restrained or "--newligand_continue" in self.extra_args:
+            return
+        missing = missing_monomers(model, self.monlib, self.ligands)
+        if missing:
+            raise LocScaleInputError(
+                f"residue type(s) {', '.join(missing)} have no restraint dictionary in the monomer library "
+                f"{self.monlib}" + (" or in refine.ligands" if self.ligands else ""),
+                "give their dictionaries (CIF, e.g. from acedrg/grade or the PDB's CCD via acedrg) in refine.ligands "
+                "(servalcat --ligand), point refine.monlib at a fuller library (e.g. CCP4's $CLIBD_MON), add "
+                "--newligand_continue to refine.servalcat.extra_args (ad-hoc restraints; not recommended), or "
+                "remove those residues from the model", model)
+
     def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
             target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
             log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None
@@ -197,6 +299,7 @@ class ServalcatEngine:
         """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first); `step` as in
         :meth:`command`."""
         self.check_available()
+        self.check_monomers(model)
         workdir = _fresh_dir(Path(workdir))
         cmd = self.command(_absolute(model), resolution, prefix,
                            target_map=None if target_map is None else _absolute(target_map),
@@ -354,9 +457,12 @@ def make_engine(refine_config: dict, environ: dict | None = None):
     refine_xyz = bool(refine_config.get("refine_xyz", False))
     if name == "servalcat":
         sv = refine_config.get("servalcat", {}) or {}
+        restrained = bool(refine_config.get("restrained", True))
         return ServalcatEngine(executable=sv.get("executable", "servalcat"),
-                               monlib=resolve_monlib(refine_config.get("monlib"), environ), refine_xyz=refine_xyz,
-                               ncycle=sv.get("ncycle"), extra_args=sv.get("extra_args", []) or [])
+                               monlib=resolve_monlib(refine_config.get("monlib"), environ, restrained=restrained),
+                               refine_xyz=refine_xyz, ncycle=sv.get("ncycle"),
+                               extra_args=sv.get("extra_args", []) or [], ligands=refine_config.get("ligands") or [],
+                               jellybody=sv.get("jellybody", True), weight=sv.get("weight"))
     ph = refine_config.get("phenix", {}) or {}
     return PhenixEngine(executable=ph.get("executable", "phenix.real_space_refine"),
                         env_script=ph.get("env_script"), envmodules=ph.get("envmodules", []) or [],

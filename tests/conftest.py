@@ -17,7 +17,6 @@ Other synthetic maps: data modes int8 and uint16, and an image stack (ISPG 0, MZ
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "emd3488"
 SHARED_DATA = Path(os.environ.get("LOCSCALE_SHARED_DATA", REPO.parent / "shared" / "data"))
-#: where coot-headless-api (the workflow extra) ships the CCP4 monomer library
-COOT_MONOMERS = ("share", "coot", "lib", "data", "monomers")
 
 
 @pytest.fixture(scope="session")
@@ -68,16 +65,10 @@ def shared_data() -> Path:
 
 
 def coot_monomer_library() -> Path | None:
-    """The CCP4 monomer library inside the installed coot-headless-api wheel (found without importing it:
-    importing coot next to cctbx in one process segfaults, DESIGN.md §9), or None if it is not installed."""
-    spec = importlib.util.find_spec("coot_headless_api")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        path = Path(root).joinpath(*COOT_MONOMERS)
-        if (path / "list" / "mon_lib_list.cif").is_file():
-            return path
-    return None
+    """The CCP4 monomer library inside the installed coot-headless-api wheel, or None if it is not installed."""
+    from locscale.refine import installed_monlib
+
+    return installed_monlib()
 
 
 @pytest.fixture(scope="session")

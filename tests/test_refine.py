@@ -18,7 +18,9 @@ from locscale.refine import (
     EngineUnavailableError,
     PhenixEngine,
     ServalcatEngine,
+    installed_monlib,
     make_engine,
+    missing_monomers,
     read_servalcat_stats,
     resolve_monlib,
 )
@@ -63,14 +65,46 @@ def test_servalcat_command_b_only_unrestrained_by_default():
 
 
 def test_servalcat_command_restrained_xyz_half_maps_and_extras(tmp_path):
-    eng = ServalcatEngine(monlib=tmp_path, refine_xyz=True, ncycle=4, extra_args=["--jellybody"])
+    eng = ServalcatEngine(monlib=tmp_path, refine_xyz=True, ncycle=4, extra_args=["--blur", "0"])
     cmd = eng.command("m.pdb", 3.0, half_maps=("h1.mrc", "h2.mrc"))
     assert cmd[cmd.index("--halfmaps") + 1: cmd.index("--halfmaps") + 3] == ["h1.mrc", "h2.mrc"]
     assert "--map" not in cmd and "--fix_xyz" not in cmd and "--unrestrained" not in cmd
     assert cmd[cmd.index("--monlib") + 1] == str(tmp_path) and cmd[cmd.index("--ncycle") + 1] == "4"
-    assert cmd[-1] == "--jellybody" and eng.restrained
+    assert cmd[-2:] == ["--blur", "0"] and eng.restrained
+    # coordinate refinement uses jelly-body restraints by default; B-only runs have no coordinates to restrain
+    assert "--jellybody" in cmd and "--weight" not in cmd
+    assert "--jellybody" not in eng.command("m.pdb", 3.0, target_map="t.mrc", step="adp")
+    loose = ServalcatEngine(monlib=tmp_path, refine_xyz=True, jellybody=False, weight=50)
+    cmd = loose.command("m.pdb", 3.0, target_map="t.mrc")
+    assert "--jellybody" not in cmd and cmd[cmd.index("--weight") + 1] == "50"
     with pytest.raises(ValueError):
         eng.command("m.pdb", 3.0)
+
+
+def test_ligand_dictionaries_are_passed_and_checked(tmp_path, monlib, model_5me2):
+    lig = tmp_path / "LIG.cif"
+    lig.write_text("data_comp_list\nloop_\n_chem_comp.id\nLIG\ndata_comp_LIG\n_chem_comp_atom.comp_id LIG\n")
+    cmd = ServalcatEngine(monlib=monlib, ligands=[lig]).command("m.pdb", 3.0, target_map="t.mrc")
+    assert cmd[cmd.index("--ligand") + 1] == str(lig.resolve())
+    with pytest.raises(LocScaleInputError, match="not found"):
+        ServalcatEngine(monlib=monlib, ligands=[tmp_path / "missing.cif"])
+    with pytest.raises(LocScaleInputError, match="restrained is false"):
+        ServalcatEngine(ligands=[lig])
+    # every residue type of 5ME2 (amino acids, HEM, water) is in the coot library
+    assert missing_monomers(model_5me2, monlib) == []
+    # a residue type the library lacks is named, with the fix; its dictionary in refine.ligands clears it
+    st = read_model(model_5me2)
+    st[0][0][0].name = "LIG"
+    odd = tmp_path / "odd.pdb"
+    st.write_pdb(str(odd))
+    assert missing_monomers(odd, monlib) == ["LIG"] and missing_monomers(odd, monlib, [lig]) == []
+    with pytest.raises(LocScaleInputError, match=r"(?s)LIG have no restraint dictionary.*refine\.ligands"):
+        ServalcatEngine(monlib=monlib).check_monomers(odd)
+    ServalcatEngine(monlib=monlib, extra_args=["--newligand_continue"]).check_monomers(odd)  # servalcat's own way
+    bad = tmp_path / "bad.cif"
+    bad.write_text("data_x\n_a.b 1\n")
+    with pytest.raises(LocScaleInputError, match="no restraint dictionary inside"):
+        missing_monomers(odd, monlib, [bad])
 
 
 def test_coordinate_refinement_needs_a_monomer_library():
@@ -90,7 +124,9 @@ def test_phenix_command():
 
 # ---------------------------------------------------------------------- monomer library
 def test_resolve_monlib(tmp_path, monlib):
-    assert resolve_monlib(None, environ={}) is None
+    # default: the library installed with coot-headless-api; none when unrestrained refinement is asked for
+    assert resolve_monlib(None, environ={}) == installed_monlib() == monlib.resolve()
+    assert resolve_monlib(None, environ={}, restrained=False) is None
     assert resolve_monlib(monlib, environ={}) == monlib.resolve()
     assert resolve_monlib(None, environ={"CLIBD_MON": str(monlib)}) == monlib.resolve()
     with pytest.raises(LocScaleInputError, match="not a CCP4 monomer library"):
@@ -101,7 +137,9 @@ def test_resolve_monlib(tmp_path, monlib):
 
 def test_make_engine_from_config():
     eng = make_engine({"engine": "servalcat", "monlib": None, "servalcat": {"ncycle": 3}}, environ={})
-    assert isinstance(eng, ServalcatEngine) and not eng.restrained and eng.ncycle == 3
+    assert isinstance(eng, ServalcatEngine) and eng.restrained and eng.ncycle == 3  # restrained by default
+    eng = make_engine({"engine": "servalcat", "restrained": False}, environ={})
+    assert not eng.restrained and eng.monlib is None
     ph = make_engine({"engine": "phenix", "phenix": {"macro_cycles": 2, "envmodules": ["phenix/1.21"]}})
     assert isinstance(ph, PhenixEngine) and ph.macro_cycles == 2 and ph.envmodules == ["phenix/1.21"]
     with pytest.raises(LocScaleInputError, match="unknown refinement engine"):

@@ -12,6 +12,7 @@ if ENGINE.name == "phenix":
             unpack(refine_targets),
             model=refine_model,
             info="results/{ds}/cycle_00/inputs.json",
+            ligands=config["refine"]["ligands"],
         output:
             model="results/{ds}/cycle_{cycle}/model.cif",
             info="results/{ds}/cycle_{cycle}/refine.json",
@@ -40,6 +41,7 @@ else:
             unpack(refine_targets),
             model=refine_model,
             info="results/{ds}/cycle_00/inputs.json",
+            ligands=config["refine"]["ligands"],
         output:
             model="results/{ds}/cycle_{cycle}/model.cif",
             info="results/{ds}/cycle_{cycle}/refine.json",

@@ -11,7 +11,7 @@ def main(smk):
     cv = cross_validate(read_model(smk.input.model), smk.input.half1, smk.input.half2,
                         resolution_of(smk.input.info), smk.params.workdir, shake=cv_cfg["shake"],
                         seed=cv_cfg["seed"], monlib=refine.get("monlib"), refine_xyz=refine["refine_xyz"],
-                        ncycle=(refine.get("servalcat") or {}).get("ncycle"))
+                        ncycle=(refine.get("servalcat") or {}).get("ncycle"), ligands=refine.get("ligands") or [])
     write_crossval(cv, smk.output.curve, smk.output.plot, title=f"cycle {smk.wildcards.cycle}")
     write_json(smk.output.info, {"cycle": int(smk.wildcards.cycle), **cv.record()})
     print(cv.record())

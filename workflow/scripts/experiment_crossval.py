@@ -14,7 +14,7 @@ def main(smk):
 
     s, cfg = smk.params.settings, smk.params.refine
     resolution = float(json.loads(Path(smk.input.json).read_text())["noise"]["requested_resolution"])
-    monlib = resolve_monlib(cfg.get("monlib"))
+    monlib = resolve_monlib(cfg.get("monlib"), restrained=cfg.get("restrained", True))
     cv = cross_validate(read_model(smk.input.refined), smk.input.half1, smk.input.half2, resolution,
                         smk.params.workdir, shake=float(s["shake"]), seed=int(s["seed"]),
                         monlib=None if monlib is None else str(monlib), ncycle=cfg.get("ncycle"))

@@ -26,7 +26,8 @@ def main(smk):
                 for a, b in zip(r, refined[(ch.name, r.seqid.num)], strict=True):
                     a.b_iso = b.b_iso
     workdir = Path(smk.params.workdir)
-    engine = ServalcatEngine(monlib=resolve_monlib(cfg.get("monlib")), refine_xyz=False, ncycle=cfg.get("ncycle"))
+    monlib = resolve_monlib(cfg.get("monlib"), restrained=cfg.get("restrained", True))
+    engine = ServalcatEngine(monlib=monlib, refine_xyz=False, ncycle=cfg.get("ncycle"))
 
     b_target = s.get("b_target", "global")
     fixed, _ = global_target(bench.half1, bench.half2, bench.resolution)

@@ -16,7 +16,8 @@ def main(smk):
     cfg = smk.params.refine
     start = Path(smk.params.workdir).parent / "start.pdb"
     write_model(set_uniform_b(read_model(smk.input.model_true), float(cfg["start_b"])), start)
-    engine = ServalcatEngine(monlib=resolve_monlib(cfg.get("monlib")), refine_xyz=False, ncycle=cfg.get("ncycle"))
+    monlib = resolve_monlib(cfg.get("monlib"), restrained=cfg.get("restrained", True))
+    engine = ServalcatEngine(monlib=monlib, refine_xyz=False, ncycle=cfg.get("ncycle"))
     resolution = float(__import__("json").loads(Path(smk.input.json).read_text())["noise"]["requested_resolution"])
     target = cfg.get("target", "global")
     if target == "global":
