@@ -120,29 +120,21 @@ def installed_tools() -> dict[str, str | None]:
     return missing
 
 
-def _installed_monlib() -> Path | None:
-    """The CCP4 monomer library shipped in the coot-headless-api wheel (without importing it), or None."""
-    spec = _find_spec("coot_headless_api")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(root) / "share" / "coot" / "lib" / "data" / "monomers"
-        if (path / "list" / "mon_lib_list.cif").is_file():
-            return path
-    return None
-
-
 def _monlib(monlib) -> tuple[Path | None, str]:
     """(monomer library, where it came from): the argument, else $CLIBD_MON, else coot's bundled library."""
+    from .refine import installed_monlib, is_monlib
+
     if monlib:
         path = Path(monlib)
-        if not (path / "list" / "mon_lib_list.cif").is_file():
+        if not is_monlib(path):
             raise LocScaleInputError("not a CCP4 monomer library (no list/mon_lib_list.cif inside)",
                                      "give the monomer library folder (the one CLIBD_MON names), or none to use "
                                      "$CLIBD_MON or the library installed with coot-headless-api", path)
         return path, "argument"
     env = os.environ.get("CLIBD_MON")
-    if env and (Path(env) / "list" / "mon_lib_list.cif").is_file():
+    if env and is_monlib(env):
         return Path(env), "$CLIBD_MON"
-    installed = _installed_monlib()
+    installed = installed_monlib()
     return (installed, "coot-headless-api") if installed else (None, "none found")
 
 
@@ -256,9 +248,10 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
 
     t0 = time.perf_counter()
     resolution = check_resolution(resolution)
-    model, map_path, workdir = Path(model), Path(map_path), Path(workdir)
+    # absolute paths: every tool runs with `workdir` as its current folder
+    model, map_path, workdir = Path(model).absolute(), Path(map_path).absolute(), Path(workdir).absolute()
     chosen = _select_tools(tools)
-    ligands = [Path(p) for p in (ligands or ())]
+    ligands = [Path(p).absolute() for p in (ligands or ())]
     for lig in ligands:
         if not lig.is_file():
             raise LocScaleInputError("ligand restraint dictionary not found", "check the path", lig)
@@ -270,7 +263,7 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
     structure, model_in, map_in = _prepare_inputs(model, map_path, workdir)
     model_in, map_in = str(Path(model_in).resolve()), str(Path(map_in).resolve())
     library, library_source = _monlib(monlib)
-    logger = _Log(Path(log) if log else workdir / "model_validation.log")
+    logger = _Log(Path(log).absolute() if log else workdir / "model_validation.log")
 
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[1])
@@ -382,13 +375,43 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from .mapio import atomic_output
+    from .records import write_json
 
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=1, default=str, allow_nan=True))
+    write_json(path, data, warnings=[])
 
 
 def summary_line(summary: dict) -> str:
     """One line for logs: the available values with their labels."""
     parts = [f"{LABELS[k]} {summary[k]:.3g}" for k in SUMMARY_KEYS if math.isfinite(summary.get(k, math.nan))]
     return "; ".join(parts) or "no model-validation values (no tool available)"
+
+
+# ---------------------------------------------------------------------- in the cycle table
+#: the key columns of every per-residue table (locscale.metrics.per_residue_cc writes the same)
+RESIDUE_KEYS = ["chain", "resnum", "icode", "resname"]
+
+
+def read_per_residue(path) -> pd.DataFrame:
+    """A per-residue table (``per_residue.tsv``, ``model_validation.tsv``) with its keys typed: chain and icode
+    as text ('' for no insertion code), resnum as int."""
+    return _read_tsv(Path(path))
+
+
+def merge_per_residue(per_residue: pd.DataFrame, validation) -> pd.DataFrame:
+    """`per_residue` (RSCC per residue) with the model-validation columns of `validation` (a table or the path of
+    ``model_validation.tsv``) added, matched on chain, residue number, insertion code and name."""
+    table = read_per_residue(validation) if not isinstance(validation, pd.DataFrame) else validation
+    left = per_residue.copy()
+    left["chain"], left["icode"] = left["chain"].astype(str), left["icode"].fillna("").astype(str)
+    left["resnum"] = left["resnum"].astype(int)
+    extra = [c for c in table.columns if c not in RESIDUE_KEYS and c not in left.columns]
+    return left.merge(table[RESIDUE_KEYS + extra], on=RESIDUE_KEYS, how="left", validate="one_to_one")
+
+
+def cycle_record(summary: dict) -> dict:
+    """The summary as columns of the per-cycle table: the values, the seconds and ``model_validation_tools`` as
+    one text cell (``coot 1.3.3rc1; cctbx not available: ...``)."""
+    tools = summary.get("model_validation_tools") or {}
+    return {**{k: float(summary.get(k, math.nan)) for k in SUMMARY_KEYS},
+            "model_validation_tools": "; ".join(f"{name} {status}" for name, status in tools.items()) or "none",
+            "model_validation_seconds": float(summary.get("model_validation_seconds", math.nan))}

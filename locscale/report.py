@@ -120,9 +120,10 @@ def read_cycle_table(path: str | os.PathLike) -> pd.DataFrame:
 def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | os.PathLike,
                           final_cycle: int | None = None) -> Path:
     """Validation metrics against cycle number: RSCC (CC_mask, CC_box), FSCaverage, kurtosis, B-factors
-    (mean, median, ±1 s.d. band), sharpness against the global target and, when present, FSCwork/FSCtest with
-    their gap and CC/FSCaverage to the truth (phantoms). One panel per metric that the table holds; `final_cycle`
-    (the cycle results/<dataset>/final/ holds) is marked on every panel."""
+    (mean, median, ±1 s.d. band), sharpness against the global target and, when present, the model validation
+    (Ramachandran and rotamer outliers, Ramachandran favoured, bond/angle RMSZ, atom overlaps, EMRinger, median
+    Q-score), FSCwork/FSCtest with their gap and CC/FSCaverage to the truth (phantoms). One panel per metric
+    that the table holds; `final_cycle` (the cycle results/<dataset>/final/ holds) is marked on every panel."""
     if not isinstance(table, pd.DataFrame):
         table = read_cycle_table(table)
     ccol = _column(table, "cycle")
@@ -160,6 +161,22 @@ def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | o
                                          ("FSCavg to truth", col("fsc_average_truth"))) if v is not None]
     if truth:
         panels.append(("Phantom: sharpened map vs truth", "score", truth, None))
+    # model validation (locscale.model_validation): geometry and fit of the cycle's model
+    rama = [(lab, v, {}) for lab, v in (("Ramachandran", col("rama_outliers_pct")),
+                                        ("rotamers", col("rotamer_outliers_pct"))) if v is not None]
+    if rama:
+        panels.append(("Model: outliers (%)", "% of residues", rama, None))
+    if (v := col("rama_favoured_pct")) is not None:
+        panels.append(("Model: Ramachandran favoured", "%", [("favoured", v, {})], None))
+    rmsz = [(lab, v, {}) for lab, v in (("bond", col("bond_rmsz")), ("angle", col("angle_rmsz"))) if v is not None]
+    if rmsz:
+        panels.append(("Model: geometry RMSZ", "RMSZ", rmsz, None))
+    if (v := col("atom_overlaps_per_1000_atoms")) is not None:
+        panels.append(("Model: atom overlaps (Coot)", "per 1000 atoms", [("overlaps", v, {})], None))
+    fit = [(lab, v, {}) for lab, v in (("EMRinger", col("emringer_score")), ("median Q-score", col("q_score_median")))
+           if v is not None]
+    for lab, v, st in fit:
+        panels.append((f"Model vs original map: {lab}", "score", [(lab, v, st)], None))
     work, test = col("fsc_work"), col("fsc_test")
     if work is not None or test is not None:
         lines = [(lab, v, {}) for lab, v in (("FSCwork (half 1)", work), ("FSCtest (half 2)", test))
@@ -397,6 +414,71 @@ def plot_bfactor_distributions(bvalues: Mapping[str, np.ndarray], path: str | os
         lab.set_ha("right" if len(labels) > 4 else "center")
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- per residue
+#: per-residue columns plotted along the sequence (column, axis label), when a table has them
+PER_RESIDUE_PANELS = (("cc", "RSCC (original map)"), ("q_score", "Q-score (original map)"))
+
+
+def plot_per_residue(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike,
+                     title: str = "Per residue, per cycle") -> Path:
+    """Per-residue values along the model (label -> per_residue.tsv table with ``chain``, ``resnum`` and any of
+    ``cc``, ``q_score``, ``rama``, ``rotamer_outlier``): one line per cycle for RSCC and Q-score, and a strip
+    marking each cycle's Ramachandran (x) and rotamer (o) outliers. Residues are laid out chain after chain in the
+    first table's order; chain boundaries are marked."""
+    tables = {str(k): v for k, v in tables.items() if v is not None and len(v)}
+    if not tables:
+        raise LocScaleInputError("no per-residue values to plot", "pass at least one non-empty table", path)
+    first = next(iter(tables.values()))
+    keys = list(dict.fromkeys(zip(first["chain"].astype(str), first["resnum"].astype(int), strict=True)))
+    index = {k: i for i, k in enumerate(keys)}
+    panels = [(c, lab) for c, lab in PER_RESIDUE_PANELS if any(c in t.columns for t in tables.values())]
+    outliers = any(c in t.columns for t in tables.values() for c in ("rama", "rotamer_outlier"))
+    nrows = len(panels) + int(outliers)
+    if nrows == 0:
+        raise LocScaleInputError("the per-residue tables have none of the plotted columns "
+                                 "(cc, q_score, rama, rotamer_outlier)", "pass per_residue.tsv tables", path)
+    colours = _label_colours(list(tables))
+    fig = Figure(figsize=(11.0, 2.4 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, 1, squeeze=False, sharex=True).ravel()
+    fig.suptitle(title, fontsize=10)
+
+    def positions(t):
+        return np.array([index.get((str(c), int(r)), -1) for c, r in zip(t["chain"], t["resnum"], strict=True)])
+
+    for ax, (column, label) in zip(axes, panels, strict=False):
+        for name, t in tables.items():
+            if column not in t.columns:
+                continue
+            x, v = positions(t), pd.to_numeric(t[column], errors="coerce").to_numpy(dtype=float)
+            ok = (x >= 0) & np.isfinite(v)
+            order = np.argsort(x[ok])
+            ax.plot(x[ok][order], v[ok][order], lw=0.8, color=colours[name], label=name)
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=min(4, len(tables)))
+    if outliers:
+        ax = axes[-1]
+        for row, (name, t) in enumerate(tables.items()):
+            x = positions(t)
+            if "rama" in t.columns:
+                bad = (t["rama"].astype(str) == "outlier").to_numpy() & (x >= 0)
+                ax.plot(x[bad], np.full(bad.sum(), row), "x", color=colours[name], ms=6)
+            if "rotamer_outlier" in t.columns:
+                bad = (pd.to_numeric(t["rotamer_outlier"], errors="coerce") == 1).to_numpy() & (x >= 0)
+                ax.plot(x[bad], np.full(bad.sum(), row), "o", mfc="none", color=colours[name], ms=5)
+        ax.set_yticks(range(len(tables)), list(tables), fontsize=8)
+        ax.set_ylim(-0.7, len(tables) - 0.3)
+        ax.set_ylabel("outliers:\nx Rama, o rotamer", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    starts = [i for i, k in enumerate(keys) if i == 0 or k[0] != keys[i - 1][0]]
+    for ax in axes:
+        for i in starts[1:]:
+            ax.axvline(i - 0.5, color="0.4", lw=0.8)
+    axes[-1].set_xticks(starts, [f"chain {keys[i][0]}" for i in starts], fontsize=8)
+    axes[-1].set_xlabel("residue (chain after chain)")
     return _save(fig, path)
 
 

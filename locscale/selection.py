@@ -11,8 +11,12 @@ signals respond to a LocScale map that loses its sharpening:
   cycle-0 FSC-weighted global target, in the same mask.
 
 A cycle whose |B drift| exceeds ``max_b_drift`` or whose LocScale map became blurrier or sharper, relative to
-the global target, than cycle 1's by more than ``max_sharpness_change`` is *flagged*. RSCC against the original
-map is never used to choose: it rises as a model blurs to match an unsharpened map (DESIGN.md §8).
+the global target, than cycle 1's by more than ``max_sharpness_change`` is *flagged*. So is a cycle whose model
+geometry got worse than the input model's (cycle 0, ``locscale.model_validation``): Ramachandran outliers up by more
+than ``max_rama_outliers_increase`` percentage points, or bond or angle RMSZ above ``rmsz_ceiling`` and more than
+``max_rmsz_increase`` above the input's. A model that fits the map better by wrecking its geometry is not
+progress. RSCC against the original map is never used to choose: it rises as a model blurs to match an
+unsharpened map (DESIGN.md §8).
 
 **The choice** (:func:`choose_final_cycle`): among the cycles ≥ 1 that are not flagged, those whose model-map
 FSCaverage against the original map is within ``fsc_tolerance`` of the best; of these the last (the most
@@ -32,8 +36,12 @@ from dataclasses import asdict, dataclass, field
 #: phantoms A and B); a fixed target with a free B level by +7 / +4 Å² on phantom A, but +18 / +13 Å² on EMD-3488,
 #: where CC_mask fell by 0.03 (flagged at cycle 4); the smallest first step of a drifting design was +25 / +15 Å²
 #: (phantom B), and the paper's loop added +34 … +70 Å² in one cycle.
+#: Geometry: servalcat's weight adjustment aims at bond RMSZ 0.5-1.0 (``--target_bond_rmsz_range``), so RMSZ under
+#: 1.0 is never flagged; 0.5 percentage points of Ramachandran outliers is 3 residues of the bundled 574-residue
+#: model, more than restrained B-only or jelly-body refinement moved them (0).
 DEFAULT_SELECTION: dict[str, float] = {"max_b_drift": 15.0, "max_sharpness_change": 15.0,
-                                       "fsc_tolerance": 0.002}
+                                       "fsc_tolerance": 0.002, "max_rama_outliers_increase": 0.5,
+                                       "max_rmsz_increase": 0.5, "rmsz_ceiling": 1.0}
 
 
 @dataclass
@@ -53,8 +61,9 @@ class Selection:
 
 
 CRITERION = ("among cycles >= 1 without a drift flag (|mean B - cycle 1's| <= max_b_drift; LocScale map's Guinier "
-             "B against the global target changed by <= max_sharpness_change since cycle 1), the last whose FSCaverage "
-             "(model vs original map) is within fsc_tolerance of the best")
+             "B against the global target changed by <= max_sharpness_change since cycle 1) or a geometry flag "
+             "(Ramachandran outliers or bond/angle RMSZ worse than the input model's beyond the tolerances), the last "
+             "whose FSCaverage (model vs original map) is within fsc_tolerance of the best")
 
 
 def _num(row: Mapping, key: str) -> float:
@@ -86,8 +95,28 @@ def cycle_flags(rows: Sequence[Mapping], settings: Mapping[str, float] | None = 
             what, how = ("over-smoothed", "blurrier") if blur > 0 else ("over-sharpened", "sharper")
             f.append(f"{what}: LocScale map {abs(blur):.1f} Å² {how} (Guinier B against the global target) "
                      f"than in cycle 1 (> {float(limit):g})")
+        f += geometry_flags(r, by_cycle.get(0, {}), s)
         flags[c] = f
     return flags
+
+
+def geometry_flags(row: Mapping, reference: Mapping, settings: Mapping[str, float]) -> list[str]:
+    """Flags of a cycle whose model geometry is worse than the `reference` (input) model's (module docstring);
+    nothing when a value is missing (the tool was not available)."""
+    f = []
+    limit = settings.get("max_rama_outliers_increase")
+    rise = _num(row, "rama_outliers_pct") - _num(reference, "rama_outliers_pct")
+    if limit is not None and math.isfinite(rise) and rise > float(limit):
+        f.append(f"geometry: Ramachandran outliers {_num(row, 'rama_outliers_pct'):.2f} %, {rise:+.2f} points "
+                 f"above the input model's (> {float(limit):g})")
+    limit, ceiling = settings.get("max_rmsz_increase"), float(settings.get("rmsz_ceiling", 1.0))
+    for key, what in (("bond_rmsz", "bond"), ("angle_rmsz", "angle")):
+        value = _num(row, key)
+        rise = value - _num(reference, key)
+        if limit is not None and math.isfinite(rise) and value > ceiling and rise > float(limit):
+            f.append(f"geometry: {what} RMSZ {value:.2f}, {rise:+.2f} above the input model's (> {float(limit):g} "
+                     f"and above {ceiling:g})")
+    return f
 
 
 def choose_final_cycle(rows: Sequence[Mapping], settings: Mapping[str, float] | None = None) -> Selection:
@@ -100,9 +129,15 @@ def choose_final_cycle(rows: Sequence[Mapping], settings: Mapping[str, float] | 
         raise ValueError("no refinement cycle to choose from")
     ok = [c for c in sorted(by_cycle) if not flags.get(c)]
     if not ok:
-        c = 1 if 1 in by_cycle else min(by_cycle)
+        sound = [c for c in sorted(by_cycle) if not any(f.startswith("geometry") for f in flags.get(c, []))]
+        if not sound:
+            c = 1 if 1 in by_cycle else min(by_cycle)
+            return Selection(c, f"every cycle is flagged for geometry; cycle {c} is handed out only so that final/ "
+                             "is complete: do not use its model (check the refinement weight and restraints)",
+                             CRITERION, flags, s)
+        c = 1 if 1 in sound else sound[0]
         return Selection(c, f"every cycle is flagged; cycle {c} is handed out because its B-factors were refined "
-                         "against the cycle-0 global target", CRITERION, flags, s)
+                         "against the cycle-0 global target and its geometry is not flagged", CRITERION, flags, s)
     fsc = {c: _num(by_cycle[c], "fsc_average") for c in ok}
     finite = {c: v for c, v in fsc.items() if math.isfinite(v)}
     if not finite:

@@ -54,3 +54,44 @@ def test_every_cycle_flagged_or_no_fsc():
         choose_final_cycle(rows([40], [0.7]))
     # a switched-off flag flags nothing
     assert not cycle_flags(rows([40, 45, 100], [0.7, 0.8, 0.8]), {"max_b_drift": None})[2]
+
+
+def geometry_rows(rama, bond, angle=None, fsc=None):
+    angle = angle or [0.8] * len(rama)
+    fsc = fsc or [0.7] + [0.85] * (len(rama) - 1)
+    return [{"cycle": c, "b_mean": 50.0, "fsc_average": f, "sharpness_b_vs_global": 0.0, "rama_outliers_pct": r,
+             "bond_rmsz": b, "angle_rmsz": a}
+            for c, (r, b, a, f) in enumerate(zip(rama, bond, angle, fsc, strict=True))]
+
+
+def test_a_cycle_that_wrecks_geometry_is_flagged_and_cannot_be_final():
+    s = DEFAULT_SELECTION
+    # cycle 3 fits best (FSCaverage) but raised Ramachandran outliers beyond the tolerance: cycle 2 is final
+    r = geometry_rows([0.2, 0.2, 0.3, 0.2 + s["max_rama_outliers_increase"] + 0.1], [0.4, 0.5, 0.6, 0.6],
+                      fsc=[0.7, 0.85, 0.85, 0.86])
+    flags = cycle_flags(r)
+    assert not flags[1] and not flags[2] and "Ramachandran outliers" in flags[3][0]
+    assert choose_final_cycle(r).cycle == 2
+    # bond RMSZ: a rise within servalcat's target range (<= rmsz_ceiling) is not flagged; above it and more than
+    # max_rmsz_increase above the input's it is
+    r = geometry_rows([0.2] * 4, [0.2, 0.2 + s["max_rmsz_increase"] + 0.2, 0.9, s["rmsz_ceiling"] + 0.6],
+                      fsc=[0.7, 0.85, 0.85, 0.86])
+    flags = cycle_flags(r)
+    assert not flags[1] and not flags[2] and "bond RMSZ" in flags[3][0]
+    assert choose_final_cycle(r).cycle == 2
+    # angle RMSZ likewise; a missing value (tool not available) flags nothing
+    r = geometry_rows([0.2, float("nan"), 0.2], [0.5, float("nan"), 0.5], angle=[0.6, 0.6, 2.0])
+    flags = cycle_flags(r)
+    assert not flags[1] and "angle RMSZ" in flags[2][0]
+    # switched off
+    assert not cycle_flags(r, {"max_rmsz_increase": None})[2]
+
+
+def test_when_every_cycle_is_flagged_a_geometry_flag_weighs_more_than_drift():
+    r = geometry_rows([0.2, 2.0, 0.2], [0.5, 0.5, 0.5])
+    r[2]["b_mean"] = 100.0  # cycle 2 drifted; cycle 1 wrecked the geometry
+    sel = choose_final_cycle(r)
+    assert sel.cycle == 2 and "geometry is not flagged" in sel.reason
+    r = geometry_rows([0.2, 2.0, 3.0], [0.5, 0.5, 0.5])
+    sel = choose_final_cycle(r)
+    assert sel.cycle == 1 and "do not use its model" in sel.reason

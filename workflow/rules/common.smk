@@ -308,7 +308,7 @@ def summary_targets(ds, last):
     base = f"{RESULTS}/{ds}/summary_upto_{last:02d}"
     return [f"{base}.tsv", f"{base}/metrics_vs_cycle.png", f"{base}/fsc_curves.png",
             f"{base}/radial_profiles.png", f"{base}/bfactor_distributions.png", f"{base}/central_sections.png",
-            f"{base}/selection.json"]
+            f"{base}/per_residue.png", f"{base}/selection.json"]
 
 
 def all_input(wildcards):
@@ -352,6 +352,7 @@ def summary_input(wildcards):
         inp[f"metrics_{c:02d}"] = f"{d}/metrics.json"
         inp[f"fsc_{c:02d}"] = f"{d}/fsc.tsv"
         inp[f"model_{c:02d}"] = f"{d}/model.cif"
+        inp[f"residues_{c:02d}"] = f"{d}/per_residue.tsv"
         if c >= 1:
             inp[f"refine_{c:02d}"] = f"{d}/refine.json"
             inp[f"sharpen_{c:02d}"] = f"{d}/sharpen.json"

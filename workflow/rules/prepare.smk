@@ -51,6 +51,8 @@ rule validate_inputs:
         unpack(truth_input),
         map="results/{ds}/cycle_00/map.mrc",
         model="results/{ds}/cycle_00/model.cif",
+        model_validation="results/{ds}/cycle_00/model_validation.json",
+        model_validation_residues="results/{ds}/cycle_00/model_validation.tsv",
         sharpened="results/{ds}/cycle_00/target.mrc",
         reference="results/{ds}/cycle_00/target.mrc",
         kurtosis_mask="results/{ds}/cycle_00/kurtosis_mask.mrc",

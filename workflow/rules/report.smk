@@ -36,6 +36,11 @@ rule summary:
             caption="../report/central_sections.rst",
             category="4. Map sections",
         ),
+        per_residue=report(
+            "results/{ds}/summary_upto_{last}/per_residue.png",
+            caption="../report/per_residue.rst",
+            category="5. Model validation",
+        ),
         selection="results/{ds}/summary_upto_{last}/selection.json",
     params:
         last=lambda wildcards: int(wildcards.last),

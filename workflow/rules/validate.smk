@@ -1,6 +1,7 @@
 # Step 4 of cycle c: validation against the ORIGINAL map (DESIGN.md §6): RSCC (CC_mask, CC_box, per residue),
 # model-map FSC and FSCaverage, kurtosis of the LocScale map inside the fixed cycle-0 mask, B statistics and the
-# change of B from the model that entered the cycle.
+# change of B from the model that entered the cycle; plus the model validation of rule model_validation (geometry,
+# Ramachandran, rotamers, overlaps, EMRinger, Q-score), merged into metrics.json and per_residue.tsv.
 
 
 rule validate:
@@ -8,6 +9,8 @@ rule validate:
         unpack(truth_input),
         map="results/{ds}/cycle_00/map.mrc",
         model="results/{ds}/cycle_{cycle}/model.cif",
+        model_validation="results/{ds}/cycle_{cycle}/model_validation.json",
+        model_validation_residues="results/{ds}/cycle_{cycle}/model_validation.tsv",
         previous=refine_model,
         modelmap="results/{ds}/cycle_{cycle}/modelmap.mrc",
         sharpened="results/{ds}/cycle_{cycle}/locscale.mrc",

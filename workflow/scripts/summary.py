@@ -29,12 +29,13 @@ def main(smk):
     from locscale import report
     from locscale.mapio import read_map
     from locscale.metrics import radial_profile
+    from locscale.model_validation import read_per_residue
     from locscale.models import b_factors, read_model
     from locscale.selection import choose_final_cycle
 
     inp, last = smk.input, int(smk.params.last)
     info = read_json(inp.inputs)
-    rows, curves, bvalues = [], {}, {}
+    rows, curves, bvalues, residues = [], {}, {}, {}
     for c in range(last + 1):
         key = f"{c:02d}"
         label = "cycle 0 (input)" if c == 0 else f"cycle {c}"
@@ -55,6 +56,7 @@ def main(smk):
         rows.append(row)
         curves[label] = pd.read_csv(inp[f"fsc_{key}"], sep="\t")
         bvalues[label] = b_factors(read_model(inp[f"model_{key}"]))
+        residues[label] = read_per_residue(inp[f"residues_{key}"])
     selection = choose_final_cycle(rows, smk.params.selection)
     for row in rows:
         row["b_target"] = smk.params.config_summary["refine"]["b_target"]
@@ -71,6 +73,7 @@ def main(smk):
     report.plot_metrics_vs_cycle(table, smk.output.metrics, final_cycle=selection.cycle)
     report.plot_fsc_curves(curves, smk.output.fsc, resolution=resolution)
     report.plot_bfactor_distributions(bvalues, smk.output.bfactors)
+    report.plot_per_residue(residues, smk.output.per_residue)
     original, global_map = read_map(inp.map), read_map(inp.global_map)
     apix = original.apix
     profiles = {"original": radial_profile(original.data, apix), "global sharpened": radial_profile(global_map.data,

@@ -1,6 +1,7 @@
-"""Cycle step 4 (and cycle 0): validation against the ORIGINAL map (locscale.validation.validation_metrics)."""
+"""Cycle step 4 (and cycle 0): validation against the ORIGINAL map (locscale.validation.validation_metrics), with
+the model validation of rule model_validation merged in (locscale.model_validation)."""
 
-from _wf import resolution_of, run, write_json, write_tsv
+from _wf import read_json, resolution_of, run, write_json, write_tsv
 
 
 def main(smk):
@@ -23,7 +24,10 @@ def main(smk):
         previous=read_model(previous) if previous else None,
         model_map=read_map(modelmap) if modelmap else None, reference=read_map(smk.input.reference),
         truth=truth, truth_mask=truth_mask)
-    record = {"cycle": int(smk.params.cycle), **record}
+    from locscale.model_validation import cycle_record, merge_per_residue
+
+    record = {"cycle": int(smk.params.cycle), **record, **cycle_record(read_json(smk.input.model_validation))}
+    per_residue = merge_per_residue(per_residue, smk.input.model_validation_residues)
     write_json(smk.output.metrics, record)
     write_tsv(curve.to_frame(), smk.output.fsc)
     write_tsv(per_residue, smk.output.per_residue)
