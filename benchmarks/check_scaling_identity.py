@@ -11,7 +11,8 @@ Inputs (small, so a run takes well under a minute on 2 cores):
   model map, and a spherical mask reaching the box edge; w = 11 (odd), compat at w = 10.
 Local resolution and local Guinier sharpening run on two noisy halves of each map.
 
-Every run uses workers=1 and a fixed batch size so the float32 shell sums are reproducible.
+The locscale package imported is the one of the checkout this script is in. Every run uses workers=1 and a
+fixed batch size so the float32 shell sums are reproducible.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's locscale, not an installed one
 MODES = ("exact", "near-exact", "fast", "compat")
 
 
