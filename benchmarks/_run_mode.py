@@ -17,7 +17,7 @@ import numpy as np
 
 
 def fft_floor(emap, model, window, mask=None, progress=False, batch_size=None, workers=None):
-    from locscale.localscale import default_batch_size, default_workers, rfft_windows
+    from locscale.scaling.engine import default_batch_size, default_workers, rfft_windows
 
     n = int(mask.sum())
     bs = min(default_batch_size(window, batch_size), n)
@@ -38,21 +38,17 @@ def main() -> int:
     options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
     d = np.load(npz)
     emap, model, mask = d["map"], d["model"], d["mask"]
-    if mode == "near-exact":
-        from locscale.convolution import local_scale_near_exact as fn
-    elif mode == "fast":
-        from locscale.convolution import local_scale_fast as fn
-    elif mode == "gpu-exact":
-        from locscale.gpu import local_scale_exact_torch as fn
-    elif mode == "gpu-near-exact":
-        from locscale.gpu import local_scale_near_exact_torch as fn
-    elif mode == "fft-floor":
+    from locscale.scaling import MODES, local_scale
+
+    if mode == "fft-floor":
         fn = fft_floor
-    elif mode in ("exact", "compat"):
-        from locscale.localscale import local_scale
+    elif mode in MODES or (mode.startswith("gpu-") and mode[4:] in MODES):
+        name = mode[4:] if mode.startswith("gpu-") else mode
+        if mode.startswith("gpu-"):
+            options.setdefault("device", "cuda")
 
         def fn(*args, **kw):
-            return local_scale(*args, mode=mode, **kw)
+            return local_scale(*args, mode=name, **kw)
     else:
         raise SystemExit(f"unknown mode {mode}")
     if mode.startswith("gpu") and options.get("device", "cuda").startswith("cuda"):

@@ -29,7 +29,7 @@ COLUMNS = ["sweep", "window", "masked_voxels", "mode", "stride", "compute_s", "w
 def _run_set(case, modes, window, sweep, exact_max, rows):
     import numpy as np
 
-    from locscale.convolution import default_stride
+    from locscale.scaling.near_exact import default_stride
 
     mask = case.load()[2]
     n = int(mask.sum())

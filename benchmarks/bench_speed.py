@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         r = C.run_mode(case, mode)
         extra = {}
         if mode in ("near-exact", "fast"):
-            from locscale.convolution import default_stride
+            from locscale.scaling.near_exact import default_stride
 
             extra["stride"] = default_stride(case.window, mode)
         runs.append((r, extra))

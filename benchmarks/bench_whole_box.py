@@ -29,9 +29,8 @@ FLAT = np.float32(0.0123)
 
 
 def main() -> int:
-    from locscale.convolution import local_scale_fast, local_scale_near_exact
-    from locscale.localscale import local_scale_exact
     from locscale.padding import solvent_level
+    from locscale.scaling import local_scale_exact, local_scale_fast, local_scale_near_exact
 
     emap, model, _ = C.case_bundled().load()
     print(f"# {C.machine_note()}")

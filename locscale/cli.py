@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument("--mask-radius", type=float,
                     help="scale voxels within this many Å of an atom (default: half the window)")
     mk.add_argument("--no-mask", action="store_true", help="scale every voxel of the box")
-    p.add_argument("--mode", default=None, choices=["exact", "near-exact", "fast", "compat"],
+    from .scaling import MODES
+
+    p.add_argument("--mode", default=None, choices=list(MODES),
                    help="near-exact (default): the paper's eq. 2 with exact shell sums at every voxel and the "
                    "per-window scale factors computed exactly on a grid of stride ~w/6, interpolated between "
                    "(in-mask CC to exact >= 0.9996 measured on EMD-3488, a 160^3 resampling and a 256^3 phantom); "

@@ -165,7 +165,7 @@ def estimate_sharpen_bytes(shape, window: int, mode: str, mask_voxels: int | Non
     """Peak memory (bytes) of a LocScale run on a map of `shape` with a `window`-voxel window, by mode.
 
     Every mode pads both maps by the window ((n + w − 1)³ float32 each) and transforms batches of windows,
-    `workers` threads × the batch size (``locscale.localscale.default_batch_size``) × the buffers of one window
+    `workers` threads × the batch size (``locscale.scaling.engine.default_batch_size``) × the buffers of one window
     (``bytes_per_window``: a float32 window, two complex64 spectra, three float32 rows), plus the shell
     matrices over one window's half spectrum. near-exact and fast also hold the padded crops, the map's
     spectrum and one shell's kernel spectrum, product and convolution (complex64 and float32 arrays of the
@@ -173,7 +173,8 @@ def estimate_sharpen_bytes(shape, window: int, mode: str, mask_voxels: int | Non
     per masked voxel). Within about a factor 2 of the measured peak (EMD-3488, 100³ at w = 21: 0.08 GiB
     estimated, 0.25 GB measured with the interpreter; 400³ at w = 36: 3.3 GiB estimated, 1.7 GB measured); it
     is meant to refuse runs that cannot fit (a window of hundreds of voxels), not to budget tightly."""
-    from .localscale import bytes_per_window, default_batch_size, default_workers
+    from .scaling import MODES
+    from .scaling.engine import bytes_per_window, default_batch_size, default_workers
 
     n = [int(s) for s in shape]
     w = int(window)
@@ -185,7 +186,7 @@ def estimate_sharpen_bytes(shape, window: int, mode: str, mask_voxels: int | Non
     batch = default_batch_size(w, batch_size, threads)
     total = 2 * 4 * padded + 4 * voxels + voxels  # padded maps, output, mask
     total += threads * batch * bytes_per_window(w) + 24 * half  # window batches, shell matrices
-    if mode in ("near-exact", "fast"):
+    if MODES[mode].strided:  # near-exact, fast
         fft = math.prod(s + w - 1 for s in n[:2]) * ((n[2] + w - 1) // 2 + 1)  # half-spectrum coefficients
         total += 2 * 4 * padded + 3 * 8 * fft + 2 * 4 * padded  # crops; spectra; product + convolution
         total += 8 * (w // 2 + 1) * w**3  # shell kernels
@@ -224,13 +225,13 @@ def check_device(device: str | None) -> None:
     """`device` None/'cpu' always works; anything else needs PyTorch (and CUDA for 'cuda')."""
     if device in (None, "cpu"):
         return
-    from . import gpu
+    from .scaling import backends
 
-    if not gpu.torch_available():
+    if not backends.torch_available():
         raise LocScaleInputError(f"device {device!r} needs PyTorch, which is not installed",
                                  "install the GPU extra (pip install 'locscale[gpu]') or use --device cpu")
     try:
-        gpu.resolve_device(device)
+        backends.resolve_device(device)
     except RuntimeError as exc:
         raise LocScaleInputError(str(exc).split(";")[0], "use --device cpu, or install a CUDA build of torch on "
                                  "a machine with a GPU") from None

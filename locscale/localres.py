@@ -13,9 +13,11 @@ effective volume (Σw²)²/Σw⁴ over p³ (zero-padding adds coefficients but n
 interpolated linearly between shells; a curve that never crosses gives Nyquist (2·apix).
 
 **Vectorised on a coarse grid.** Window transforms are done in batches, but only at the nodes of a grid of
-stride t (default ⌈w/6⌉) that are within t voxels of the mask; every masked voxel's value is the trilinear
-interpolation of its 8 surrounding nodes. The window averages over w³ voxels, so its result varies on the scale
-of w, and t ≤ w/6 samples it finely (t = 1 evaluates every voxel exactly).
+stride t (default round(w/6), at least 1) anchored at the mask's bounding box, those that are corners of a cell
+holding a masked voxel; every masked voxel's value is the trilinear interpolation of its 8 surrounding nodes.
+The grid, the interpolation and the padding are near-exact LocScale's (``locscale.scaling.grid``,
+``locscale.padding``). The window averages over w³ voxels, so its result varies on the scale
+of w, and t ≈ w/6 samples it finely (t = 1 evaluates every voxel exactly).
 
 **Local Guinier sharpening with FOM weighting** (the comparison method of Jakobi et al. 2017): at each node,
 the local half-map FSC gives the local resolution d(x) (at 0.143) and the figure-of-merit weight
@@ -31,17 +33,18 @@ exactly the filter linearly interpolated in s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.fft
-import scipy.ndimage as ndi
 import scipy.sparse
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import LocScaleInputError
 from .mapio import Map
+from .padding import pad_for_window
+from .scaling.grid import interpolate_grid, node_plan, node_region, stride_for_window
 
 
 @dataclass
@@ -49,18 +52,19 @@ class LocalResolution:
     """A local-resolution map and the coarse grid it was interpolated from."""
 
     map: Map  # local resolution in Å at every masked voxel, 0 elsewhere
-    nodes: np.ndarray  # node values (Å) on the stride-t grid; NaN where not computed
+    nodes: np.ndarray  # node values (Å) on the stride-t grid (node j at origin + j·t); NaN where not computed
     stride: int
     window: int
     fft_size: int
     threshold: float | str
     mask: np.ndarray
+    origin: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=int))  # voxel index of node (0, 0, 0)
 
     def at(self, ijk: np.ndarray) -> np.ndarray:
         """Local resolution at continuous voxel indices (N×3), interpolated trilinearly between nodes.
 
         Positions whose surrounding nodes were not all computed (far outside the mask) give NaN."""
-        return _interp_nodes(self.nodes, self.stride, np.asarray(ijk, dtype=float))
+        return interpolate_grid(self.nodes, self.origin, self.stride, ijk)
 
     def summary(self) -> dict:
         v = self.map.data[self.mask]
@@ -106,34 +110,17 @@ class _ShellSums:
         return np.asarray(values.reshape(values.shape[0], -1) @ self.matrix)
 
 
-def _node_plan(mask: np.ndarray, t: int) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """Node indices (k, 3) whose trilinear support touches a masked voxel, and the node grid shape."""
-    shape = np.asarray(mask.shape)
-    gshape = tuple(int(n) for n in (shape - 1) // t + 2)
-    big = np.zeros(tuple(np.asarray(gshape) * t), dtype=bool)
-    big[: shape[0], : shape[1], : shape[2]] = mask
-    if t > 1:
-        big = ndi.maximum_filter(big.astype(np.uint8), size=2 * t - 1, mode="constant") > 0
-    # node (a, b, c) at voxel (a t, b t, c t) is needed when any masked voxel lies in the (2t-1)-cube around it
-    sel = big[::t, ::t, ::t]
-    return np.argwhere(sel), gshape
-
-
-def _windowed_spectra(h1: np.ndarray, h2: np.ndarray, centres: np.ndarray, w: int, t: int, p: int,
+def _windowed_spectra(r1: np.ndarray, r2: np.ndarray, starts: np.ndarray, w: int, p: int,
                       win: np.ndarray, sums: _ShellSums, batch: int):
-    """Yield, per batch of centres: (start, FSC numerator, power 1, power 2, mean |F_avg| per shell).
+    """Yield, per batch of windows: (start, FSC numerator, power 1, power 2, mean |F_avg| per shell).
 
-    Centres (voxel indices) may lie up to t voxels past the box; the window of centre c spans
-    c − ⌊w/2⌋ … c − ⌊w/2⌋ + w − 1, i.e. padded indices c … c + w − 1."""
-    lo = w // 2
-    pad = [(lo, w + t)] * 3
-    p1 = np.pad(h1.astype(np.float32), pad)
-    p2 = np.pad(h2.astype(np.float32), pad)
-    v1 = sliding_window_view(p1, (w, w, w))
-    v2 = sliding_window_view(p2, (w, w, w))
+    `r1`, `r2`: the node regions of the zero-padded half maps (``scaling.grid.node_region``); the windows start
+    at `starts` (n, 3) in them."""
+    v1 = sliding_window_view(r1, (w, w, w))
+    v2 = sliding_window_view(r2, (w, w, w))
     wsum = float(win.sum())
-    for start in range(0, len(centres), batch):
-        c = centres[start:start + batch]
+    for start in range(0, len(starts), batch):
+        c = starts[start:start + batch]
         cubes = []
         for v in (v1, v2):
             x = v[c[:, 0], c[:, 1], c[:, 2]].astype(np.float32)
@@ -162,7 +149,7 @@ def _params(h1: Map, h2: Map, window: int | None, resolution: float | None, stri
     w = int(window)
     if w < 8:
         raise LocScaleInputError(f"local-FSC window of {w} voxels is too small", "use at least 8 voxels")
-    t = max(1, int(np.ceil(w / 6))) if stride is None else int(stride)
+    t = stride_for_window(w) if stride is None else int(stride)
     p = scipy.fft.next_fast_len(int(np.ceil(pad_factor * w)), real=True)
     p += p % 2
     return apix, w, t, p
@@ -178,17 +165,19 @@ def _fsc_curves(h1: Map, h2: Map, mask: np.ndarray | None, w: int, t: int, p: in
                                  "give a mask on the half maps' grid")
     if not mask.any():
         raise LocScaleInputError("the mask is empty", "give a mask with at least one voxel")
-    nodes, gshape = _node_plan(mask, t)
-    centres = nodes * t
+    plan = node_plan(mask, t)
+    # zero padding (windows past the box see zeros); node j's window starts at j·t in the node region
+    r1, r2 = (node_region(pad_for_window(h.data, w, value=0.0), plan, w, 0.0) for h in (h1, h2))
+    starts = plan.nodes * t
     win = soft_sphere(w, edge).astype(np.float32)
     sums = _ShellSums(p)
     if batch is None:
         batch = max(1, int(2e8 // (16 * p * p * (p // 2 + 1) * 3)))
-    n = len(centres)
+    n = len(starts)
     fsc = np.zeros((n, sums.n))
     amp = np.zeros((n, sums.n))
     bar = tqdm(total=n, desc="local FSC windows", unit="win", disable=not progress)
-    for start, num, pw1, pw2, a in _windowed_spectra(h1.data, h2.data, centres, w, t, p, win, sums, batch):
+    for start, num, pw1, pw2, a in _windowed_spectra(r1, r2, starts, w, p, win, sums, batch):
         den = np.sqrt(pw1 * pw2)
         fsc[start:start + len(num)] = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
         amp[start:start + len(num)] = a
@@ -196,7 +185,7 @@ def _fsc_curves(h1: Map, h2: Map, mask: np.ndarray | None, w: int, t: int, p: in
     bar.close()
     wd = win.astype(float)
     n_eff = sums.count * float((wd ** 2).sum()) ** 2 / float((wd ** 4).sum()) / p ** 3
-    return mask, nodes, gshape, fsc, amp, n_eff, sums
+    return mask, plan, fsc, amp, n_eff, sums
 
 
 def _crossing(fsc: np.ndarray, thr: np.ndarray, s: np.ndarray, nyquist_s: float) -> np.ndarray:
@@ -219,16 +208,6 @@ def _crossing(fsc: np.ndarray, thr: np.ndarray, s: np.ndarray, nyquist_s: float)
     return np.where(any_below, np.maximum(sc, s[1]), nyquist_s)
 
 
-def _interp_nodes(nodes: np.ndarray, t: int, ijk: np.ndarray) -> np.ndarray:
-    return ndi.map_coordinates(nodes, (ijk / t).T, order=1, mode="nearest", prefilter=False)
-
-
-def _node_array(gshape, nodes, values, fill=np.nan) -> np.ndarray:
-    arr = np.full(gshape, fill, dtype=float)
-    arr[nodes[:, 0], nodes[:, 1], nodes[:, 2]] = values
-    return arr
-
-
 def local_resolution(half1: Map, half2: Map, *, window: int | None = None, resolution: float | None = None,
                      mask: np.ndarray | None = None, threshold: float | str = 0.5, stride: int | None = None,
                      edge: float | None = None, pad_factor: float = 2.0, batch_size: int | None = None,
@@ -236,10 +215,10 @@ def local_resolution(half1: Map, half2: Map, *, window: int | None = None, resol
     """Local resolution (Å) from the windowed FSC of two half maps (module docstring).
 
     `window` in voxels (default: 7 × `resolution`, the LocScale rule); `threshold` 0.5 (default), 0.143 or
-    "3sigma"; `stride` of the node grid (default ⌈w/6⌉; 1 = every voxel). Voxels outside `mask` are 0.
+    "3sigma"; `stride` of the node grid (default round(w/6); 1 = every voxel). Voxels outside `mask` are 0.
     """
     apix, w, t, p = _params(half1, half2, window, resolution, stride, pad_factor)
-    mask, nodes, gshape, fsc, _, n_eff, sums = _fsc_curves(half1, half2, mask, w, t, p, edge, batch_size, progress)
+    mask, plan, fsc, _, n_eff, sums = _fsc_curves(half1, half2, mask, w, t, p, edge, batch_size, progress)
     s = np.arange(sums.n) / (p * apix)
     if threshold == "3sigma":
         thr = 3.0 / np.sqrt(np.maximum(n_eff, 1e-9) / 2.0)
@@ -247,12 +226,10 @@ def local_resolution(half1: Map, half2: Map, *, window: int | None = None, resol
         thr = np.full(sums.n, float(threshold))
     sc = _crossing(fsc, thr, s, 1.0 / (2 * apix))
     res = 1.0 / sc
-    node_arr = _node_array(gshape, nodes, res)
     out = np.zeros(half1.shape, dtype=np.float32)
-    ijk = np.argwhere(mask)
-    out[mask] = _interp_nodes(np.nan_to_num(node_arr, nan=0.0), t, ijk.astype(float))
-    return LocalResolution(map=half1.like(out), nodes=node_arr, stride=t, window=w, fft_size=p,
-                           threshold=threshold, mask=mask)
+    out[mask] = plan.interpolate(res)
+    return LocalResolution(map=half1.like(out), nodes=plan.grid(res), stride=t, window=w, fft_size=p,
+                           threshold=threshold, mask=mask, origin=plan.lo)
 
 
 def per_residue_local_resolution(locres: LocalResolution, structure, like: Map) -> pd.DataFrame:
@@ -290,7 +267,7 @@ def local_guinier_sharpen(half1: Map, half2: Map, *, window: int | None = None, 
     from tqdm import tqdm
 
     apix, w, t, p = _params(half1, half2, window, resolution, stride, pad_factor)
-    mask, nodes, gshape, fsc, amp, _, sums = _fsc_curves(half1, half2, mask, w, t, p, edge, batch_size, progress)
+    mask, plan, fsc, amp, _, sums = _fsc_curves(half1, half2, mask, w, t, p, edge, batch_size, progress)
     nsh = sums.n
     s = np.arange(nsh) / (p * apix)
     s_loc = _crossing(fsc, np.full(nsh, fsc_threshold), s, 1.0 / (2 * apix))
@@ -320,7 +297,6 @@ def local_guinier_sharpen(half1: Map, half2: Map, *, window: int | None = None, 
     fz = np.fft.rfftfreq(full.shape[2], d=apix)
     sfull = np.sqrt(fx[:, None, None] ** 2 + fy[None, :, None] ** 2 + fz[None, None, :] ** 2)
     u = sfull / ds  # position in window-shell units
-    ijk = np.argwhere(mask).astype(float)
     out = np.zeros(int(mask.sum()))
     for j in tqdm(range(nsh), desc="local Guinier bands", disable=not progress):
         hat = np.clip(1.0 - np.abs(u - j), 0, None)
@@ -331,8 +307,7 @@ def local_guinier_sharpen(half1: Map, half2: Map, *, window: int | None = None, 
         if not hat.any():
             continue
         band = scipy.fft.irfftn(F * hat, s=full.shape, workers=-1)
-        fj = _node_array(gshape, nodes, filt[:, j], fill=0.0)
-        out += _interp_nodes(fj, t, ijk) * band[mask]
+        out += plan.interpolate(filt[:, j]) * band[mask]
     data = np.zeros(half1.shape, dtype=np.float32)
     data[mask] = out
     info = {"method": "local Guinier B sharpening with FOM weighting", "window_voxels": w, "stride": t,

@@ -46,8 +46,6 @@ def envelope_radius(resolution: float) -> float:
     return max(ENVELOPE_MIN_RADIUS, float(resolution))
 
 
-_default_envelope_radius = envelope_radius  # rscc() has a parameter of the same name
-
 
 # ---------------------------------------------------------------------------------------------- shells
 #: Sub-shells per one-voxel shell kept in an FSCCurve, so FSCaverage can cut the coefficients at exactly 1/d
@@ -250,19 +248,6 @@ def resolution_at(curve: FSCCurve, threshold: float) -> float:
     return float(curve.resolution[valid[-1]])
 
 
-def model_map_fsc(structure, emap, resolution: float, mask: np.ndarray | None = None) -> tuple[FSCCurve, float]:
-    """FSC between `emap` and the model map of `structure` simulated at Nyquist on `emap`'s grid.
-
-    Returns (curve, FSCaverage up to `resolution`). With ``mask=None`` this is servalcat's unmasked
-    ``servalcat fsc --model M --map F -d D --mask_radius 0``.
-    """
-    from .simulate import simulate_model_map
-
-    model = simulate_model_map(structure, emap)
-    curve = fsc(model.data, emap.data, emap.apix, mask=mask)
-    return curve, fsc_average(curve, resolution)
-
-
 # ---------------------------------------------------------------------------------------------- real space
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation of two equally long value sets (float64; NaN when either is constant or < 2 values)."""
@@ -274,35 +259,6 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     y = y - y.mean()
     den = np.sqrt(np.dot(x, x) * np.dot(y, y))
     return float(np.dot(x, y) / den) if den > 0 else float("nan")
-
-
-def rscc(emap, structure, resolution: float, envelope_radius: float | None = None, *,
-         model_map=None) -> dict:
-    """Real-space correlation of `emap` with the model map of `structure` simulated at `resolution`.
-
-    Returns ``{"cc_mask", "cc_box", "per_residue", "envelope_radius", "mask_voxels"}``; ``per_residue`` is a
-    DataFrame (chain, resnum, icode, resname, n_voxels, cc) with CC over voxels within ``max(3 Å, d)`` of each
-    residue's atoms. `envelope_radius` defaults to :func:`envelope_radius` (``max(3 Å, d)``). `model_map`
-    (simulated at `resolution` on `emap`'s grid) is simulated when not given.
-    """
-    from .models import envelope_mask
-    from .simulate import simulate_model_map
-
-    radius = _default_envelope_radius(resolution) if envelope_radius is None else float(envelope_radius)
-    if model_map is None:
-        model_map = simulate_model_map(structure, emap, dmin=float(resolution))
-    mdata = np.asarray(model_map.data if hasattr(model_map, "data") else model_map)
-    edata = emap.data
-    if mdata.shape != edata.shape:
-        raise ValueError(f"model map shape {mdata.shape} does not match the map's {edata.shape}")
-    env = np.asarray(envelope_mask(structure, emap, radius), dtype=bool)
-    return {
-        "cc_mask": pearson(edata[env], mdata[env]),
-        "cc_box": pearson(edata, mdata),
-        "per_residue": per_residue_cc(emap, mdata, structure, max(ENVELOPE_MIN_RADIUS, float(resolution))),
-        "envelope_radius": radius,
-        "mask_voxels": int(np.count_nonzero(env)),
-    }
 
 
 def per_residue_cc(emap, model_data: np.ndarray, structure, radius: float) -> pd.DataFrame:

@@ -14,8 +14,8 @@ import numpy as np
 from . import limits, shells
 from .errors import LocScaleInputError
 from .mapio import Map
+from .scaling import check_mode, local_scale
 
-MODES = ("exact", "near-exact", "fast", "compat")
 # near-exact: exact shell sums, per-window factors on a coarse grid; in-mask CC to exact >= 0.9996 on every case
 # measured (benchmarks/README.md), 4-10x faster than exact. Exact mode is one flag away.
 DEFAULT_MODE = "near-exact"
@@ -106,8 +106,7 @@ def sharpen_map(emap: Map, modelmap: Map, resolution: float | None = None, *, wi
     `mask` is a boolean array on the map's grid (voxels to scale); None scales every voxel. Voxels outside the
     mask are 0 in the output. `mode_options` go to the mode's function (batch_size, workers, stride, device).
     """
-    if mode not in MODES:
-        raise LocScaleInputError(f"unknown mode {mode!r}", f"choose one of {', '.join(MODES)}")
+    check_mode(mode)
     emap.require_isotropic("LocScale")
     emap.require_same_grid(modelmap, "the map and the model map")
     win = choose_window(emap.apix, resolution, window, window_A, mode)
@@ -127,8 +126,6 @@ def sharpen_map(emap: Map, modelmap: Map, resolution: float | None = None, *, wi
     limits.check_device(mode_options.get("device"))
     limits.check_sharpen_memory(emap.shape, win.voxels, mode, None if mask is None else int(mask.sum()),
                                 workers=mode_options.get("workers"), batch_size=mode_options.get("batch_size"))
-    from .localscale import local_scale
-
     t0 = time.perf_counter()
     out = local_scale(emap.data, modelmap.data, win.voxels, mask=mask, mode=mode, progress=progress,
                       **mode_options)

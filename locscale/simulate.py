@@ -31,9 +31,10 @@ import gemmi
 import numpy as np
 import scipy.fft
 
+from . import metrics
 from .errors import LocScaleInputError
 from .mapio import Map
-from .metrics import envelope_radius, pearson
+from .metrics import FSCCurve, envelope_radius, fsc, fsc_average, pearson
 from .models import _model_label, atom_positions, envelope_mask, inside_box
 
 #: internal oversampling rate: grid spacing ≤ dmin / (2 · RATE) (gemmi's and refmac's default)
@@ -215,3 +216,42 @@ def check_model_fits_map(structure: gemmi.Structure, emap: Map, resolution: floa
             f"{nulls.min():.3f} to {nulls.max():.3f}; needed > {threshold:.3f})",
             fix, emap.path)
     return cc
+
+
+def model_map_fsc(structure, emap, resolution: float, mask: np.ndarray | None = None) -> tuple[FSCCurve, float]:
+    """FSC between `emap` and the model map of `structure` simulated at Nyquist on `emap`'s grid.
+
+    Returns (curve, FSCaverage up to `resolution`). With ``mask=None`` this is servalcat's unmasked
+    ``servalcat fsc --model M --map F -d D --mask_radius 0``.
+    """
+    model = simulate_model_map(structure, emap)
+    curve = fsc(model.data, emap.data, emap.apix, mask=mask)
+    return curve, fsc_average(curve, resolution)
+
+
+def rscc(emap, structure, resolution: float, envelope_radius: float | None = None, *,
+         model_map=None) -> dict:
+    """Real-space correlation of `emap` with the model map of `structure` simulated at `resolution`.
+
+    Returns ``{"cc_mask", "cc_box", "per_residue", "envelope_radius", "mask_voxels"}``; ``per_residue`` is a
+    DataFrame (chain, resnum, icode, resname, n_voxels, cc) with CC over voxels within ``max(3 Å, d)`` of each
+    residue's atoms (``metrics.per_residue_cc``). `envelope_radius` defaults to ``metrics.envelope_radius``
+    (``max(3 Å, d)``). `model_map`
+    (simulated at `resolution` on `emap`'s grid) is simulated when not given.
+    """
+    radius = metrics.envelope_radius(resolution) if envelope_radius is None else float(envelope_radius)
+    if model_map is None:
+        model_map = simulate_model_map(structure, emap, dmin=float(resolution))
+    mdata = np.asarray(model_map.data if hasattr(model_map, "data") else model_map)
+    edata = emap.data
+    if mdata.shape != edata.shape:
+        raise ValueError(f"model map shape {mdata.shape} does not match the map's {edata.shape}")
+    env = np.asarray(envelope_mask(structure, emap, radius), dtype=bool)
+    return {
+        "cc_mask": pearson(edata[env], mdata[env]),
+        "cc_box": pearson(edata, mdata),
+        "per_residue": metrics.per_residue_cc(emap, mdata, structure,
+                                              max(metrics.ENVELOPE_MIN_RADIUS, float(resolution))),
+        "envelope_radius": radius,
+        "mask_voxels": int(np.count_nonzero(env)),
+    }

@@ -22,8 +22,6 @@ close to arbitrary. The real-space CC in the mask does depend on B. We report th
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
@@ -72,11 +70,10 @@ def global_b_scan(full: Map, truth: Map, resolution: float, mask: np.ndarray,
 
 
 def locscale_modes() -> list[str]:
-    """LocScale modes available in this installation (exact always; near-exact/fast with locscale.convolution)."""
-    modes = ["exact"]
-    if importlib.util.find_spec("locscale.convolution") is not None:
-        modes += ["near-exact", "fast"]
-    return modes
+    """The LocScale modes that compute the paper's eq. 2 (every mode but compat)."""
+    from .scaling import MODES
+
+    return [name for name, mode in MODES.items() if mode.paper]
 
 
 def truth_table(half1: Map, half2: Map, truth: Map, resolution: float, reference: Map | dict[str, Map], *,

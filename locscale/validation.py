@@ -82,12 +82,12 @@ def validation_metrics(emap: Map, structure: gemmi.Structure, resolution: float,
     from .checks import check_map_content
     from .limits import check_resolution
     from .models import envelope_mask
-    from .simulate import simulate_model_map
+    from .simulate import rscc, simulate_model_map
 
     apix = emap.apix
     check_map_content(emap.data, emap.path)  # an all-zero or constant map gives NaN everywhere
     resolution = check_resolution(resolution, apix)
-    rs = metrics.rscc(emap, structure, resolution)
+    rs = rscc(emap, structure, resolution)
     if model_map is None:
         model_map = simulate_model_map(structure, emap)
     curve = metrics.fsc(model_map.data, emap.data, apix)

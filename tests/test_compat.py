@@ -1,4 +1,4 @@
-"""LocScale-2 compatibility mode (locscale.compat): LocScale 2.4.1's arithmetic, checked against a naive
+"""LocScale-2 compatibility mode (locscale.scaling.compat): LocScale 2.4.1's arithmetic, checked against a naive
 per-voxel reimplementation written here and against LocScale 2.4.1's own output on EMD-3488.
 
 Tolerances: the module uses float32 windows, spectra and shell sums, the naive reference float64 (LocScale
@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from locscale.compat import (
+from locscale.scaling import local_scale
+from locscale.scaling.compat import (
     compat_window,
     interpolation_weights,
     local_scale_compat,
     needs_padding,
     octant_shell_index,
 )
-from locscale.localscale import local_scale
 
 CROP = (slice(30, 70),) * 3
 

@@ -1,9 +1,8 @@
-"""Near-exact and fast modes (locscale.convolution) against exact mode.
+"""Near-exact and fast modes (locscale.scaling.near_exact) against exact mode.
 
 The reference is a naive per-voxel implementation of exact mode written here (full complex FFT of the window,
 shells from the wrapped radius, RMS ratio per shell, scale, inverse FFT, keep the centre voxel), run on small
-crops; on whole maps, ``locscale.localscale.local_scale_exact`` when it exists, else near-exact with stride 1,
-which the crop tests show equals the naive reference.
+crops; on whole maps, ``locscale.scaling.local_scale_exact``.
 """
 
 from __future__ import annotations
@@ -14,8 +13,11 @@ import numpy as np
 import pytest
 from naive_reference import naive_exact
 
-from locscale import convolution as cv
 from locscale import shells
+from locscale.scaling import local_scale_exact
+from locscale.scaling import near_exact as cv
+from locscale.scaling.backends import box_mean
+from locscale.scaling.grid import node_plan
 
 
 def in_mask_cc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -23,11 +25,7 @@ def in_mask_cc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 
 def exact_reference(emmap, modelmap, w, mask):
-    """Exact mode on a whole map: the exact-mode module when present, else near-exact with stride 1."""
-    try:
-        from locscale.localscale import local_scale_exact
-    except ImportError:
-        return cv.local_scale_near_exact(emmap, modelmap, w, mask, stride=1, progress=False)
+    """Exact mode on a whole map."""
     return local_scale_exact(emmap, modelmap, w, mask, progress=False)
 
 
@@ -106,9 +104,8 @@ def test_stride_one_equals_naive_exact(crop, w):
 def test_stride_one_equals_exact_mode(crop):
     # near-exact with stride 1 vs the exact-mode module on the whole crop (mask reaching the crop's edges):
     # both float32 FFTs with float64 sums, so agreement to ~1e-7 of the largest value; 1e-5 is the contract
-    from locscale import localscale as exact
     emap, modelmap, mask = crop
-    ref = exact.local_scale_exact(emap, modelmap, 12, mask, progress=False)
+    ref = local_scale_exact(emap, modelmap, 12, mask, progress=False)
     got = cv.local_scale_near_exact(emap, modelmap, 12, mask, stride=1, progress=False)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
@@ -166,7 +163,7 @@ def test_box_mean_equals_window_means():
         a = (5 + rng.standard_normal(shape)).astype(np.float32)
         ext = np.array(shape) - w + 1
         ref = np.lib.stride_tricks.sliding_window_view(a.astype(np.float64), (w, w, w)).mean(axis=(3, 4, 5))
-        out = cv._box_mean(a, w, ext)
+        out = box_mean(a, w, ext)
         assert out.dtype == np.float32 and out.shape == tuple(ext)
         assert np.abs(out - ref).max() < 1e-6 * np.abs(ref).max()
 
@@ -177,7 +174,7 @@ def test_interpolation_plan_reproduces_linear_fields():
     rng = np.random.default_rng(2)
     mask = rng.random((23, 19, 17)) < 0.3
     for t in (1, 3, 4):
-        plan = cv._plan(mask, t)
+        plan = node_plan(mask, t)
         assert plan.corner_ids.dtype == np.int32
         assert np.allclose(plan.corner_w.sum(axis=1), 1.0, atol=1e-6)
         nodes_xyz = plan.lo + plan.nodes * t

@@ -389,7 +389,7 @@ def test_bad_values_give_one_line(tmp_path, small, capsys, args, words):
 
 
 def test_device_cuda_without_a_gpu_gives_one_line(tmp_path, small, capsys):
-    from locscale import gpu
+    from locscale.scaling import backends as gpu
 
     if gpu.cuda_available():
         pytest.skip("a CUDA GPU is present")

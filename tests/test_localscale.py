@@ -1,4 +1,4 @@
-"""Exact-mode LocScale (locscale.localscale) against a naive per-voxel implementation, and its invariances.
+"""Exact-mode LocScale (locscale.scaling.exact) against a naive per-voxel implementation, and its invariances.
 
 Inputs: a 40³ crop of the bundled EMD-3488 map and of a model map of 5me2 simulated on the map's grid, with a
 mask of a few hundred voxels (a seeded sample over the molecule plus the crop's corners, so padding is
@@ -19,23 +19,23 @@ from naive_reference import naive_exact
 
 from locscale import shells
 from locscale.errors import LocScaleInputError
-from locscale.localscale import (
+from locscale.padding import box_face_mean, solvent_level
+from locscale.scaling import MODES, local_scale, local_scale_exact
+from locscale.scaling.engine import (
     MAX_DEFAULT_BATCH,
     MIN_DEFAULT_BATCH,
-    MODES,
-    POWER_FLOOR_RELATIVE,
     bytes_per_window,
     default_batch_size,
-    exact_scheme,
-    exact_shell_scheme,
-    local_scale,
-    local_scale_exact,
-    power_floor,
     scaled_centre_values,
-    shell_factors,
     window_shell_profiles,
 )
-from locscale.padding import box_face_mean, solvent_level
+from locscale.scaling.schemes import (
+    POWER_FLOOR_RELATIVE,
+    exact_shell_membership,
+    exact_shell_scheme,
+    power_floor,
+    shell_factors,
+)
 
 CROP = (slice(30, 70),) * 3
 
@@ -144,7 +144,7 @@ def test_default_batch_fits_the_cache_and_memory():
 
 def test_mask_chunks_do_not_change_the_output(crop, monkeypatch):
     """Huge masks are processed in chunks of x planes; chunking only regroups the same windows."""
-    import locscale.localscale as ls
+    import locscale.scaling.engine as ls
 
     emap, modelmap, mask = crop
     chunks = list(ls.masked_voxel_chunks(mask, 17))
@@ -192,14 +192,15 @@ def naive_shell_powers(window: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("w", [9, 12])
-def test_window_shell_profiles_and_interleaved_matrices(crop, w):
-    """The shell powers of the engine (window_shell_profiles) and of the dense interleaved matrices other
-    modules use (exact_scheme: GPU, near-exact) equal naive full-FFT shell powers, and the interleaved centre
-    matrix gives the naive centre value."""
+def test_window_shell_profiles_and_dense_matrix(crop, w):
+    """The shell powers of the engine (window_shell_profiles) and of the dense shell matrix the torch backend
+    uses (exact_shell_membership) equal naive full-FFT shell powers, and the dense matrix applied to
+    Re(F·centre phase) gives the naive centre value."""
     emap, modelmap, _ = crop
     starts = np.array([[0, 0, 0], [5, 17, 3], [28, 28, 28], [10, 2, 25]])
     p_map, p_model = window_shell_profiles(emap, modelmap, starts, w=w, progress=False)
-    mats = exact_scheme(w)
+    member = exact_shell_membership(w)
+    phase = shells.centre_phase(w).ravel()
     for i, (x, y, z) in enumerate(starts):
         win_map = emap[x:x + w, y:y + w, z:z + w]
         win_model = modelmap[x:x + w, y:y + w, z:z + w]
@@ -207,8 +208,8 @@ def test_window_shell_profiles_and_interleaved_matrices(crop, w):
         # float32 spectra: relative rounding ~1e-7 per coefficient, sums of positive terms keep it
         assert np.allclose(p_map[i], ref_map, rtol=1e-5)
         assert np.allclose(p_model[i], ref_model, rtol=1e-5)
-        spec = np.fft.rfftn(win_map).astype(np.complex64).view(np.float32).ravel()
-        assert np.allclose((spec.astype(np.float64) ** 2) @ mats.profile, ref_map, rtol=1e-5)
+        spec = np.fft.rfftn(win_map).astype(np.complex64).ravel().astype(np.complex128)
+        assert np.allclose(np.abs(spec) ** 2 @ member, ref_map, rtol=1e-5)
         k = np.sqrt(ref_model / ref_map)
         fm = np.fft.fftn(win_map.astype(np.float64))
         fr = np.fft.fftfreq(w) * w
@@ -216,14 +217,14 @@ def test_window_shell_profiles_and_interleaved_matrices(crop, w):
                                            + fr[None, None, :] ** 2)).astype(int), w // 2)
         centre = np.fft.ifftn(fm * k[shell]).real[w // 2, w // 2, w // 2]
         scale = np.abs(win_map).max()
-        assert abs(k @ (spec.astype(np.float64) @ mats.centre) - centre) < 1e-5 * scale
+        assert abs(k @ ((spec * phase).real @ member) / w**3 - centre) < 1e-5 * scale
 
 
 def test_dispatcher(crop):
     emap, modelmap, mask = crop
     exact = local_scale_exact(emap, modelmap, 10, mask, progress=False)
     assert np.array_equal(local_scale(emap, modelmap, 10, mask, progress=False), exact)
-    from locscale.compat import local_scale_compat
+    from locscale.scaling import local_scale_compat
 
     assert np.array_equal(local_scale(emap, modelmap, 10, mask, mode="compat", progress=False),
                           local_scale_compat(emap, modelmap, 10, mask, progress=False))
@@ -232,14 +233,43 @@ def test_dispatcher(crop):
         local_scale(emap, modelmap, 10, mask, mode="sharpest")
 
 
-def test_dispatcher_routes_to_convolution_modes(crop):
-    from locscale import convolution
-    if not hasattr(convolution, "local_scale_near_exact"):
-        pytest.skip("locscale.convolution has no near-exact mode")
+def test_dispatcher_routes_to_near_exact_modes(crop):
+    from locscale.scaling import local_scale_fast, local_scale_near_exact
+
     emap, modelmap, mask = crop
     out = local_scale(emap, modelmap, 10, mask, mode="near-exact", stride=1, progress=False)
-    ref = convolution.local_scale_near_exact(emap, modelmap, 10, mask, stride=1, progress=False)
+    ref = local_scale_near_exact(emap, modelmap, 10, mask, stride=1, progress=False)
     assert np.array_equal(out, ref)
+    assert np.array_equal(local_scale(emap, modelmap, 10, mask, mode="fast", progress=False),
+                          local_scale_fast(emap, modelmap, 10, mask, progress=False))
+    with pytest.raises(LocScaleInputError, match="takes no stride"):
+        local_scale(emap, modelmap, 10, mask, mode="exact", stride=2, progress=False)
+    with pytest.raises(LocScaleInputError, match="no GPU implementation"):
+        local_scale(emap, modelmap, 10, mask, mode="compat", device="cuda", progress=False)
+
+
+def test_one_list_of_modes(repo_root):
+    """The CLI's --mode choices and the workflow schema's sharpen.mode enum are the registry's modes."""
+    import yaml
+
+    from locscale.cli import _parser
+
+    schema = yaml.safe_load((repo_root / "config" / "config.schema.yaml").read_text())
+    assert _find_mode_enum(schema) == list(MODES)
+    sharpen = _parser()._subparsers._group_actions[0].choices["sharpen"]
+    choices = next(a.choices for a in sharpen._actions if a.dest == "mode")
+    assert list(choices) == list(MODES)
+
+
+def _find_mode_enum(node):
+    if isinstance(node, dict):
+        if "mode" in node and isinstance(node["mode"], dict) and "enum" in node["mode"]:
+            return node["mode"]["enum"]
+        for v in node.values():
+            found = _find_mode_enum(v)
+            if found is not None:
+                return found
+    return None
 
 
 def test_bad_inputs(crop):

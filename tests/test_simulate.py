@@ -8,9 +8,9 @@ import pytest
 
 from locscale.errors import LocScaleInputError
 from locscale.mapio import read_map
-from locscale.metrics import envelope_radius, pearson, rscc
+from locscale.metrics import envelope_radius, pearson
 from locscale.models import envelope_mask, read_model, set_uniform_b, shift_model
-from locscale.simulate import check_model_fits_map, nyquist_dmin, simulate_model_map
+from locscale.simulate import check_model_fits_map, nyquist_dmin, rscc, simulate_model_map
 
 EDGE = ("origin_field", "axis321", "nstart_aniso")
 

@@ -1,5 +1,5 @@
 """LocScale-2 compatibility mode: LocScale 2.4.1's local scaling arithmetic (DESIGN.md §2), for side-by-side
-comparisons with that program. Not the paper's eq. 2 — use exact mode (``locscale.localscale``) for that.
+comparisons with that program. Not the paper's eq. 2 — use exact mode (``locscale.scaling.exact``) for that.
 
 What LocScale 2.4.1 does, and so what this module does (the window w is always even there):
 
@@ -19,7 +19,7 @@ What LocScale 2.4.1 does, and so what this module does (the window w is always e
 * the output is the centre voxel of the inverse transform.
 
 The normalisation of the transform cancels in the ratio and the round trip, so the batched engine of exact
-mode (:func:`locscale.localscale.scaled_centre_values`) computes the same numbers with unnormalised
+mode (``engine.scaled_centre_values``) computes the same numbers with unnormalised
 transforms: the shell means and the interpolation are fixed matrices over the half spectrum, and the centre
 value is a weighted sum of the map's coefficients (no inverse transform).
 """
@@ -31,17 +31,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import LocScaleInputError
-from .localscale import (
-    ShellScheme,
-    SlabMatrix,
-    centre_phase_rows,
-    check_inputs,
-    masked_voxel_chunks,
-    multiplicity,
-    scaled_centre_values,
-)
-from .padding import solvent_level
+from ..errors import LocScaleInputError
+from ..padding import pad_for_window, solvent_level
+from .engine import check_inputs, masked_voxel_chunks, scaled_centre_values
+from .schemes import ShellScheme, SlabMatrix, centre_phase_rows, multiplicity
 
 #: LocScale 2's default window in Å
 DEFAULT_WINDOW_ANGSTROM = 25.0
@@ -125,7 +118,7 @@ def local_scale_compat(emmap: np.ndarray, modelmap: np.ndarray, window: int, mas
 
     `window` in voxels is rounded up to even as LocScale 2 does (:func:`compat_window`). `mask`: bool or
     ≥ 0.5 (None = every voxel). Returns float32 of the map's shape, 0 outside the mask. `batch_size`,
-    `workers` as in ``locscale.localscale.local_scale_exact``.
+    `workers` as in ``locscale.scaling.local_scale_exact``.
     """
     from tqdm.auto import tqdm
 
@@ -137,9 +130,9 @@ def local_scale_compat(emmap: np.ndarray, modelmap: np.ndarray, window: int, mas
     half = w // 2
     padded = needs_padding(mask, w)
     if padded:
-        pad = [(half, half)] * 3
-        pm = np.pad(emmap, pad, mode="constant", constant_values=solvent_level(emmap, mask))
-        pr = np.pad(modelmap, pad, mode="constant", constant_values=solvent_level(modelmap, mask))
+        # w/2 on both sides: the padding of an (odd) w+1 window, ⌊(w+1)/2⌋ = w/2 below and w − w/2 above
+        pm = pad_for_window(emmap, w + 1, value=solvent_level(emmap, mask))
+        pr = pad_for_window(modelmap, w + 1, value=solvent_level(modelmap, mask))
     else:
         pm, pr = emmap, modelmap
     scheme = compat_scheme(w)
