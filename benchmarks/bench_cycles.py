@@ -67,17 +67,19 @@ def dataset(case: str) -> dict:
             "truth": str(d / "SIMULATED_truth.mrc"), "truth_model": str(d / "SIMULATED_model_true.pdb")}
 
 
-def run_case(case: str, design: str, cycles: int, cores: int) -> pd.DataFrame:
-    """Run `case` with `design` = B_TARGET[:B_LEVEL] (refine.b_target, refine.b_level; level default fixed)."""
+def run_case(case: str, design: str, cycles: int, cores: int, restrained: bool = True) -> pd.DataFrame:
+    """Run `case` with `design` = B_TARGET[:B_LEVEL] (refine.b_target, refine.b_level; level default fixed);
+    `restrained`: refine.restrained (the README's design table was measured unrestrained: --unrestrained)."""
     b_target, _, b_level = design.partition(":")
     b_level = b_level or "fixed"
     design = f"{b_target}:{b_level}"
-    workdir = OUT / f"{case}_{b_target}-{b_level}_{cycles}"
+    # unrestrained runs keep the folder names of the README's measurement (benchmarks/out/cycles is reused)
+    workdir = OUT / f"{case}_{b_target}-{b_level}_{cycles}{'_restrained' if restrained else ''}"
     workdir.mkdir(parents=True, exist_ok=True)
     table = workdir / "results" / case / f"summary_upto_{cycles:02d}.tsv"
     if not table.exists():
         cfg = {"datasets": {case: dataset(case)}, "max_cycles": cycles, "min_cycles": cycles,
-               "refine": {"b_target": b_target, "b_level": b_level}}
+               "refine": {"b_target": b_target, "b_level": b_level, "restrained": restrained}}
         (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         env = dict(os.environ)
         env.pop("CLIBD_MON", None)
@@ -123,9 +125,12 @@ def main(argv=None) -> int:
                     help="designs to compare, each refine.b_target[:refine.b_level] (level default: fixed)")
     ap.add_argument("--cycles", type=int, default=4, help="cycles per run (forced: min_cycles = max_cycles)")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--unrestrained", action="store_true",
+                    help="refine.restrained: false, as the README's design table was measured (before restrained "
+                         "refinement became the default)")
     args = ap.parse_args(argv)
     # locscale_signal needs half maps, which the bundled EMD-3488 example does not have
-    tables = [run_case(c, d, args.cycles, args.cores) for c in args.cases.split(",")
+    tables = [run_case(c, d, args.cycles, args.cores, not args.unrestrained) for c in args.cases.split(",")
               for d in args.designs.split(",") if not (c == "emd3488" and d.startswith("locscale_signal"))]
     t = pd.concat(tables, ignore_index=True)
     cols = [c for c in ("case", "design", "cycle", "cc_truth", "fsc_average_truth", "b_mean", "fsc_average",

@@ -253,8 +253,24 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     assert set(refined["convergence"]) == {"not_converged"}
     # refined B spread out from the deposited, nearly uniform B (std 3.9 Å² in chain A)
     assert table["b_std"].iloc[0] < 5 and (refined["b_std"] > 10).all()
-    for png in ("metrics_vs_cycle", "fsc_curves", "radial_profiles", "bfactor_distributions", "central_sections"):
+    for png in ("metrics_vs_cycle", "fsc_curves", "radial_profiles", "bfactor_distributions", "central_sections",
+                "per_residue"):
         assert (res / "summary_upto_02" / f"{png}.png").stat().st_size > 5000
+    # restrained refinement by default (the library installed with coot-headless-api), and every model-validation
+    # column filled for every cycle, cycle 0 included
+    assert refined["restrained"].astype(bool).all()
+    assert "coot_headless_api" in json.loads((res / "cycle_01" / "refine.json").read_text())["command"]
+    validation = ["rama_favoured_pct", "rama_outliers_pct", "rotamer_outliers_pct", "bond_rmsz", "angle_rmsz",
+                  "atom_overlaps_per_1000_atoms", "emringer_score", "q_score_median"]
+    assert table[validation].notna().all().all(), table[validation]
+    assert not table["model_validation_tools"].str.contains("not available").any()
+    # B-only refinement moves no atom: the geometry and the map-fit scores that depend only on coordinates
+    # (EMRinger, Q-score) are those of the input model, and no cycle is flagged
+    assert (table[validation].max() - table[validation].min()).abs().max() < 1e-6
+    assert set(table["flags"]) == {"none"}
+    per_residue = pd.read_csv(res / "cycle_01" / "per_residue.tsv", sep="\t")
+    assert {"cc", "q_score", "rama", "rotamer_outlier"} <= set(per_residue.columns)
+    assert per_residue["q_score"].notna().mean() > 0.95
     cxc = (res / "cycle_02" / "chimerax.cxc").read_text()
     assert "open locscale.mrc" in cxc and "open model.cif" in cxc and "volume #1 level" in cxc
 
