@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -420,3 +421,12 @@ def test_cycles_keep_the_sharpening_on_a_realistic_phantom(tmp_path, model_5me2)
     assert final["cc_truth"] == pytest.approx(cc.loc[sel["cycle"]], abs=1e-6)
     assert (res / "final" / "locscale.mrc").read_bytes() == (res / f"cycle_{sel['cycle']:02d}" /
                                                              "locscale.mrc").read_bytes()
+    # the model_validation rule's EMRinger on the phantom equals mmtbx's own program run by hand on the same files
+    # (it prints the score with 6 decimals; 0.01 is the tolerance, the two should agree to the last digit)
+    details = json.loads((res / "cycle_03" / "model_validation" / "model_validation_details.json").read_text())
+    by_hand = subprocess.run([sys.executable, "-m", "mmtbx.command_line.emringer", details["validated_model"],
+                              details["validated_map"], "quiet=True"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600)
+    assert by_hand.returncode == 0, by_hand.stderr[-2000:]
+    score = float(re.search(r"EMRinger Score: ([-\d.]+)", by_hand.stdout)[1])
+    assert t.loc[3, "emringer_score"] == pytest.approx(score, abs=0.01)
