@@ -17,14 +17,11 @@ chem_data/probe packages that cctbx-base does not ship, so they are not used.
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
-import math
-import os
 import sys
 import time
-from pathlib import Path
+
+from .validation_tool import tool_parser, write_results
 
 TSV_COLUMNS = ["chain", "resnum", "icode", "resname", "rama_cctbx", "rama_cctbx_score"]
 _RAMA_CLASS = {0: "outlier", 1: "allowed", 2: "favoured"}
@@ -68,24 +65,8 @@ def ramachandran(model: str) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
-def _tsv_value(v) -> str:
-    if isinstance(v, float):
-        return "nan" if not math.isfinite(v) else repr(v)
-    return str(v)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m locscale.cctbx_validation", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--map", required=True)
-    parser.add_argument("--json", required=True, help="summary (JSON)")
-    parser.add_argument("--tsv", required=True, help="per-residue Ramachandran classes (TSV)")
+    parser = tool_parser("locscale.cctbx_validation", __doc__, "per-residue Ramachandran classes (TSV)")
     parser.add_argument("--no-ramalyze", action="store_true", help="skip the Ramachandran cross-check")
     args = parser.parse_args(argv)
     import cctbx
@@ -102,12 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         rama, rows = ramachandran(args.model)
         summary.update(rama)
         summary["seconds"]["ramalyze"] = time.perf_counter() - t
-    lines = ["\t".join(TSV_COLUMNS)] + ["\t".join(_tsv_value(r[c]) for c in TSV_COLUMNS) for r in rows]
-    _write_atomic(Path(args.tsv), "\n".join(lines) + "\n")
-    summary["seconds"]["total"] = time.perf_counter() - t0
-    _write_atomic(Path(args.json), json.dumps(summary, indent=1, allow_nan=True))
-    print(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, allow_nan=True))
-    return 0
+    return write_results(args, summary, rows, TSV_COLUMNS, t0)
 
 
 if __name__ == "__main__":

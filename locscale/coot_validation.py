@@ -36,13 +36,11 @@ its bundled data (monomer library, rotamer and Ramachandran tables) when neither
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import sys
 import time
-from pathlib import Path
+
+from .validation_tool import tool_parser, write_results
 
 #: Coot's thresholds (see the module docstring)
 RAMA_FAVOURED_P = 0.02
@@ -194,34 +192,13 @@ def _median(sorted_values: list[float]) -> float:
     return sorted_values[mid] if n % 2 else 0.5 * (sorted_values[mid - 1] + sorted_values[mid])
 
 
-def _tsv_value(v) -> str:
-    if isinstance(v, float):
-        return "nan" if not math.isfinite(v) else repr(v)
-    return str(v)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m locscale.coot_validation", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--map", required=True)
-    parser.add_argument("--json", required=True, help="summary (JSON)")
-    parser.add_argument("--tsv", required=True, help="per-residue values (TSV)")
+    parser = tool_parser("locscale.coot_validation", __doc__, "per-residue values (TSV)")
     parser.add_argument("--ligand", action="append", default=[], help="restraint dictionary (CIF); repeatable")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     summary, rows = validate(args.model, args.map, args.ligand)
-    lines = ["\t".join(TSV_COLUMNS)] + ["\t".join(_tsv_value(r[c]) for c in TSV_COLUMNS) for r in rows]
-    _write_atomic(Path(args.tsv), "\n".join(lines) + "\n")
-    summary["seconds"]["total"] = time.perf_counter() - t0
-    _write_atomic(Path(args.json), json.dumps(summary, indent=1, allow_nan=True))
-    print(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, allow_nan=True))
-    return 0
+    return write_results(args, summary, rows, TSV_COLUMNS, t0)
 
 
 if __name__ == "__main__":

@@ -6,25 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from locscale.experiments import (
-    Bench,
-    b_misestimation,
-    default_sweep_windows,
-    interior_maximum,
-    model_bias_controls,
-    model_completion,
-    mutate_to_trp,
-    perturb_coordinates,
-    plot_b_misestimation,
-    plot_model_bias,
-    plot_model_completion,
-    plot_window_sweep,
-    read_table,
-    truncate_to_ala,
-    window_sweep,
-    write_table,
-)
-from locscale.models import read_model
+from locscale.experiments.b_misestimation import b_misestimation, plot_b_misestimation
+from locscale.experiments.bench import Bench
+from locscale.experiments.common import read_table, write_table
+from locscale.experiments.model_bias import model_bias_controls, plot_model_bias
+from locscale.experiments.model_completion import model_completion, plot_model_completion
+from locscale.experiments.window_sweep import default_sweep_windows, interior_maximum, plot_window_sweep, window_sweep
+from locscale.models import mutate_to_trp, perturb_coordinates, read_model, truncate_to_ala
 from locscale.phantom import crop_model, make_phantom
 
 RES = 3.5

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from locscale import metrics
+from locscale.commands.phantom import main as phantom_main
 from locscale.errors import LocScaleInputError
 from locscale.global_sharpen import apply_bfactor
 from locscale.models import read_model
@@ -17,7 +18,6 @@ from locscale.phantom import (
     box_around_model,
     crop_model,
     make_phantom,
-    phantom_main,
     remove_residues,
 )
 

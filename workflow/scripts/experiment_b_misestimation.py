@@ -6,7 +6,9 @@ from _wf import run
 
 
 def main(smk):
-    from locscale.experiments import Bench, b_misestimation, plot_b_misestimation, write_table
+    from locscale.experiments.b_misestimation import b_misestimation, plot_b_misestimation
+    from locscale.experiments.bench import Bench
+    from locscale.experiments.common import write_table
     from locscale.models import read_model
 
     bench = Bench.from_dir(Path(smk.input.json).parent, window=smk.params.window, mode=smk.params.mode)

@@ -8,7 +8,9 @@ from _wf import run
 def main(smk):
     import numpy as np
 
-    from locscale.experiments import Bench, plot_local_resolution, write_table
+    from locscale.experiments.bench import Bench
+    from locscale.experiments.common import write_table
+    from locscale.experiments.local_resolution import plot_local_resolution
     from locscale.localres import local_resolution, local_resolution_b_correlation, per_residue_local_resolution
     from locscale.mapio import write_map
     from locscale.models import read_model

@@ -6,7 +6,9 @@ from _wf import run
 
 
 def main(smk):
-    from locscale.experiments import Bench, model_bias_controls, plot_model_bias, write_table
+    from locscale.experiments.bench import Bench
+    from locscale.experiments.common import write_table
+    from locscale.experiments.model_bias import model_bias_controls, plot_model_bias
     from locscale.models import read_model
 
     s = smk.params.settings

@@ -9,7 +9,9 @@ from _wf import run
 
 
 def main(smk):
-    from locscale.experiments import Bench, global_target, model_completion, plot_model_completion, write_table
+    from locscale.experiments.bench import Bench, global_target
+    from locscale.experiments.common import write_table
+    from locscale.experiments.model_completion import model_completion, plot_model_completion
     from locscale.global_sharpen import global_sharpen
     from locscale.mapio import write_map
     from locscale.models import read_model, write_model

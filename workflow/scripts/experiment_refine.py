@@ -8,7 +8,7 @@ from _wf import run, write_json
 
 
 def main(smk):
-    from locscale.experiments import global_target
+    from locscale.experiments.bench import global_target
     from locscale.mapio import read_map, write_map
     from locscale.models import read_model, set_uniform_b, write_model
     from locscale.refine import ServalcatEngine, resolve_monlib

@@ -6,7 +6,9 @@ from _wf import run
 
 
 def main(smk):
-    from locscale.experiments import Bench, plot_truth_curves, write_table
+    from locscale.experiments.bench import Bench
+    from locscale.experiments.common import write_table
+    from locscale.experiments.truth_table import plot_truth_curves
     from locscale.models import read_model
     from locscale.truth import truth_table
 

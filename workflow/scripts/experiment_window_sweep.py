@@ -6,7 +6,9 @@ from _wf import run
 
 
 def main(smk):
-    from locscale.experiments import Bench, default_sweep_windows, plot_window_sweep, window_sweep, write_table
+    from locscale.experiments.bench import Bench
+    from locscale.experiments.common import write_table
+    from locscale.experiments.window_sweep import default_sweep_windows, plot_window_sweep, window_sweep
     from locscale.models import read_model
 
     s = smk.params.settings
