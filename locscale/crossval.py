@@ -150,13 +150,13 @@ def read_crossval(tsv: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
 
 def plot_crossval(curve: pd.DataFrame, path: str | os.PathLike, resolution: float, title: str = "") -> None:
     """FSCwork, FSCtest and their gap against resolution (PNG)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .report import save_figure
 
     c = curve[curve["shell"] >= 1]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4), layout="tight")
+    ax = fig.subplots()
     ax.plot(c["freq"], c["fsc_work"], label="FSCwork (model vs half 1)")
     ax.plot(c["freq"], c["fsc_test"], label="FSCtest (model vs half 2)")
     ax.plot(c["freq"], c["gap"], ":", label="gap (work − test)")
@@ -166,7 +166,4 @@ def plot_crossval(curve: pd.DataFrame, path: str | os.PathLike, resolution: floa
     ax.set_ylabel("FSC")
     ax.set_title(title or "cross-validation (shake protocol)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120, bbox_inches=None)

@@ -350,3 +350,28 @@ def map_statistics(data: np.ndarray, mask: np.ndarray | None = None) -> dict:
         "skewness": skew,
         "excess_kurtosis": excess_kurtosis(v),
     }
+
+
+# ---------------------------------------------------------------------- contour levels
+def level_for_enclosed_volume(data: np.ndarray, volume: float, voxel_volume: float = 1.0) -> float:
+    """The contour level whose isosurface encloses `volume` (same units as `voxel_volume`, e.g. Å³).
+
+    Returns the value of the k-th highest voxel, k = round(volume / voxel_volume): exactly k voxels are
+    ≥ the level when values are distinct (ties can only add voxels). Non-finite voxels are ignored.
+    """
+    flat = np.asarray(data, dtype=np.float64).ravel()
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        raise ValueError("the map has no finite values")
+    if not volume > 0 or not voxel_volume > 0:
+        raise ValueError(f"volume ({volume}) and voxel_volume ({voxel_volume}) must be positive")
+    k = int(np.clip(round(volume / voxel_volume), 1, flat.size))
+    return float(np.partition(flat, flat.size - k)[flat.size - k])
+
+
+def sigma_level(data: np.ndarray, n_sigma: float = 3.0, mask: np.ndarray | None = None) -> float:
+    """mean + n_sigma·std of the map (inside `mask` if given): a contour level by the usual σ convention."""
+    v = np.asarray(data, dtype=np.float64)
+    v = v[np.asarray(mask, dtype=bool)] if mask is not None else v.ravel()
+    v = v[np.isfinite(v)]
+    return float(v.mean() + n_sigma * v.std())

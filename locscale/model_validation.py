@@ -46,26 +46,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import cycle_metrics
 from .errors import LocScaleInputError
 
-#: the eight summary values, in report order
-SUMMARY_KEYS = ("rama_favoured_pct", "rama_outliers_pct", "rotamer_outliers_pct", "bond_rmsz", "angle_rmsz",
-                "atom_overlaps_per_1000_atoms", "emringer_score", "q_score_median")
+#: the eight summary values, in report order (the registry's model-validation metrics, locscale.cycle_metrics)
+SUMMARY_KEYS = cycle_metrics.validation_keys()
 #: human labels (with units) of the summary values
-LABELS = {
-    "rama_favoured_pct": "Ramachandran favoured (%)",
-    "rama_outliers_pct": "Ramachandran outliers (%)",
-    "rotamer_outliers_pct": "Rotamer outliers (%)",
-    "bond_rmsz": "Bond length RMSZ",
-    "angle_rmsz": "Bond angle RMSZ",
-    "atom_overlaps_per_1000_atoms": "Atom overlaps ≥ 1.2 Å³ per 1000 atoms",
-    "emringer_score": "EMRinger score",
-    "q_score_median": "Q-score (median)",
-}
+LABELS = {k: cycle_metrics.metric(k).label for k in SUMMARY_KEYS}
 #: which tool gives which summary value
-SOURCE = {"rama_favoured_pct": "coot", "rama_outliers_pct": "coot", "rotamer_outliers_pct": "coot",
-          "atom_overlaps_per_1000_atoms": "coot", "q_score_median": "coot", "emringer_score": "cctbx",
-          "bond_rmsz": "servalcat", "angle_rmsz": "servalcat"}
+SOURCE = {k: cycle_metrics.metric(k).tool for k in SUMMARY_KEYS}
 TOOLS = ("coot", "cctbx", "servalcat")
 #: prefix of a ``model_validation_tools`` entry for a tool that gave no values
 NOT_AVAILABLE = "not available"

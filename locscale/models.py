@@ -31,6 +31,7 @@ import pandas as pd
 
 from .errors import LocScaleInputError
 from .mapio import Map, atomic_output
+from .metrics import level_for_enclosed_volume
 
 # gemmi keeps Structure.info items through clone() but writes only the mmCIF keys it knows, so the source path
 # can travel with the structure (used in error messages) without ever reaching an output file.
@@ -496,3 +497,40 @@ def add_b(structure: gemmi.Structure, extra_b, b_global: float = 0.0) -> gemmi.S
     for a, extra in zip(_atoms(st), extra_b, strict=True):
         a.b_iso = float(a.b_iso + extra + b_global)
     return st
+
+# ---------------------------------------------------------------------- mass, molecular volume, contour level
+#: Partial specific volume of protein, Å³ per Da (0.73 cm³/g; density 1.35 g/cm³, Fischer et al. 2004).
+PROTEIN_VOLUME_PER_DALTON = 1.21
+
+
+def model_mass(structure) -> float:
+    """Mass of the model in Da (Σ atomic weight × occupancy over the first model); when the model has no
+    hydrogen atoms, one hydrogen per heavy atom is added (≈ the ratio in proteins and nucleic acids)."""
+    mass = 0.0
+    heavy = 0
+    hydrogens = 0
+    for chain in structure[0]:
+        for res in chain:
+            for atom in res:
+                mass += atom.element.weight * atom.occ
+                if atom.element.name in ("H", "D"):
+                    hydrogens += 1
+                else:
+                    heavy += 1
+    if heavy == 0:
+        raise LocScaleInputError("the model has no atoms", "give a model with atomic coordinates")
+    if hydrogens == 0:
+        mass += 1.008 * heavy
+    return float(mass)
+
+
+def contour_level(emap: Map, structure, scale: float = 1.0) -> tuple[float, float]:
+    """A contour level at which the map encloses the model's molecular volume (`scale` times it).
+
+    Volume = model mass × 1.21 Å³/Da (protein partial specific volume). Returns ``(level, volume Å³)``.
+    Density the model does not explain (unmodelled parts, noise) takes part of that volume, so the contour
+    then sits a little tighter than the model; `scale` > 1 loosens it.
+    """
+    volume = model_mass(structure) * PROTEIN_VOLUME_PER_DALTON * float(scale)
+    voxel_volume = float(np.prod(emap.voxel_size))
+    return level_for_enclosed_volume(emap.data, volume, voxel_volume), volume

@@ -3,12 +3,8 @@
 Every file is written atomically (temporary name, renamed when complete). Plots use matplotlib's Agg canvas
 directly (no pyplot, no global backend switch), so they work on headless cluster nodes.
 
-Cycle-table columns (:func:`write_cycle_table` takes any columns; the plots look for these names, compared
-case-insensitively without ``_``/``-``, aliases in :data:`COLUMN_ALIASES`):
-
-``cycle`` (int, 0 = inputs before refinement), ``cc_mask``, ``cc_box`` (RSCC), ``fsc_average``, ``kurtosis``,
-``b_mean``, ``b_median``, ``b_std`` (Å²), ``fsc_work``, ``fsc_test`` (half-map cross-validation; the gap
-``fsc_work - fsc_test`` is computed here).
+The metrics-vs-cycle figure plots the metric columns of the registry :mod:`locscale.cycle_metrics` under their
+canonical names (one panel per registered panel the table holds); :func:`metric_panels` lists them.
 """
 
 from __future__ import annotations
@@ -22,46 +18,24 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from . import cycle_metrics
 from .errors import LocScaleInputError
 from .mapio import Map, atomic_output
 
-#: Accepted names per metric (first = canonical name written by the workflow).
-COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "cycle": ("cycle",),
-    "cc_mask": ("cc_mask", "rscc_cc_mask", "rscc_mask", "rscc"),
-    "cc_box": ("cc_box", "rscc_cc_box", "rscc_box"),
-    "fsc_average": ("fsc_average", "fscaverage", "fsc_avg", "fscavg"),
-    "kurtosis": ("kurtosis", "excess_kurtosis"),
-    "b_mean": ("b_mean", "mean_b", "bfactor_mean", "b_factor_mean"),
-    "b_median": ("b_median", "median_b", "bfactor_median"),
-    "b_std": ("b_std", "std_b", "b_spread", "bfactor_std"),
-    "fsc_work": ("fsc_work", "fscwork"),
-    "fsc_test": ("fsc_test", "fsctest"),
-}
-
-#: Partial specific volume of protein, Å³ per Da (0.73 cm³/g; density 1.35 g/cm³, Fischer et al. 2004).
-PROTEIN_VOLUME_PER_DALTON = 1.21
 _DPI = 110
 
 
-def _norm(name: str) -> str:
-    return str(name).lower().replace("_", "").replace("-", "").replace(" ", "")
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = _DPI, bbox_inches: str | None = "tight",
+                suffix: str = ".png") -> Path:
+    """Write a matplotlib Figure as PNG, atomically (temporary name, renamed when complete).
 
-
-def _column(table: pd.DataFrame, key: str) -> str | None:
-    """The table's column for metric `key` (see COLUMN_ALIASES), or None."""
-    wanted = {_norm(a) for a in COLUMN_ALIASES.get(key, (key,))}
-    for col in table.columns:
-        if _norm(col) in wanted:
-            return col
-    return None
-
-
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    Uses the Agg canvas directly: no pyplot, no global backend switch, so it works on headless nodes and leaves
+    the caller's matplotlib state alone. Build the figure with ``matplotlib.figure.Figure(...)``.
+    """
     path = Path(path)
     FigureCanvasAgg(fig)
-    with atomic_output(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
+    with atomic_output(path, suffix=suffix) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=bbox_inches)
     return path
 
 
@@ -117,78 +91,59 @@ def read_cycle_table(path: str | os.PathLike) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- metrics vs cycle
-def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | os.PathLike,
-                          final_cycle: int | None = None) -> Path:
-    """Validation metrics against cycle number: RSCC (CC_mask, CC_box), FSCaverage, kurtosis, B-factors
-    (mean, median, ±1 s.d. band), sharpness against the global target and, when present, the model validation
-    (Ramachandran and rotamer outliers, Ramachandran favoured, bond/angle RMSZ, atom overlaps, EMRinger, median
-    Q-score), FSCwork/FSCtest with their gap and CC/FSCaverage to the truth (phantoms). One panel per metric
-    that the table holds; `final_cycle` (the cycle results/<dataset>/final/ holds) is marked on every panel."""
-    if not isinstance(table, pd.DataFrame):
-        table = read_cycle_table(table)
-    ccol = _column(table, "cycle")
-    if ccol is None:
-        raise LocScaleInputError("the cycle table has no 'cycle' column",
-                                 "write it with write_cycle_table(rows) where every row has a 'cycle' key")
-    t = table.sort_values(ccol)
-    x = t[ccol].to_numpy()
+def metric_panels(table: pd.DataFrame) -> list[tuple[cycle_metrics.Panel, list, tuple | None]]:
+    """The panels of :func:`plot_metrics_vs_cycle` for `table` (sorted by cycle): ``(panel, lines, band)`` with
+    lines ``[(label, values, style)]`` and band ``(low, high)`` or None, one per registered panel
+    (:func:`locscale.cycle_metrics.panels`) of which the table holds a metric with a finite value."""
 
     def col(key):
-        c = _column(t, key)
-        if c is None:
+        if key not in table.columns:
             return None
-        v = pd.to_numeric(t[c], errors="coerce").to_numpy(dtype=float)
+        v = pd.to_numeric(table[key], errors="coerce").to_numpy(dtype=float)
         return v if np.isfinite(v).any() else None
 
-    panels = []  # (title, ylabel, [(label, values, style)], band)
-    rscc = [(lab, v, {}) for lab, v in (("CC_mask", col("cc_mask")), ("CC_box", col("cc_box"))) if v is not None]
-    if rscc:
-        panels.append(("RSCC vs original map", "correlation", rscc, None))
-    if (v := col("fsc_average")) is not None:
-        panels.append(("FSCaverage (model vs original map)", "FSCaverage", [("FSCaverage", v, {})], None))
-    if (v := col("kurtosis")) is not None:
-        panels.append(("Kurtosis in fixed envelope", "excess kurtosis", [("kurtosis", v, {})], None))
-    b_mean, b_med, b_std = col("b_mean"), col("b_median"), col("b_std")
-    if b_mean is not None or b_med is not None:
-        lines = [(lab, v, st) for lab, v, st in (("mean B", b_mean, {}), ("median B", b_med, {"ls": "--"}))
-                 if v is not None]
-        band = (b_mean - b_std, b_mean + b_std) if (b_mean is not None and b_std is not None) else None
-        panels.append(("Atomic B-factors", "B (Å²)", lines, band))
-    if (v := col("sharpness_b_vs_global")) is not None:
-        panels.append(("Sharpness vs global target (> 0: blurrier)", "Δ Guinier B (Å²)",
-                       [("LocScale − global", v, {})], None))
-    truth = [(lab, v, {}) for lab, v in (("CC to truth", col("cc_truth")),
-                                         ("FSCavg to truth", col("fsc_average_truth"))) if v is not None]
-    if truth:
-        panels.append(("Phantom: sharpened map vs truth", "score", truth, None))
-    # model validation (locscale.model_validation): geometry and fit of the cycle's model
-    rama = [(lab, v, {}) for lab, v in (("Ramachandran", col("rama_outliers_pct")),
-                                        ("rotamers", col("rotamer_outliers_pct"))) if v is not None]
-    if rama:
-        panels.append(("Model: outliers (%)", "% of residues", rama, None))
-    if (v := col("rama_favoured_pct")) is not None:
-        panels.append(("Model: Ramachandran favoured", "%", [("favoured", v, {})], None))
-    rmsz = [(lab, v, {}) for lab, v in (("bond", col("bond_rmsz")), ("angle", col("angle_rmsz"))) if v is not None]
-    if rmsz:
-        panels.append(("Model: geometry RMSZ", "RMSZ", rmsz, None))
-    if (v := col("atom_overlaps_per_1000_atoms")) is not None:
-        panels.append(("Model: atom overlaps (Coot)", "per 1000 atoms", [("overlaps", v, {})], None))
-    fit = [(lab, v, {}) for lab, v in (("EMRinger", col("emringer_score")), ("median Q-score", col("q_score_median")))
-           if v is not None]
-    for lab, v, st in fit:
-        panels.append((f"Model vs original map: {lab}", "score", [(lab, v, st)], None))
-    work, test = col("fsc_work"), col("fsc_test")
-    if work is not None or test is not None:
-        lines = [(lab, v, {}) for lab, v in (("FSCwork (half 1)", work), ("FSCtest (half 2)", test))
-                 if v is not None]
-        panels.append(("Cross-validation (shaken model)", "FSCaverage", lines, None))
-        if work is not None and test is not None:
-            panels.append(("FSCwork − FSCtest (overfitting gap)", "gap", [("gap", work - test, {})], None))
+    out = []
+    for panel, metrics in cycle_metrics.panels():
+        lines = []
+        for m in metrics:
+            if m.difference:
+                a, b = (col(k) for k in m.difference)
+                v = a - b if a is not None and b is not None else None
+            else:
+                v = col(m.key)
+            if v is not None:
+                lines.append((m.line_label, v, dict(m.style)))
+        if not lines:
+            continue
+        band = None
+        if panel.band:
+            centre, spread = (col(k) for k in panel.band)
+            if centre is not None and spread is not None:
+                band = (centre - spread, centre + spread)
+        out.append((panel, lines, band))
+    return out
+
+
+def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | os.PathLike,
+                          final_cycle: int | None = None) -> Path:
+    """Validation metrics against cycle number, one panel per panel of the metric registry
+    (:mod:`locscale.cycle_metrics`) that the table holds: RSCC (CC_mask, CC_box), FSCaverage, kurtosis, B-factors
+    (mean, median, ±1 s.d. band), sharpness against the global target, CC/FSCaverage to the truth (phantoms), the
+    model validation (Ramachandran and rotamer outliers, Ramachandran favoured, bond/angle RMSZ, atom overlaps,
+    EMRinger, median Q-score) and FSCwork/FSCtest with their gap. Columns carry the registry's (canonical) names;
+    `final_cycle` (the cycle results/<dataset>/final/ holds) is marked on every panel."""
+    if not isinstance(table, pd.DataFrame):
+        table = read_cycle_table(table)
+    if "cycle" not in table.columns:
+        raise LocScaleInputError("the cycle table has no 'cycle' column",
+                                 "write it with write_cycle_table(rows) where every row has a 'cycle' key")
+    t = table.sort_values("cycle")
+    x = t["cycle"].to_numpy()
+    panels = [(p.title, p.ylabel, lines, band, p.zero_line) for p, lines, band in metric_panels(t)]
     if not panels:
         raise LocScaleInputError(
-            "the cycle table has none of the plotted metrics "
-            f"({', '.join(k for k in COLUMN_ALIASES if k != 'cycle')})",
-            "name the metric columns as in locscale.report.COLUMN_ALIASES")
+            f"the cycle table has none of the plotted metrics ({', '.join(cycle_metrics.plotted_keys())})",
+            "name the metric columns as in the registry locscale.cycle_metrics.METRICS")
 
     finite_x = x[np.isfinite(x)]
     xlim = (finite_x.min() - 0.3, finite_x.max() + 0.3) if finite_x.size else None
@@ -196,14 +151,14 @@ def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | o
     nrows = -(-len(panels) // ncols)
     fig = Figure(figsize=(4.3 * ncols, 3.3 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, (title, ylabel, lines, band) in zip(axes, panels, strict=False):
+    for ax, (title, ylabel, lines, band, zero_line) in zip(axes, panels, strict=False):
         for (lab, v, style), colour in zip(lines, ("tab:blue", "tab:red", "tab:green"), strict=False):
             ok = np.isfinite(v)
             ax.plot(x[ok], v[ok], marker="o", color=colour, label=lab, **style)
         if band is not None:
             ok = np.isfinite(band[0]) & np.isfinite(band[1])
             ax.fill_between(x[ok], band[0][ok], band[1][ok], color="tab:blue", alpha=0.15, label="±1 s.d.")
-        if title.startswith(("FSCwork", "Sharpness")):
+        if zero_line:
             ax.axhline(0.0, color="0.5", lw=0.8)
         if final_cycle is not None:
             ax.axvline(final_cycle, color="tab:green", lw=6, alpha=0.2, label=f"final (cycle {final_cycle})")
@@ -218,7 +173,7 @@ def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | o
             ax.legend(fontsize=8)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------- FSC curves
@@ -283,7 +238,7 @@ def plot_fsc_curves(curves: Mapping[str, object], path: str | os.PathLike,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2 if len(curves) > 6 else 1)
     _add_resolution_axis(ax)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------- radial profiles
@@ -372,7 +327,7 @@ def plot_radial_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarray]], 
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2 if len(profiles) > 6 else 1)
     _add_resolution_axis(ax, squared=True)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------- B-factor distributions
@@ -414,7 +369,7 @@ def plot_bfactor_distributions(bvalues: Mapping[str, np.ndarray], path: str | os
         lab.set_ha("right" if len(labels) > 4 else "center")
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------- per residue
@@ -479,7 +434,7 @@ def plot_per_residue(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike
             ax.axvline(i - 0.5, color="0.4", lw=0.8)
     axes[-1].set_xticks(starts, [f"chain {keys[i][0]}" for i in starts], fontsize=8)
     axes[-1].set_xlabel("residue (chain after chain)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------- central sections
@@ -534,67 +489,10 @@ def plot_central_sections(maps: Mapping[str, np.ndarray | Map], path: str | os.P
         cb = fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.85, pad=0.01)
         cb.ax.tick_params(labelsize=7)
         cb.set_label(f"{label} density", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-# ---------------------------------------------------------------------- contour level + ChimeraX
-def level_for_enclosed_volume(data: np.ndarray, volume: float, voxel_volume: float = 1.0) -> float:
-    """The contour level whose isosurface encloses `volume` (same units as `voxel_volume`, e.g. Å³).
-
-    Returns the value of the k-th highest voxel, k = round(volume / voxel_volume): exactly k voxels are
-    ≥ the level when values are distinct (ties can only add voxels). Non-finite voxels are ignored.
-    """
-    flat = np.asarray(data, dtype=np.float64).ravel()
-    flat = flat[np.isfinite(flat)]
-    if flat.size == 0:
-        raise ValueError("the map has no finite values")
-    if not volume > 0 or not voxel_volume > 0:
-        raise ValueError(f"volume ({volume}) and voxel_volume ({voxel_volume}) must be positive")
-    k = int(np.clip(round(volume / voxel_volume), 1, flat.size))
-    return float(np.partition(flat, flat.size - k)[flat.size - k])
-
-
-def sigma_level(data: np.ndarray, n_sigma: float = 3.0, mask: np.ndarray | None = None) -> float:
-    """mean + n_sigma·std of the map (inside `mask` if given): a contour level by the usual σ convention."""
-    v = np.asarray(data, dtype=np.float64)
-    v = v[np.asarray(mask, dtype=bool)] if mask is not None else v.ravel()
-    v = v[np.isfinite(v)]
-    return float(v.mean() + n_sigma * v.std())
-
-
-def model_mass(structure) -> float:
-    """Mass of the model in Da (Σ atomic weight × occupancy over the first model); when the model has no
-    hydrogen atoms, one hydrogen per heavy atom is added (≈ the ratio in proteins and nucleic acids)."""
-    mass = 0.0
-    heavy = 0
-    hydrogens = 0
-    for chain in structure[0]:
-        for res in chain:
-            for atom in res:
-                mass += atom.element.weight * atom.occ
-                if atom.element.name in ("H", "D"):
-                    hydrogens += 1
-                else:
-                    heavy += 1
-    if heavy == 0:
-        raise LocScaleInputError("the model has no atoms", "give a model with atomic coordinates")
-    if hydrogens == 0:
-        mass += 1.008 * heavy
-    return float(mass)
-
-
-def contour_level(emap: Map, structure, scale: float = 1.0) -> tuple[float, float]:
-    """A contour level at which the map encloses the model's molecular volume (`scale` times it).
-
-    Volume = model mass × 1.21 Å³/Da (protein partial specific volume). Returns ``(level, volume Å³)``.
-    Density the model does not explain (unmodelled parts, noise) takes part of that volume, so the contour
-    then sits a little tighter than the model; `scale` > 1 loosens it.
-    """
-    volume = model_mass(structure) * PROTEIN_VOLUME_PER_DALTON * float(scale)
-    voxel_volume = float(np.prod(emap.voxel_size))
-    return level_for_enclosed_volume(emap.data, volume, voxel_volume), volume
-
-
+# ---------------------------------------------------------------------- ChimeraX
 def write_chimerax_script(path: str | os.PathLike, map_path: str | os.PathLike,
                           model_path: str | os.PathLike | None, level: float, *,
                           title: str | None = None, style: str = "mesh", close_session: bool = True,
@@ -603,7 +501,8 @@ def write_chimerax_script(path: str | os.PathLike, map_path: str | os.PathLike,
 
     Paths are written relative to the script's folder (ChimeraX runs a .cxc from its own folder), so the
     results folder can be moved or copied as a whole. The map is #1 and the model #2 (`close_session`
-    clears the session first so the numbering holds). `level` normally comes from :func:`contour_level`;
+    clears the session first so the numbering holds). `level` normally comes from
+    :func:`locscale.models.contour_level`;
     pass its volume as `enclosed_volume` to note it in the script.
     """
     path = Path(path)

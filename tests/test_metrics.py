@@ -238,3 +238,13 @@ def test_map_statistics(crop):
     assert stats["mean"] == pytest.approx(float(np.mean(crop, dtype=np.float64)), rel=1e-12)
     assert stats["excess_kurtosis"] == pytest.approx(metrics.excess_kurtosis(crop), rel=1e-12)
     assert 0 <= stats["fraction_zero"] <= 1
+
+
+def test_level_for_enclosed_volume_is_exact():
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(20, 21, 22))  # distinct values: exactly k voxels are >= the k-th highest
+    for k in (1, 37, 500, data.size):
+        level = metrics.level_for_enclosed_volume(data, k * 2.5, voxel_volume=2.5)
+        assert np.count_nonzero(data >= level) == k
+    with pytest.raises(ValueError):
+        metrics.level_for_enclosed_volume(data, 0.0)

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ..mapio import atomic_output
 from ..records import dumps
+from ..report import save_figure
 
 
 def write_table(table: pd.DataFrame, path: str | Path, meta: dict | None = None) -> None:
@@ -36,13 +37,6 @@ def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
     sep = "|" + "|".join("---" for _ in table.columns) + "|"
     body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([head, sep, *body])
-
-
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write `fig` as PNG, atomically (the one place the experiments call the report module's saver)."""
-    from ..report import _save
-
-    return _save(fig, path)
 
 
 def figure(path, draw, title: str, size=(6.5, 4.2)) -> Path:

@@ -1,25 +1,8 @@
-"""The per-cycle table (TSV) and plots of cycles 0 ... last (locscale.report)."""
+"""The per-cycle table (TSV) and plots of cycles 0 ... last (rows: locscale.cycle_table; plots: locscale.report)."""
+
+from pathlib import Path
 
 from _wf import read_json, run, write_json
-
-# columns copied from each step's record into the cycle table (prefix added where names would clash)
-REFINE_KEYS = {"engine": "engine", "restrained": "restrained", "refine_xyz": "refine_xyz",
-               "engine_fsc_average_target": "engine_fsc_average_target", "engine_cycles": "engine_cycles"}
-SHARPEN_KEYS = {"mode": "sharpen_mode", "window_voxels": "window_voxels", "window_angstrom": "window_angstrom",
-                "voxels_scaled": "voxels_scaled"}
-CROSSVAL_KEYS = {"fsc_work_average": "fsc_work", "fsc_test_average": "fsc_test",
-                 "fsc_work_test_gap": "fsc_work_test_gap"}
-
-
-def validate_row(row: dict) -> None:
-    """Check a row against workflow/schemas/cycle_row.schema.yaml (the table's documented columns)."""
-    from pathlib import Path
-
-    import jsonschema
-    import yaml
-
-    schema = yaml.safe_load((Path(__file__).parents[1] / "schemas" / "cycle_row.schema.yaml").read_text())
-    jsonschema.Draft202012Validator(schema).validate(row)
 
 
 def main(smk):
@@ -27,43 +10,32 @@ def main(smk):
     import pandas as pd
 
     from locscale import report
+    from locscale.cycle_table import TIMED_STEPS, finish_rows, read_cycle_row
     from locscale.mapio import read_map
     from locscale.metrics import radial_profile
     from locscale.model_validation import read_per_residue
     from locscale.models import b_factors, read_model
     from locscale.selection import choose_final_cycle
 
+    schema = Path(__file__).resolve().parents[1] / "schemas" / "cycle_row.schema.yaml"
     inp, last = smk.input, int(smk.params.last)
     info = read_json(inp.inputs)
     rows, curves, bvalues, residues = [], {}, {}, {}
     for c in range(last + 1):
         key = f"{c:02d}"
         label = "cycle 0 (input)" if c == 0 else f"cycle {c}"
-        row = dict(read_json(inp[f"metrics_{key}"]))
-        row["cycle"] = c
-        row["resolution_source"] = info["resolution_source"]
+        steps = {}
         if c >= 1:
-            ref, shp, conv = (read_json(inp[f"{k}_{key}"]) for k in ("refine", "sharpen", "converged"))
-            row.update({new: ref.get(old) for old, new in REFINE_KEYS.items()})
-            row.update({new: shp.get(old) for old, new in SHARPEN_KEYS.items()})
-            row["convergence"] = conv["status"]
-            row["convergence_reason"] = conv["reason"]
-            for step in ("refine", "simulate", "sharpen", "validate"):
-                row[f"time_{step}_s"] = float(pd.read_csv(inp[f"bench_{step}_{key}"], sep="\t")["s"].iloc[0])
+            steps = {k: inp[f"{k}_{key}"] for k in ("refine", "sharpen", "converged")}
+            steps["benchmarks"] = {s: inp[f"bench_{s}_{key}"] for s in TIMED_STEPS}
             if f"crossval_{key}" in inp.keys():
-                cv = read_json(inp[f"crossval_{key}"])
-                row.update({new: cv.get(old) for old, new in CROSSVAL_KEYS.items()})
-        rows.append(row)
+                steps["crossval"] = inp[f"crossval_{key}"]
+        rows.append(read_cycle_row(c, inp[f"metrics_{key}"], resolution_source=info["resolution_source"], **steps))
         curves[label] = pd.read_csv(inp[f"fsc_{key}"], sep="\t")
         bvalues[label] = b_factors(read_model(inp[f"model_{key}"]))
         residues[label] = read_per_residue(inp[f"residues_{key}"])
     selection = choose_final_cycle(rows, smk.params.selection)
-    for row in rows:
-        row["b_target"] = smk.params.config_summary["refine"]["b_target"]
-        row["flags"] = "; ".join(selection.flags.get(row["cycle"], [])) or "none"
-        row["final"] = row["cycle"] == selection.cycle
-        row["warnings"] = "; ".join(row.get("warnings") or []) or "none"
-        validate_row(row)
+    finish_rows(rows, selection, smk.params.config_summary["refine"]["b_target"], schema)
     write_json(smk.output.selection, {**selection.record(), "last_cycle": last})
     print(f"final cycle: {selection.reason}")
     table = report.write_cycle_table(rows, smk.output.table)
