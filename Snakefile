@@ -6,7 +6,7 @@
 #   snakemake --cores 2                                  # bundled example (config/config.yaml)
 #   snakemake --cores 16 --configfile config/trpv1.yaml  # the paper's TRPV1 case (downloads EMD-5778 + 3J5P)
 #
-# Settings: config/config.yaml, documented in config/README.md and config/config.schema.yaml.
+# Settings: config/config.yaml, documented in config/README.md and workflow/schemas/config.schema.yaml.
 # Results: results/<dataset>/cycle_NN/ (cycle_00 = checked inputs, the global-sharpened start target and the
 # unrefined model's metrics) and results/<dataset>/summary_upto_NN.tsv + plots for the last cycle NN.
 

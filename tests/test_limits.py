@@ -318,7 +318,7 @@ def test_config_schema_uses_the_same_limits(repo_root):
     """The workflow's config schema refuses what the CLI and library refuse."""
     import jsonschema
 
-    schema = yaml.safe_load((repo_root / "config" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())
     ds = schema["$defs"]["dataset"]["properties"]
     assert ds["resolution"]["maximum"] == limits.RESOLUTION_MAX
     assert ds["resolution"]["exclusiveMinimum"] == 0
@@ -338,7 +338,7 @@ def _workflow_config(**top):
 def test_workflow_config_errors_name_the_key_not_the_schema(repo_root):
     """A config without datasets printed ~940 lines of schema; resolution 100 was reported as 'model does not
     fit this map' after cycle 0; NaN passes any JSON-schema bound."""
-    schema = repo_root / "config" / "config.schema.yaml"
+    schema = repo_root / "workflow" / "schemas" / "config.schema.yaml"
     with pytest.raises(LocScaleInputError) as exc:
         limits.validate_config({"max_cycles": 3}, schema)
     msg = str(exc.value)
@@ -359,7 +359,7 @@ def test_workflow_config_errors_name_the_key_not_the_schema(repo_root):
 
 
 def test_workflow_min_cycles_above_max_cycles_is_refused(repo_root):
-    schema = repo_root / "config" / "config.schema.yaml"
+    schema = repo_root / "workflow" / "schemas" / "config.schema.yaml"
     with pytest.raises(LocScaleInputError, match=r"min_cycles \(5\) is larger than max_cycles \(3\)"):
         limits.validate_config(_workflow_config(min_cycles=5, max_cycles=3), schema)
 

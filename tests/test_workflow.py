@@ -89,7 +89,7 @@ def test_bundled_and_paper_configs_validate_and_dry_run(tmp_path):
     """config/config.yaml and every paper-case config pass the schema and build a DAG (downloads included)."""
     import jsonschema
 
-    schema = yaml.safe_load((REPO / "config" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     for name in WORKFLOW_CONFIGS:
         jsonschema.Draft202012Validator(schema).validate(yaml.safe_load((REPO / "config" / name).read_text()))
     # the bundled example dry-runs from the repository root, as a user would start it (-F: whatever results/
