@@ -495,6 +495,23 @@ def test_every_record_written_inside_a_collect_block_lists_its_warnings(tmp_path
     assert "warnings" not in read_json(tmp_path / "c.json")
 
 
+def test_every_dict_record_names_versions_and_command(tmp_path):
+    """write_json adds a ``provenance`` dict: installed versions of locscale and its key dependencies (missing
+    ones left out) and the command line; lists and other non-dict records are written as they are."""
+    import sys
+    from importlib import metadata
+
+    from locscale.records import PROVENANCE_PACKAGES, read_json, write_json
+
+    write_json(tmp_path / "a.json", {"x": 1})
+    prov = read_json(tmp_path / "a.json")["provenance"]
+    assert prov["command"] == " ".join(sys.argv) and prov["locscale"] == metadata.version("locscale")
+    assert set(prov) - {"command"} <= set(PROVENANCE_PACKAGES) and "numpy" in prov
+    write_json(tmp_path / "b.json", [1, 2])
+    assert read_json(tmp_path / "b.json") == [1, 2]
+    write_json(tmp_path / "c.json", {"x": 1}, with_provenance=False)
+    assert read_json(tmp_path / "c.json") == {"x": 1}
+
 def test_mmcif_without_b_column_is_warned_and_garbled_coordinates_refused(tmp_path, model_5ni1):
     """The same checks for mmCIF: gemmi gives B = 20 Å² without _atom_site.B_iso_or_equiv, and NaN for an
     unreadable coordinate."""

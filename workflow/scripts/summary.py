@@ -40,6 +40,7 @@ def main(smk):
         key = f"{c:02d}"
         label = "cycle 0 (input)" if c == 0 else f"cycle {c}"
         row = dict(read_json(inp[f"metrics_{key}"]))
+        row.pop("provenance", None)  # the table's columns are the metrics (each record keeps its provenance)
         row["cycle"] = c
         row["resolution_source"] = info["resolution_source"]
         if c >= 1:
