@@ -6,17 +6,27 @@
 #   snakemake --cores 2                                  # bundled example (config/config.yaml)
 #   snakemake --cores 16 --configfile config/trpv1.yaml  # the paper's TRPV1 case (downloads EMD-5778 + 3J5P)
 #
-# Settings: config/config.yaml, documented in config/README.md and config/config.schema.yaml.
+# Settings: config/config.yaml, documented in config/README.md and workflow/schemas/config.schema.yaml.
 # Results: results/<dataset>/cycle_NN/ (cycle_00 = checked inputs, the global-sharpened start target and the
 # unrefined model's metrics) and results/<dataset>/summary_upto_NN.tsv + plots for the last cycle NN.
 
+import os
 import sys
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+import locscale
+
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)  # the locscale package of this checkout, also when it is not installed
+# The locscale package comes from the environment (pip install -e ".[workflow]", or envs/snakemake.yaml); the
+# rules' conda environments (envs/*.yaml) install this checkout from LOCSCALE_ROOT.
+os.environ.update(LOCSCALE_ROOT=workflow.basedir)  # set here, not read: no envvars directive
+if Path(locscale.__file__).resolve().parents[1] != Path(workflow.basedir).resolve():
+    print(f"WARNING: the locscale package imported here ({Path(locscale.__file__).parent}) is not this checkout's "
+          f"({workflow.basedir}/locscale); install the checkout: pip install -e '{workflow.basedir}[workflow]'",
+          file=sys.stderr)
 
 
 # The bundled example is the default config; a --configfile REPLACES it (its datasets are not merged into the

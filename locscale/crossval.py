@@ -2,10 +2,11 @@
 
 1. shake every atom by a random vector of length ≤ ``shake`` Å (seeded, ``models.shake_model``) to erase the
    memory of the full map the model was built into;
-2. refine the shaken model against **half map 1 only** with servalcat through ``locscale.refine``'s
-   :class:`ServalcatEngine` (``refine_spa_norefmac --halfmaps H1 H2 --cross_validation``, B iso; coordinates
-   too when ``refine_xyz`` -- the default with a monomer library --, else ``--fix_xyz --unrestrained``), in its
-   own working folder (servalcat appends to files in the current folder);
+2. refine the shaken model against **half map 1 only** with the refinement engine's cross-validation variant
+   (``RefinementEngine.for_cross_validation``; servalcat: ``refine_spa_norefmac --halfmaps H1 H2
+   --cross_validation``, B iso; coordinates too when ``refine_xyz`` -- the default with a monomer library --,
+   else ``--fix_xyz --unrestrained``), in its own working folder (servalcat appends to files in the current
+   folder);
 3. FSCwork = FSC(model map, half map 1), FSCtest = FSC(model map, half map 2), both computed here with the
    package's one FSC definition (``locscale.metrics.fsc``, one-voxel shells) on the half maps' grid, after
    multiplying map and model map by a soft mask: the refined model's envelope at
@@ -77,26 +78,26 @@ def _as_path(m: Map | str | os.PathLike, workdir: Path, name: str) -> tuple[str,
 
 
 def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str | os.PathLike, resolution: float,
-                   workdir: str | os.PathLike, *, shake: float = 0.5, seed: int = 0, monlib: str | None = None,
-                   refine_xyz: bool | None = None, ncycle: int | None = None, executable: str = "servalcat",
-                   threads: int = 1, ligands: list | tuple = ()) -> CrossValidation:
+                   workdir: str | os.PathLike, *, engine=None, shake: float = 0.5, seed: int = 0,
+                   refine_xyz: bool | None = None, threads: int = 1) -> CrossValidation:
     """FSCwork / FSCtest by the shake protocol (module docstring).
 
-    `workdir` is created; it holds the shaken model and a ``servalcat/`` folder (emptied first) with servalcat's
-    files and log. `refine_xyz` defaults to True with a monomer library (restrained coordinate + B refinement, the
-    protocol of Brown et al. 2015) and False without one (B only, ``--fix_xyz --unrestrained``: unrestrained
-    coordinate refinement is refused by ``locscale.refine``). Standard geometry restraints, no jelly body (the
-    protocol's); `ligands`: restraint dictionaries for residues outside the library."""
+    `engine`: the refinement engine (``locscale.engines``; default: unrestrained servalcat) whose
+    :meth:`~locscale.engines.base.RefinementEngine.for_cross_validation` refines the shaken model; engines that
+    cannot refine against half map 1 only refuse there. `workdir` is created; it holds the shaken model and a
+    folder named after the engine (emptied first) with the engine's files and log. `refine_xyz` defaults to True
+    with a monomer library (restrained coordinate + B refinement, the protocol of Brown et al. 2015) and False
+    without one (B only, ``--fix_xyz --unrestrained``: unrestrained coordinate refinement is refused). Standard
+    geometry restraints, no jelly body (the protocol's)."""
+    from .engines import ServalcatEngine
     from .models import envelope_mask, read_model, shake_model, write_model
-    from .refine import ServalcatEngine
     from .simulate import simulate_model_map
     from .truth import soft_mask
 
     if not 0 <= shake <= 0.5:
         raise LocScaleInputError(f"shake of {shake} Å is outside 0-0.5 Å", "use a shake of at most 0.5 Å "
                                  "(the protocol of Brown et al. 2015)")
-    if refine_xyz is None:
-        refine_xyz = monlib is not None
+    engine = (ServalcatEngine() if engine is None else engine).for_cross_validation(refine_xyz)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     p1, h1 = _as_path(half1, workdir, "half1.mrc")
@@ -105,9 +106,7 @@ def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str |
     shaken = shake_model(structure, max_shift=shake, seed=seed)
     write_model(shaken, workdir / "shaken.pdb")
     prefix = "cv"
-    engine = ServalcatEngine(executable=executable, monlib=monlib, refine_xyz=refine_xyz, ncycle=ncycle,
-                             extra_args=["--cross_validation"], ligands=ligands, jellybody=False)
-    run = engine.run(workdir / "shaken.pdb", resolution, workdir / "servalcat", half_maps=[p1, p2],
+    run = engine.run(workdir / "shaken.pdb", resolution, workdir / engine.name, half_maps=[p1, p2],
                      threads=threads, prefix=prefix)
     refined = read_model(run.model)
 
@@ -122,8 +121,8 @@ def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str |
     curve["gap"] = curve["fsc_work"] - curve["fsc_test"]
     fsc_json = run.workdir / f"{prefix}_fsc.json"
     sv = _servalcat_averages(fsc_json, resolution) if fsc_json.exists() else {}
-    settings = {"shake_A": float(shake), "seed": int(seed), "refine_xyz": bool(refine_xyz),
-                "restrained": monlib is not None, "command": " ".join(run.command)}
+    settings = {"shake_A": float(shake), "seed": int(seed), "refine_xyz": bool(engine.refine_xyz),
+                "restrained": bool(engine.restrained), "command": " ".join(run.command)}
     return CrossValidation(curve=curve, fsc_work_average=metrics.fsc_average(work, resolution),
                            fsc_test_average=metrics.fsc_average(test, resolution), resolution=float(resolution),
                            refined_model=run.model, servalcat=sv, settings=settings)

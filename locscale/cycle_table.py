@@ -91,6 +91,7 @@ def cycle_row(cycle: int, metrics: Mapping, *, resolution_source: str, refine: M
     `metrics`, and for refined cycles `refine`, `sharpen`, `converged` (the checkpoint's decision), `times`
     (step -> seconds, :data:`TIMED_STEPS`) and `crossval` (half maps only)."""
     row = dict(metrics)
+    row.pop("provenance", None)  # the table's columns are the metrics (each record keeps its provenance)
     row["cycle"] = int(cycle)
     row["resolution_source"] = resolution_source
     if refine is not None:

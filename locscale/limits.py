@@ -1,7 +1,7 @@
 """Every limit in one place: parameter ranges, memory, and the outputs a command may write.
 
 The command line, the library (:func:`locscale.sharpen.sharpen_map`, :func:`locscale.sharpen.choose_window`,
-...) and the workflow's config schema (``config/config.schema.yaml``, whose bounds ``tests/test_limits.py``
+...) and the workflow's config schema (``workflow/schemas/config.schema.yaml``, whose bounds ``tests/test_limits.py``
 compares with the constants here) all use these checks, so a value refused by one is refused by all. Each
 check raises :class:`~locscale.errors.LocScaleInputError` (a problem and a fix, printed on one line by the CLI).
 
@@ -400,11 +400,11 @@ def validate_config(config: dict, schema_path: str | os.PathLike, fill_defaults=
 
 
 def validate_workflow_config(config: dict, basedir: str | os.PathLike, fill_defaults=None) -> None:
-    """:func:`validate_config` against the workflow's ``config/config.schema.yaml`` under `basedir`, for the
+    """:func:`validate_config` against the workflow's ``workflow/schemas/config.schema.yaml`` under `basedir`, for the
     Snakefile: a problem ends the run before any job with Snakemake's WorkflowError and our short message."""
     from snakemake.exceptions import WorkflowError
 
     try:
-        validate_config(config, Path(basedir) / "config" / "config.schema.yaml", fill_defaults)
+        validate_config(config, Path(basedir) / "workflow" / "schemas" / "config.schema.yaml", fill_defaults)
     except LocScaleInputError as err:
         raise WorkflowError(f"config: {err}") from None

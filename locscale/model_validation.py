@@ -111,7 +111,7 @@ def installed_tools() -> dict[str, str | None]:
 
 def _monlib(monlib) -> tuple[Path | None, str]:
     """(monomer library, where it came from): the argument, else $CLIBD_MON, else coot's bundled library."""
-    from .refine import installed_monlib, is_monlib
+    from .restraints import installed_monlib, is_monlib
 
     if monlib:
         path = Path(monlib)

@@ -1,9 +1,11 @@
-"""JSON records (run info, metrics, decisions): numpy values converted, written atomically."""
+"""JSON records (run info, metrics, decisions): numpy values converted, provenance added, written atomically."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,17 +26,41 @@ def dumps(record, **kw) -> str:
     return json.dumps(record, default=jsonable, **kw)
 
 
-def write_json(path: str | os.PathLike, record, *, sort_keys: bool = False, warnings: list | None = None) -> Path:
+#: the packages whose installed versions every record names (those not installed are left out)
+PROVENANCE_PACKAGES = ("locscale", "numpy", "gemmi", "servalcat", "snakemake")
+
+
+@functools.cache
+def provenance() -> dict:
+    """What made a record: the installed versions of locscale and its key dependencies
+    (:data:`PROVENANCE_PACKAGES`, from the package metadata, nothing imported) and the command line; computed once
+    per process."""
+    from importlib import metadata
+
+    versions = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {**versions, "command": " ".join(sys.argv)}
+
+
+def write_json(path: str | os.PathLike, record, *, sort_keys: bool = False, warnings: list | None = None,
+               with_provenance: bool = True) -> Path:
     """Write `record` as indented JSON, atomically (temporary name, then rename).
 
     With `warnings` (default: the list of the innermost active :func:`collect_warnings` block, if any), a dict
     record gets a ``warnings`` list: what was degenerate about the inputs (``locscale.checks``), so a result
-    made from them says so itself."""
+    made from them says so itself. A dict record also gets a ``provenance`` dict (:func:`provenance`: versions and
+    command line) unless `with_provenance` is False."""
     path = Path(path)
     if warnings is None and _ACTIVE:
         warnings = _ACTIVE[-1]
     if warnings is not None and isinstance(record, dict):
         record = {**record, "warnings": [str(w) for w in warnings]}
+    if with_provenance and isinstance(record, dict):
+        record = {**record, "provenance": provenance()}
     with atomic_output(path, suffix=".json") as tmp:
         Path(tmp).write_text(dumps(record, indent=2, sort_keys=sort_keys) + "\n")
     return path

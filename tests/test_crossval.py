@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from locscale.crossval import CrossValidation, cross_validate, read_crossval, write_crossval
+from locscale.engines import ServalcatEngine
 from locscale.errors import LocScaleInputError
 from locscale.models import read_model
 from locscale.phantom import crop_model, make_phantom
@@ -43,7 +44,8 @@ def _check_curves(cv: CrossValidation):
 def test_fsc_work_exceeds_fsc_test_after_restrained_refinement(phantom, monlib, tmp_path):
     ph, folder = phantom
     cv = cross_validate(ph.structure, folder / "SIMULATED_half1.mrc", folder / "SIMULATED_half2.mrc", RES,
-                        tmp_path / "cv", shake=0.5, seed=0, monlib=str(monlib))
+                        tmp_path / "cv", shake=0.5, seed=0,
+                        engine=ServalcatEngine(monlib=monlib))
     assert cv.settings["refine_xyz"] and cv.settings["restrained"]
     # refinement saw half map 1 only: its noise is fitted, half map 2's is not (measured gap 0.02)
     assert cv.fsc_work_average > cv.fsc_test_average

@@ -120,7 +120,7 @@ def test_convergence_and_validation_labels_come_from_the_registry(repo_root):
     assert model_validation.LABELS["rama_outliers_pct"] == "Ramachandran outliers (%)"
     assert model_validation.SOURCE["emringer_score"] == "cctbx"
     # the workflow's configured tolerances default to the registry's
-    config = yaml.safe_load((repo_root / "config" / "config.schema.yaml").read_text())
+    config = yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())
     defaults = {k: v["default"] for k, v in config["properties"]["tolerances"]["properties"].items()}
     assert defaults == cycle_metrics.default_tolerances()
 

@@ -318,7 +318,7 @@ def test_config_schema_uses_the_same_limits(repo_root):
     """The workflow's config schema refuses what the CLI and library refuse."""
     import jsonschema
 
-    schema = yaml.safe_load((repo_root / "config" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())
     ds = schema["$defs"]["dataset"]["properties"]
     assert ds["resolution"]["maximum"] == limits.RESOLUTION_MAX
     assert ds["resolution"]["exclusiveMinimum"] == 0
@@ -338,7 +338,7 @@ def _workflow_config(**top):
 def test_workflow_config_errors_name_the_key_not_the_schema(repo_root):
     """A config without datasets printed ~940 lines of schema; resolution 100 was reported as 'model does not
     fit this map' after cycle 0; NaN passes any JSON-schema bound."""
-    schema = repo_root / "config" / "config.schema.yaml"
+    schema = repo_root / "workflow" / "schemas" / "config.schema.yaml"
     with pytest.raises(LocScaleInputError) as exc:
         limits.validate_config({"max_cycles": 3}, schema)
     msg = str(exc.value)
@@ -359,7 +359,7 @@ def test_workflow_config_errors_name_the_key_not_the_schema(repo_root):
 
 
 def test_workflow_min_cycles_above_max_cycles_is_refused(repo_root):
-    schema = repo_root / "config" / "config.schema.yaml"
+    schema = repo_root / "workflow" / "schemas" / "config.schema.yaml"
     with pytest.raises(LocScaleInputError, match=r"min_cycles \(5\) is larger than max_cycles \(3\)"):
         limits.validate_config(_workflow_config(min_cycles=5, max_cycles=3), schema)
 
@@ -494,6 +494,23 @@ def test_every_record_written_inside_a_collect_block_lists_its_warnings(tmp_path
     assert read_json(tmp_path / "b.json")["warnings"] == ["every atom has B = 0"] == echoed
     assert "warnings" not in read_json(tmp_path / "c.json")
 
+
+def test_every_dict_record_names_versions_and_command(tmp_path):
+    """write_json adds a ``provenance`` dict: installed versions of locscale and its key dependencies (missing
+    ones left out) and the command line; lists and other non-dict records are written as they are."""
+    import sys
+    from importlib import metadata
+
+    from locscale.records import PROVENANCE_PACKAGES, read_json, write_json
+
+    write_json(tmp_path / "a.json", {"x": 1})
+    prov = read_json(tmp_path / "a.json")["provenance"]
+    assert prov["command"] == " ".join(sys.argv) and prov["locscale"] == metadata.version("locscale")
+    assert set(prov) - {"command"} <= set(PROVENANCE_PACKAGES) and "numpy" in prov
+    write_json(tmp_path / "b.json", [1, 2])
+    assert read_json(tmp_path / "b.json") == [1, 2]
+    write_json(tmp_path / "c.json", {"x": 1}, with_provenance=False)
+    assert read_json(tmp_path / "c.json") == {"x": 1}
 
 def test_mmcif_without_b_column_is_warned_and_garbled_coordinates_refused(tmp_path, model_5ni1):
     """The same checks for mmCIF: gemmi gives B = 20 Å² without _atom_site.B_iso_or_equiv, and NaN for an

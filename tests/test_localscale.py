@@ -254,7 +254,7 @@ def test_one_list_of_modes(repo_root):
 
     from locscale.cli import _parser
 
-    schema = yaml.safe_load((repo_root / "config" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert _find_mode_enum(schema) == list(MODES)
     sharpen = _parser()._subparsers._group_actions[0].choices["sharpen"]
     choices = next(a.choices for a in sharpen._actions if a.dest == "mode")

@@ -259,7 +259,7 @@ def test_coordinates_refined_with_a_far_too_loose_weight_are_flagged_and_never_f
     and hands out the restrained cycle. Measured: FSCaverage 0.843 vs 0.938; bond RMSZ ~1 vs ~30."""
     from test_refine import crop_example
 
-    from locscale.refine import ServalcatEngine
+    from locscale.engines import ServalcatEngine
     from locscale.selection import choose_final_cycle, cycle_flags
 
     crop_map, crop_model = crop_example(emd3488_map, model_5me2, tmp_path / "crop")

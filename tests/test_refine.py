@@ -1,5 +1,5 @@
-"""Refinement-engine adapters (locscale.refine): command lines, monomer library, availability checks, and a real
-servalcat B-factor refinement on a crop of the bundled example."""
+"""Refinement engines (locscale.engines) and their restraints (locscale.restraints): command lines, monomer
+library, availability checks, and a real servalcat B-factor refinement on a crop of the bundled example."""
 
 from __future__ import annotations
 
@@ -10,20 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from locscale.errors import LocScaleInputError
-from locscale.mapio import Map, read_map, write_map
-from locscale.models import atom_positions, b_factors, read_model, write_model
-from locscale.refine import (
+from locscale.engines import (
     PHENIX_HOWTO,
     EngineUnavailableError,
     PhenixEngine,
     ServalcatEngine,
-    installed_monlib,
     make_engine,
-    missing_monomers,
     read_servalcat_stats,
-    resolve_monlib,
 )
+from locscale.errors import LocScaleInputError
+from locscale.mapio import Map, read_map, write_map
+from locscale.models import atom_positions, b_factors, read_model, write_model
+from locscale.restraints import installed_monlib, missing_monomers, resolve_monlib
 
 
 def crop_example(map_path, model_path, dest: Path, chains=("A",), margin: float = 6.0) -> tuple[Path, Path]:
@@ -215,3 +213,85 @@ def test_servalcat_restrained_with_monomer_library(crop, tmp_path, monlib):
     assert res.restrained and "--monlib" in res.command and "--unrestrained" not in res.command
     assert np.isfinite(res.stats["fsc_average_target"])
     assert b_factors(read_model(res.model)).std() > 5
+
+
+# ---------------------------------------------------------------------- engines as plug-ins (locscale.engines)
+REPO = Path(__file__).resolve().parents[1]
+#: every schema that lists refine.engine values: file -> path of keys to the enum
+ENGINE_ENUMS = {
+    "workflow/schemas/config.schema.yaml": ("properties", "refine", "properties", "engine", "enum"),
+    "workflow/schemas/cycle_row.schema.yaml": ("properties", "engine", "enum"),
+}
+
+
+def engine_enum_gaps(engines) -> dict[str, set[str]]:
+    """Schema file -> registered engine names its enum lacks (or lists without registration); empty when every
+    schema agrees with `engines`."""
+    import yaml
+
+    gaps = {}
+    for rel, keys in ENGINE_ENUMS.items():
+        node = yaml.safe_load((REPO / rel).read_text())
+        for k in keys:
+            node = node[k]
+        diff = set(engines) ^ set(node)
+        if diff:
+            gaps[rel] = diff
+    return gaps
+
+
+def test_schema_engine_enums_and_envs_match_the_registry():
+    from locscale.engines import ENGINES
+
+    assert engine_enum_gaps(ENGINES) == {}
+    for cls in ENGINES.values():
+        assert (REPO / "envs" / cls.conda_env).is_file(), cls  # the refine rule's conda env exists
+
+
+def test_adding_an_engine_is_one_class_and_one_registration(tmp_path, monkeypatch):
+    """A toy engine: one class, one register() call; make_engine builds it from a config dict, the workflow's
+    checks and cross-validation go through its methods, and the schema check names it as missing from the enums."""
+    from locscale import engines
+    from locscale.engines import RefinementEngine, RefinementResult, make_engine, register
+
+    class ToyEngine(RefinementEngine):
+        name = "toy"
+        conda_env = "locscale.yaml"
+
+        def __init__(self, scale=1.0):
+            self.scale = scale
+
+        @classmethod
+        def from_config(cls, refine_config, environ=None):
+            return cls(**(refine_config.get("toy") or {}))
+
+        def check_available(self, *, envmodules_active=False):
+            return "/bin/true"
+
+        def run(self, model, resolution, workdir, *, target_map=None, half_maps=None, threads=1, log=None,
+                prefix="refined", step=None):
+            return RefinementResult(self.name, Path(model), ["toy"], Path(workdir), 0.0, True, False)
+
+    monkeypatch.setattr(engines, "ENGINES", dict(engines.ENGINES))  # the registration ends with the test
+    register(ToyEngine)
+    eng = make_engine({"engine": "toy", "toy": {"scale": 2.0}})
+    assert isinstance(eng, ToyEngine) and eng.scale == 2.0 and eng.envmodules == []
+    assert eng.check_before_workflow({"CONDA"}) is None  # its conda env provides the program
+    assert eng.check_before_workflow(set()) == "/bin/true"
+    with pytest.raises(LocScaleInputError, match="cannot cross-validate"):
+        eng.for_cross_validation()
+    assert engine_enum_gaps(engines.ENGINES) == {rel: {"toy"} for rel in ENGINE_ENUMS}
+    with pytest.raises(ValueError, match="already registered"):
+        register(type("OtherToy", (ToyEngine,), {}))
+
+
+def test_cross_validation_engines():
+    sv = ServalcatEngine(executable="sv", monlib=Path("/lib"), refine_xyz=False, ncycle=4, extra_args=["--x"],
+                         jellybody=True, weight=5)
+    cv = sv.for_cross_validation()
+    assert cv.refine_xyz and cv.restrained and cv.ncycle == 4 and not cv.jellybody and cv.weight is None
+    assert cv.extra_args == ["--cross_validation"] and cv.executable == "sv"
+    assert not ServalcatEngine().for_cross_validation().refine_xyz  # unrestrained: B only
+    assert "--cross_validation" in cv.command("m", 3, half_maps=["a", "b"])
+    with pytest.raises(LocScaleInputError, match="cross_validation.enabled: false"):
+        PhenixEngine().for_cross_validation()

@@ -86,11 +86,70 @@ def test_lint_passes():
     assert "Congratulations" in output(r)
 
 
+def test_experiments_lint_passes():
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/experiments.smk", "--lint"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, output(r)[-3000:]
+    assert "Congratulations" in output(r)
+
+
+def test_experiments_config_validates_and_dry_runs(tmp_path):
+    """config/experiments.yaml passes its schema and builds the experiments' DAG (run in a scratch folder, with the
+    bundled models' paths made absolute); a wrong type stops it before any job."""
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "experiments.schema.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config" / "experiments.yaml").read_text())
+    jsonschema.Draft202012Validator(schema).validate(cfg)
+    for ph in cfg["phantoms"].values():
+        ph["model"] = str(REPO / ph["model"])
+    cfg["outdir"] = "out"
+
+    def dry_run(config):
+        (tmp_path / "experiments.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "-s",
+                               str(REPO / "workflow" / "experiments.smk"), "--directory", str(tmp_path),
+                               "--configfile", str(tmp_path / "experiments.yaml")], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    r = dry_run(cfg)
+    assert r.returncode == 0, output(r)[-3000:]
+    assert "out/summary.md" in output(r) and "crossval_phantom" in output(r)
+    cfg["crossval"]["shake"] = "half an angstrom"
+    r = dry_run(cfg)
+    assert r.returncode != 0 and "shake" in output(r)
+
+
+def test_env_files_install_the_project_and_list_no_dependencies():
+    """Every envs/*.yaml installs this checkout (editable, with an extra pyproject.toml defines) and lists nothing
+    else but python and pip: the dependency list lives in pyproject.toml only."""
+    import re
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    envs = sorted((REPO / "envs").glob("*.yaml"))
+    assert envs
+    for path in envs:
+        env = yaml.safe_load(path.read_text())
+        conda = [d for d in env["dependencies"] if isinstance(d, str)]
+        assert sorted(d.split("=")[0] for d in conda) == ["pip", "python"], path
+        pip = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+        assert len(pip) == 1 and len(pip[0]) == 1, path
+        m = re.fullmatch(r"-e (\$\{LOCSCALE_ROOT\}|\.\.)(?:\[([a-z,]+)\])?", pip[0][0])
+        assert m, (path, pip[0][0])
+        assert all(e in extras for e in (m.group(2) or "").split(",") if e), path
+    # the rules' environments are found through LOCSCALE_ROOT, which the Snakefiles set
+    assert "LOCSCALE_ROOT" in (REPO / "Snakefile").read_text()
+    assert "LOCSCALE_ROOT" in (REPO / "workflow" / "experiments.smk").read_text()
+    # the workflow extra brings everything the rules' environments install
+    assert set(extras["workflow"][0].split("[")[1].rstrip("]").split(",")) == {"servalcat", "validation"}
+
+
 def test_bundled_and_paper_configs_validate_and_dry_run(tmp_path):
     """config/config.yaml and every paper-case config pass the schema and build a DAG (downloads included)."""
     import jsonschema
 
-    schema = yaml.safe_load((REPO / "config" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     for name in WORKFLOW_CONFIGS:
         jsonschema.Draft202012Validator(schema).validate(yaml.safe_load((REPO / "config" / name).read_text()))
     # the bundled example dry-runs from the repository root, as a user would start it (-F: whatever results/

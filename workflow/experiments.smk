@@ -15,13 +15,31 @@
 #   crossval            FSCwork / FSCtest by the shake protocol
 # each as a TSV table and a PNG plot; <outdir>/summary.md collects every table.
 
+import os
 import sys
+from pathlib import Path
 
-from snakemake.utils import min_version
+from snakemake.utils import min_version, validate
+
+import locscale
 
 min_version("9.0")
 
-sys.path.insert(0, str(Path(workflow.basedir).parent))  # the checkout's locscale package
+ROOT = Path(workflow.basedir).parent
+# locscale comes from the environment (pip install -e ".[workflow]"); the rules' conda environments (envs/*.yaml)
+# install this checkout from LOCSCALE_ROOT
+os.environ.update(LOCSCALE_ROOT=str(ROOT))  # set here, not read: no envvars directive
+if Path(locscale.__file__).resolve().parents[1] != ROOT.resolve():
+    print(f"WARNING: the locscale package imported here ({Path(locscale.__file__).parent}) is not this checkout's "
+          f"({ROOT}/locscale); install the checkout: pip install -e '{ROOT}[workflow]'", file=sys.stderr)
+
+# config/experiments.yaml is the default config; a --configfile replaces it
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/experiments.yaml"
+
+
+validate(config, "schemas/experiments.schema.yaml")
 
 
 OUT = config.get("outdir", "results/experiments")

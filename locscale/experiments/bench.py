@@ -122,6 +122,17 @@ def _blurred_from_info(structure: gemmi.Structure, info: dict) -> gemmi.Structur
     return add_b(structure, db, blur["b_global"])
 
 
+def refinement_engine(refine_config: dict, environ: dict | None = None):
+    """The refinement engine of the experiments' ``refine`` section (config/experiments.yaml: ``engine``,
+    default servalcat; ``restrained``, ``monlib``, ``ncycle``): B-factors only, coordinates fixed."""
+    from ..engines import DEFAULT_ENGINE, make_engine
+
+    cfg = refine_config
+    return make_engine({"engine": cfg.get("engine", DEFAULT_ENGINE), "restrained": cfg.get("restrained", True),
+                        "monlib": cfg.get("monlib"), "refine_xyz": False,
+                        "servalcat": {"ncycle": cfg.get("ncycle")}}, environ)
+
+
 def global_target(half1: Map, half2: Map, resolution: float) -> tuple[Map, dict]:
     """The workflow's cycle-0 target (its fixed B-refinement target by default): the half maps' mean, sharpened
     by its Guinier B and FSC-weighted (:func:`locscale.global_sharpen.global_sharpen`)."""

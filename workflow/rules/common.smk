@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from locscale.convergence import read_decision, walk_cycles
 from locscale.download import emdb_half_map_urls, emdb_map_url, emdb_number, pdb_model_url
 from locscale.errors import LocScaleInputError
-from locscale.refine import make_engine
+from locscale.engines import make_engine
 
 ENVS = Path(workflow.basedir) / "envs"
 RESULTS = "results"
@@ -255,7 +255,7 @@ def runtime_min(per_mb, base):
 # ---------------------------------------------------------------------------------------------- engine
 def _refine_params():
     """config['refine'] with the monomer library resolved (config value or $CLIBD_MON), so that which library
-    restrains the refinement is part of the rule's parameters."""
+    restrains the refinement is part of the rule's parameters; and the engine (locscale.engines)."""
     params = dict(config["refine"])
     try:
         engine = make_engine(params)
@@ -265,22 +265,29 @@ def _refine_params():
     return params, engine
 
 
+def _crossval_engine():
+    """The engine that cross-validates (its half-map variant); the refinement engine itself when no dataset is
+    cross-validated. An engine that cannot cross-validate fails here, before any job runs."""
+    if not any(crossval_enabled(ds) for ds in DATASETS):
+        return ENGINE
+    try:
+        return ENGINE.for_cross_validation(bool(REFINE.get("refine_xyz")))
+    except LocScaleInputError as err:
+        raise WorkflowError(f"config: {err}") from None
+
+
 REFINE, ENGINE = _refine_params()
+CROSSVAL_ENGINE = _crossval_engine()
 
 
 def _check_engine():
-    """Fail before any job runs when the selected refinement program is missing (PHENIX especially)."""
+    """Fail before any job runs when the selected refinement program is missing (the engine decides, given how
+    Snakemake deploys software: with --sdm conda, servalcat comes from its conda environment)."""
     methods = {m.name for m in workflow.deployment_settings.deployment_method}
-    if ENGINE.name == "phenix":
-        try:
-            ENGINE.check_available(envmodules_active="ENV_MODULES" in methods)
-        except LocScaleInputError as err:
-            raise WorkflowError(f"refinement engine not available: {err}") from None
-    elif "CONDA" not in methods:  # with --sdm conda, servalcat comes from envs/servalcat.yaml
-        try:
-            ENGINE.check_available()
-        except LocScaleInputError as err:
-            raise WorkflowError(f"refinement engine not available: {err}") from None
+    try:
+        ENGINE.check_before_workflow(methods)
+    except LocScaleInputError as err:
+        raise WorkflowError(f"refinement engine not available: {err}") from None
 
 
 _check_engine()

@@ -5,61 +5,33 @@
 # (results/<dataset>/cycle_NN/refine/), emptied first. With half maps, the refined model is also cross-validated by
 # the shake protocol (FSCwork/FSCtest).
 
-if ENGINE.name == "phenix":
-
-    rule refine:
-        input:
-            unpack(refine_targets),
-            model=refine_model,
-            info="results/{ds}/cycle_00/inputs.json",
-            ligands=config["refine"]["ligands"],
-        output:
-            model="results/{ds}/cycle_{cycle}/model.cif",
-            info="results/{ds}/cycle_{cycle}/refine.json",
-        params:
-            refine=REFINE,
-            workdir=lambda wildcards, output: str(Path(output.info).parent / "refine"),
-        log:
-            "results/{ds}/cycle_{cycle}/logs/refine.log",
-        benchmark:
-            "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
-        threads: config["refine"]["threads"]
-        resources:
-            mem_mb=mem_mb(40, 4000),
-            runtime=runtime_min(2, 60),
-        envmodules:
-            *config["refine"]["phenix"]["envmodules"],
-        conda:
-            "../../envs/locscale.yaml"
-        script:
-            "../scripts/refine.py"
-
-else:
-
-    rule refine:
-        input:
-            unpack(refine_targets),
-            model=refine_model,
-            info="results/{ds}/cycle_00/inputs.json",
-            ligands=config["refine"]["ligands"],
-        output:
-            model="results/{ds}/cycle_{cycle}/model.cif",
-            info="results/{ds}/cycle_{cycle}/refine.json",
-        params:
-            refine=REFINE,
-            workdir=lambda wildcards, output: str(Path(output.info).parent / "refine"),
-        log:
-            "results/{ds}/cycle_{cycle}/logs/refine.log",
-        benchmark:
-            "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
-        threads: config["refine"]["threads"]
-        resources:
-            mem_mb=mem_mb(40, 3000),
-            runtime=runtime_min(2, 60),
-        conda:
-            "../../envs/servalcat.yaml"
-        script:
-            "../scripts/refine.py"
+# The engine (refine.engine, locscale.engines) chooses the rule's conda environment and environment modules.
+rule refine:
+    input:
+        unpack(refine_targets),
+        model=refine_model,
+        info="results/{ds}/cycle_00/inputs.json",
+        ligands=config["refine"]["ligands"],
+    output:
+        model="results/{ds}/cycle_{cycle}/model.cif",
+        info="results/{ds}/cycle_{cycle}/refine.json",
+    params:
+        refine=REFINE,
+        workdir=lambda wildcards, output: str(Path(output.info).parent / "refine"),
+    log:
+        "results/{ds}/cycle_{cycle}/logs/refine.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
+    threads: config["refine"]["threads"]
+    resources:
+        mem_mb=mem_mb(40, ENGINE.mem_mb_base),
+        runtime=runtime_min(2, 60),
+    envmodules:
+        *ENGINE.envmodules,
+    conda:
+        f"../../envs/{ENGINE.conda_env}"
+    script:
+        "../scripts/refine.py"
 
 
 rule crossval:
@@ -82,6 +54,6 @@ rule crossval:
         mem_mb=mem_mb(40, 3000),
         runtime=runtime_min(2, 60),
     conda:
-        "../../envs/servalcat.yaml"
+        f"../../envs/{CROSSVAL_ENGINE.conda_env}"
     script:
         "../scripts/crossval.py"

@@ -9,10 +9,11 @@ Every script is a thin wrapper over ``locscale`` library calls::
 
     run(main)
 
-``run`` makes the checkout's ``locscale`` importable (also inside a conda env that has only its dependencies),
-sends stdout/stderr and warnings to the rule's log (warnings about the inputs also into every JSON record's
-``warnings`` list), and turns a :class:`locscale.errors.LocScaleInputError` into
-a short message (file, problem, fix) and exit status 1 instead of a traceback.
+``locscale`` is installed where the scripts run (the rule's conda environment installs this checkout, envs/*.yaml;
+without --sdm conda, the environment Snakemake runs in). ``run`` sends stdout/stderr and warnings to the rule's
+log (warnings about the inputs also into every JSON record's ``warnings`` list), and turns a
+:class:`locscale.errors.LocScaleInputError` into a short message (file, problem, fix) and exit status 1 instead of
+a traceback.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ import logging
 import sys
 import time
 import traceback
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def job():
@@ -59,8 +57,6 @@ def write_tsv(frame, path) -> None:
 
 def run(main) -> None:
     smk = job()
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
     log_path = smk.log[0] if len(smk.log) else None
     log = open(log_path, "w") if log_path else sys.stderr
     sys.stdout = sys.stderr = log

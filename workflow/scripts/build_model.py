@@ -6,10 +6,10 @@ from _wf import resolution_of, run
 def main(smk):
     from pathlib import Path
 
+    from locscale.engines import run_logged
     from locscale.errors import LocScaleInputError
     from locscale.mapio import read_map
     from locscale.models import check_model_in_map, read_model, write_model
-    from locscale.refine import run_logged
 
     workdir = Path(smk.params.workdir)
     workdir.mkdir(parents=True, exist_ok=True)

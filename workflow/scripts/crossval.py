@@ -5,13 +5,13 @@ from _wf import resolution_of, run, write_json
 
 def main(smk):
     from locscale.crossval import cross_validate, write_crossval
+    from locscale.engines import make_engine
     from locscale.models import read_model
 
     cv_cfg, refine = smk.params.crossval, smk.params.refine
     cv = cross_validate(read_model(smk.input.model), smk.input.half1, smk.input.half2,
-                        resolution_of(smk.input.info), smk.params.workdir, shake=cv_cfg["shake"],
-                        seed=cv_cfg["seed"], monlib=refine.get("monlib"), refine_xyz=refine["refine_xyz"],
-                        ncycle=(refine.get("servalcat") or {}).get("ncycle"), ligands=refine.get("ligands") or [])
+                        resolution_of(smk.input.info), smk.params.workdir, engine=make_engine(refine),
+                        shake=cv_cfg["shake"], seed=cv_cfg["seed"], refine_xyz=refine["refine_xyz"])
     write_crossval(cv, smk.output.curve, smk.output.plot, title=f"cycle {smk.wildcards.cycle}")
     write_json(smk.output.info, {"cycle": int(smk.wildcards.cycle), **cv.record()})
     print(cv.record())

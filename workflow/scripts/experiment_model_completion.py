@@ -9,13 +9,12 @@ from _wf import run
 
 
 def main(smk):
-    from locscale.experiments.bench import Bench, global_target
+    from locscale.experiments.bench import Bench, global_target, refinement_engine
     from locscale.experiments.common import write_table
     from locscale.experiments.model_completion import model_completion, plot_model_completion
     from locscale.global_sharpen import global_sharpen
     from locscale.mapio import write_map
     from locscale.models import read_model, write_model
-    from locscale.refine import ServalcatEngine, resolve_monlib
     from locscale.truth import global_b_scan
 
     s, cfg = smk.params.settings, smk.params.refine
@@ -28,8 +27,7 @@ def main(smk):
                 for a, b in zip(r, refined[(ch.name, r.seqid.num)], strict=True):
                     a.b_iso = b.b_iso
     workdir = Path(smk.params.workdir)
-    monlib = resolve_monlib(cfg.get("monlib"), restrained=cfg.get("restrained", True))
-    engine = ServalcatEngine(monlib=monlib, refine_xyz=False, ncycle=cfg.get("ncycle"))
+    engine = refinement_engine(cfg)
 
     b_target = s.get("b_target", "global")
     fixed, _ = global_target(bench.half1, bench.half2, bench.resolution)

@@ -8,16 +8,14 @@ from _wf import run, write_json
 
 
 def main(smk):
-    from locscale.experiments.bench import global_target
+    from locscale.experiments.bench import global_target, refinement_engine
     from locscale.mapio import read_map, write_map
     from locscale.models import read_model, set_uniform_b, write_model
-    from locscale.refine import ServalcatEngine, resolve_monlib
 
     cfg = smk.params.refine
     start = Path(smk.params.workdir).parent / "start.pdb"
     write_model(set_uniform_b(read_model(smk.input.model_true), float(cfg["start_b"])), start)
-    monlib = resolve_monlib(cfg.get("monlib"), restrained=cfg.get("restrained", True))
-    engine = ServalcatEngine(monlib=monlib, refine_xyz=False, ncycle=cfg.get("ncycle"))
+    engine = refinement_engine(cfg)
     resolution = float(__import__("json").loads(Path(smk.input.json).read_text())["noise"]["requested_resolution"])
     target = cfg.get("target", "global")
     if target == "global":

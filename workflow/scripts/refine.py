@@ -1,4 +1,4 @@
-"""Cycle step 1: refine the model with the configured engine (locscale.refine).
+"""Cycle step 1: refine the model with the configured engine (locscale.engines).
 
 B-factors are refined against ``input.target`` (refine.b_target); with ``input.xyz_target`` (refine_xyz and
 b_target global) the coordinates are first refined against that map with B fixed, then B against the target with
@@ -11,8 +11,8 @@ from _wf import resolution_of, run, write_json
 def main(smk):
     from pathlib import Path
 
+    from locscale.engines import make_engine
     from locscale.models import read_model, write_model
-    from locscale.refine import make_engine
 
     engine = make_engine(smk.params.refine)
     resolution = resolution_of(smk.input.info)

@@ -1,0 +1,159 @@
+"""What every refinement engine is (:class:`RefinementEngine`) and what they share: the result of one run
+(:class:`RefinementResult`), the refinement steps, and running a program with its output in a log.
+
+An engine is one class: it builds itself from the workflow config's ``refine`` section (:meth:`from_config`), says
+which conda environment (``envs/*.yaml``) and environment modules the workflow's refine rule runs it in, checks
+before the workflow starts that its program can run (with a message saying how to provide it), refines a model in
+its own working folder, and, if it can, gives the engine to cross-validate with (:meth:`for_cross_validation`).
+Registering the class in ``locscale.engines`` makes it selectable as ``refine.engine``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from ..errors import LocScaleInputError
+
+
+class EngineUnavailableError(LocScaleInputError):
+    """The selected refinement program cannot be run here; the message says how to provide it."""
+
+
+@dataclass
+class RefinementResult:
+    """What one refinement run produced."""
+
+    engine: str
+    model: Path  # the refined model written by the engine (in `workdir`)
+    command: list[str]
+    workdir: Path
+    seconds: float
+    restrained: bool
+    refine_xyz: bool
+    stats: dict = field(default_factory=dict)  # engine-reported numbers, e.g. FSCaverage against its target
+
+    def record(self) -> dict:
+        """Flat JSON/TSV-ready summary."""
+        return {"engine": self.engine, "refined_model": str(self.model), "command": shlex.join(self.command),
+                "workdir": str(self.workdir), "refine_seconds": round(self.seconds, 3),
+                "restrained": self.restrained, "refine_xyz": self.refine_xyz,
+                **{f"engine_{k}": v for k, v in self.stats.items()}}
+
+
+#: what one engine run refines: None = what the engine was made for (B, plus coordinates with refine_xyz);
+#: "xyz" = coordinates only; "adp" = B-factors only
+STEPS = (None, "xyz", "adp")
+
+
+def step_parts(step: str | None, refine_xyz: bool) -> tuple[bool, bool]:
+    """(refine coordinates, refine B-factors) of one run."""
+    if step not in STEPS:
+        raise ValueError(f"unknown refinement step {step!r}; one of {STEPS}")
+    return {None: (bool(refine_xyz), True), "xyz": (True, False), "adp": (False, True)}[step]
+
+
+class RefinementEngine(ABC):
+    """The protocol of a refinement engine (subclass it, then register the class in ``locscale.engines``)."""
+
+    #: the value of ``refine.engine`` that selects this engine
+    name: ClassVar[str]
+    #: the conda environment file (under ``envs/``) the workflow's refine rule runs this engine in
+    conda_env: ClassVar[str]
+    #: True when that conda environment installs the engine's program (then, with ``--sdm conda``, the workflow
+    #: does not look for it before starting); False for programs provided otherwise (PATH, modules)
+    conda_provides_program: ClassVar[bool] = True
+    #: memory request of the refine rule: base MB (plus 40 MB per MB of input)
+    mem_mb_base: ClassVar[int] = 3000
+
+    refine_xyz: bool = False
+    restrained: bool = True
+    monlib: Path | None = None  # the monomer library the engine restrains with, when it is given one
+
+    @property
+    def envmodules(self) -> list[str]:
+        """Environment modules the refine rule loads (with ``--sdm env-modules``); none by default."""
+        return []
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, refine_config: dict, environ: dict | None = None) -> RefinementEngine:
+        """The engine described by the workflow config's ``refine`` section (workflow/schemas/config.schema.yaml);
+        `environ` (default os.environ) for settings found in the environment."""
+
+    @abstractmethod
+    def check_available(self, *, envmodules_active: bool = False) -> str:
+        """Where the engine's program is found; raises :class:`EngineUnavailableError` saying how to provide it.
+        `envmodules_active`: Snakemake runs with ``--sdm env-modules`` (the rule's modules will be loaded)."""
+
+    def check_before_workflow(self, deployment: set[str] | frozenset[str] = frozenset()) -> str | None:
+        """The check the workflow runs before any job, given Snakemake's deployment methods (``CONDA``,
+        ``ENV_MODULES``, ...): skipped (None) when the rule's conda environment provides the program."""
+        if self.conda_provides_program and "CONDA" in deployment:
+            return None
+        return self.check_available(envmodules_active="ENV_MODULES" in deployment)
+
+    def check_monomers(self, model: str | os.PathLike) -> None:  # noqa: B027 (optional hook)
+        """Raise :class:`LocScaleInputError` when `model` has residues the engine cannot restrain (default: no
+        check, the engine brings its own library)."""
+
+    @abstractmethod
+    def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
+            target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
+            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None
+            ) -> RefinementResult:
+        """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first); `step` is
+        one of :data:`STEPS`."""
+
+    def for_cross_validation(self, refine_xyz: bool | None = None) -> RefinementEngine:
+        """The engine to refine a shaken model against half map 1 with (``locscale.crossval``): it must take
+        ``half_maps`` in :meth:`run` and refine against the first only. `refine_xyz` None: coordinates too when
+        restrained. Engines that cannot raise :class:`LocScaleInputError` (this default)."""
+        raise LocScaleInputError(
+            f"the refinement engine {self.name!r} cannot cross-validate against half maps (the shake protocol "
+            "refines against half map 1 only)",
+            "set cross_validation.enabled: false, or use refine.engine: servalcat")
+
+
+# ---------------------------------------------------------------------- running a program
+def run_logged(cmd: list[str] | str, workdir: str | os.PathLike, log: str | os.PathLike, *,
+               threads: int = 1, shell: bool = False, timeout: float | None = None) -> float:
+    """Run `cmd` in `workdir` with stdout+stderr appended to `log`; return wall seconds.
+
+    OpenMP/BLAS thread counts are set to `threads`. A non-zero exit raises RuntimeError with the log's last lines.
+    """
+    workdir = Path(workdir)
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(max(1, int(threads)))
+    t0 = time.perf_counter()
+    with open(log, "a") as fh:
+        fh.write(f"# in {workdir}: {cmd if isinstance(cmd, str) else shlex.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(["bash", "-c", cmd] if shell else cmd, cwd=workdir, stdout=fh,
+                              stderr=subprocess.STDOUT, env=env, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = "".join(Path(log).read_text(errors="replace").splitlines(keepends=True)[-25:])
+        name = cmd.split()[0] if isinstance(cmd, str) else Path(cmd[0]).name
+        raise RuntimeError(f"{name} failed (exit status {proc.returncode}) in {workdir}; last lines of {log}:\n"
+                           f"{tail}")
+    return seconds
+
+
+def absolute(path) -> str:
+    return str(Path(path).resolve())
+
+
+def fresh_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
