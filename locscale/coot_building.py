@@ -2,36 +2,34 @@
 
     python -m locscale.coot_building fill   --model M.cif --map F.mrc --out OUT.cif --json out.json
     python -m locscale.coot_building trace  --model M.cif --map F.mrc --plan P.json --seed S --out O.cif --json o.json
-    python -m locscale.coot_building refine --model M.cif --map F.mrc --plan plan.json --out OUT.cif --json out.json
+    python -m locscale.coot_building score  --model M.cif --map F.mrc --plan plan.json --json out.json
 
 This is the only module of locscale that imports ``coot_headless_api`` for building, and nothing imports it: it
 runs as a separate program, started by :mod:`locscale.model_building` (which plans what to build, runs the trials,
 chooses, trims and writes the records), because coot is GPLv3 and because coot and cctbx crash in one process.
 
-Each subcommand is one step, in a process of its own, because coot's real-space refinement is not reproducible
-inside a long-lived process (measured with coot-headless-api 1.3.3rc1 on the EMD-3488 crop: the same refinement
-from the same coordinates gave the same atoms in every fresh process for the first call, but from the third call
-on in a process it gave up to 0.15 Å different atoms from run to run, even with one thread; with a new
-``molecules_container_t`` in the same process, too). So each step does at most one refinement:
+Each subcommand is one step, in a process of its own. Coot's real-space refinement is not used: it is not
+reproducible (measured with coot-headless-api 1.3.3rc1 on the EMD-3488 crop, one thread, the same coordinates in,
+in fresh processes: 1 run in 5 without load, 3 in 5 under load gave a refined segment differing by up to 0.09 Å,
+and inside one process from the third refinement on nearly every run differed), so the builder refines with
+servalcat instead (:mod:`locscale.model_building`). The steps:
 
 * ``fill``: ``fill_partial_residues`` (side chains truncated in the model are completed and fitted by coot).
 * ``trace``: for every segment of the plan, residue by residue, ``add_terminal_residue_directly`` (coot's random
   φ/ψ trials, 3000 per residue, as ALA). Its random trials use the C library's ``random()``, which this step seeds
   (``srandom``) before every residue with a number made of the seed, the chain and the residue number, so a trace
-  is the same for the same model, map and seed (measured: identical atoms in every run). Then ``mutate`` the
-  traced residues to the sequence and ``auto_fit_rotamer`` each. No refinement here.
-* ``refine``: one refinement of all traced residues with two flanking residues each side
-  (``refine_residues_using_atom_cid``, ``LITERAL``, default 1000 cycles); then the per-residue density
-  correlation (``density_correlation_analysis``) and the Ramachandran probability (``ramachandran_analysis``)
-  of the traced residues and their flanks.
+  is the same for the same model, map and seed (measured: identical files in every run). Then ``mutate`` the
+  traced residues to the sequence and ``auto_fit_rotamer`` each.
+* ``score``: the per-residue density correlation (``density_correlation_analysis``) and the Ramachandran
+  probability (``ramachandran_analysis``) of the plan's residues and two flanking residues each side.
 
 The plan (JSON, written by :mod:`locscale.model_building`)::
 
     {"segments": [{"id": "A:58-62", "chain": "A", "anchor": 57, "direction": 1,
-                   "residues": [[58, "HIS"], [59, "ALA"], ...]}, ...], "refine_cycles": 1000}
+                   "residues": [[58, "HIS"], [59, "ALA"], ...]}, ...]}
 
-``direction`` is +1 (build towards higher residue numbers from ``anchor``: a gap or a C-terminal end) or -1
-(towards lower numbers: an N-terminal end).
+``direction`` is +1 (build towards higher residue numbers from ``anchor``: the first half of a gap or a C-terminal
+end) or -1 (towards lower numbers: the second half of a gap, from the residue after it, or an N-terminal end).
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-#: flanking residues refined with each traced segment (each side)
+#: flanking residues scored with each segment (each side)
 FLANK = 2
 
 
@@ -144,52 +142,47 @@ def mutate_and_fit(mc, imol: int, imap: int, plan: dict) -> None:
                     mc.auto_fit_rotamer(imol, seg["chain"], int(resnum), "", "", imap)
 
 
-def refine(model: str, map_path: str, plan: dict, out: Path) -> dict:
+def score(model: str, map_path: str, plan: dict) -> dict:
+    """Per-residue density correlation and Ramachandran probability of the plan's residues and their flanks."""
     mc, imol, imap = _container(model, map_path)
-    selections, scored = [], []
+    scored = []
     for seg in plan["segments"]:
-        chain = seg["chain"]
-        present = _segment_residues(mc, imol, seg)
-        if present:
-            lo, hi = min(present + [int(seg["anchor"])]), max(present + [int(seg["anchor"])])
-            selections.append(f"//{chain}/{lo - FLANK}-{hi + FLANK}")
-            scored.extend((chain, n) for n in range(lo - FLANK, hi + FLANK + 1))
-    refined = 0
-    if selections:
-        refined = int(mc.refine_residues_using_atom_cid(imol, "||".join(selections), "LITERAL",
-                                                        int(plan.get("refine_cycles", 1000))))
-    write_model(mc, imol, out)
+        numbers = [int(n) for n, _ in seg["residues"]] + [int(seg["anchor"])]
+        lo, hi = min(numbers), max(numbers)
+        scored.extend((seg["chain"], n) for n in range(lo - FLANK, hi + FLANK + 1))
     cc = _per_residue(mc.density_correlation_analysis(imol, imap))
     rama = _per_residue(mc.ramachandran_analysis(imol))
     rows = []
-    for chain, resnum in scored:
+    for chain, resnum in sorted(set(scored)):
         if not _has_residue(mc, imol, chain, resnum):
             continue
         ca = list(mc.get_residue_CA_position(imol, f"//{chain}/{resnum}"))
         rows.append({"chain": chain, "resnum": resnum, "cc": cc.get((chain, resnum), float("nan")),
                      "rama_probability": rama.get((chain, resnum), float("nan")), "ca": ca})
-    return {"refined": refined, "selection": "||".join(selections), "residues": rows}
+    return {"residues": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m locscale.coot_building", description=__doc__.split("\n")[0])
-    parser.add_argument("step", choices=["fill", "trace", "refine"])
+    parser.add_argument("step", choices=["fill", "trace", "score"])
     parser.add_argument("--model", required=True)
     parser.add_argument("--map", required=True)
-    parser.add_argument("--out", required=True, help="model written by this step")
+    parser.add_argument("--out", help="model written by this step (fill, trace)")
     parser.add_argument("--json", required=True, help="what this step did (JSON)")
-    parser.add_argument("--plan", help="segments to build (JSON; trace and refine)")
+    parser.add_argument("--plan", help="segments to build (JSON; trace and score)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the trace's random trials")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    out = Path(args.out)
+    out = Path(args.out) if args.out else None
     plan = json.loads(Path(args.plan).read_text()) if args.plan else {"segments": []}
+    if args.step in ("fill", "trace") and not args.out:
+        parser.error(f"{args.step} needs --out")
     if args.step == "fill":
         result = fill(args.model, args.map, out)
     elif args.step == "trace":
         result = trace(args.model, args.map, plan, args.seed, out)
     else:
-        result = refine(args.model, args.map, plan, out)
+        result = score(args.model, args.map, plan)
     result["seconds"] = time.perf_counter() - t0
     _write_atomic(Path(args.json), json.dumps(result, indent=1, allow_nan=True))
     return 0

@@ -14,7 +14,9 @@ coot). What this module does, in order:
    N-terminal side). Refused with the reason: a gap longer than ``max_gap_residues``, or whose anchors are farther
    apart than its residues can span (3.8 Å per peptide, :data:`CA_STEP`).
 3. **Trials**: ``trials`` traces of every segment, trial t with seed ``seed + t`` (coot's random φ/ψ trials,
-   seeded; each step is reproducible, see :mod:`locscale.coot_building`), each refined once.
+   seeded; a gap from its N-terminal side), each refined with servalcat (coordinates only, ``refine_cycles``
+   cycles, the monomer library's restraints; coot's refinement is not reproducible, see
+   :mod:`locscale.coot_building`) and scored by coot.
 4. **Choice**, per segment, of the trial with the highest score (ties: the lowest trial number)::
 
        score = mean CC of the segment's new residues − 0.2 × (fraction of them that are Ramachandran outliers)
@@ -32,6 +34,7 @@ coot). What this module does, in order:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -58,13 +61,15 @@ RAMA_OUTLIER_P = 0.002
 #: score penalties (see the module docstring)
 OUTLIER_PENALTY = 0.2
 OPEN_GAP_PENALTY = 0.2
-#: Default trim threshold on a new residue's CC with the map. Calibration (README "Model completion"): on the
-#: EMD-3488 crop of 5ME2 chain A with 10 residues removed, the rebuilt residues within 1 Å of the deposited ones
-#: had CC 0.57–0.78 and the ones 1.9 Å or more off 0.34 (and on 5NI1 phantoms, see benchmarks/bench_building.py).
-MIN_FIT = 0.5
+#: Default trim threshold on a new residue's CC with the map (coot's density_correlation_analysis after the
+#: servalcat refinement). Calibrated on the EMD-3488 crop of 5ME2 chain A with 58–62 and 136–140 removed (the
+#: tests' case, 2 trials of 3 seeds, 20 placements): the placements within 1 Å of the deposited residues had CC
+#: 0.41–0.69, those 1.4 Å or more off 0.27–0.32 (one 1.4 Å off had 0.64); 0.35 lies between the two groups.
+#: Not calibrated on a phantom (benchmarks/bench_building.py is not written yet).
+MIN_FIT = 0.35
 
 DEFAULTS = {"trials": 2, "seed": 0, "min_fit": MIN_FIT, "max_residues_per_end": 10, "max_gap_residues": 20,
-            "refine_cycles": 1000}
+            "refine_cycles": 5}
 
 TABLE_COLUMNS = ["chain", "resnum", "resname", "segment", "kind", "status", "reason", "trial", "cc",
                  "rama_probability", "ca_x", "ca_y", "ca_z"]
@@ -83,9 +88,11 @@ class Segment:
     trials: list[dict] = field(default_factory=list)
     record: dict = field(default_factory=dict)
 
-    def plan(self) -> dict:
-        return {"id": self.id, "chain": self.chain, "anchor": self.anchor, "direction": self.direction,
-                "residues": [[n, r] for n, r in self.residues]}
+    def plan(self) -> list[dict]:
+        """The trace plan's entries (a gap is traced from its N-terminal anchor only: traced from both ends, the
+        halves of the 5ME2 58–62 gap met with residue 61 6.7 Å off in both trials)."""
+        return [{"id": self.id, "chain": self.chain, "anchor": self.anchor, "direction": self.direction,
+                 "residues": [[n, r] for n, r in self.residues]}]
 
 
 # ---------------------------------------------------------------------- sequences
@@ -233,12 +240,14 @@ def plan_segments(structure: gemmi.Structure, sequences: dict[str, str], *, max_
 
 
 # ---------------------------------------------------------------------- coot steps
-def _coot(step: str, model: Path, map_path: Path, out: Path, workdir: Path, log: Path, *, plan: Path | None = None,
-          seed: int | None = None, timeout: float = 3600) -> dict:
+def _coot(step: str, model: Path, map_path: Path, out: Path | None, workdir: Path, log: Path, *,
+          plan: Path | None = None, seed: int | None = None, timeout: float = 3600, result: Path | None = None) -> dict:
     """Run one step of :mod:`locscale.coot_building` in its own process; its JSON result."""
-    result = out.with_suffix(".json")
+    result = result if result is not None else out.with_suffix(".json")
     cmd = [sys.executable, "-m", "locscale.coot_building", step, "--model", str(model), "--map", str(map_path),
-           "--out", str(out), "--json", str(result)]
+           "--json", str(result)]
+    if out is not None:
+        cmd += ["--out", str(out)]
     if plan is not None:
         cmd += ["--plan", str(plan)]
     if seed is not None:
@@ -255,7 +264,8 @@ def _coot(step: str, model: Path, map_path: Path, out: Path, workdir: Path, log:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
         raise RuntimeError(f"coot building step {step!r} failed (exit status {proc.returncode}); last lines of "
                            f"{log}:\n{tail}")
-    _clean(out)
+    if out is not None:
+        _clean(out)
     return json.loads(result.read_text())
 
 
@@ -264,13 +274,13 @@ MAX_REFINE_RUNS = 4
 
 
 def _coot_agreed(step: str, model: Path, map_path: Path, out: Path, workdir: Path, log: Path, **kw) -> dict:
-    """Run a coot step that refines until two runs give the same model, byte for byte; that model and its result.
+    """Run a coot step until two runs give the same model, byte for byte; that model and its result.
 
-    Coot's refinement is not always reproducible, even as the first refinement of a fresh process with one
-    thread (measured: 1 of 3 complete runs on the EMD-3488 crop, under load, gave a refined segment differing in
-    the 3rd decimal; repeated runs without load agreed). The outcome two runs agree on is the reproducible one;
-    the result says how many runs it took (``runs``) and ``agreed`` False if none of :data:`MAX_REFINE_RUNS`
-    agreed (then the first is used)."""
+    For ``fill``: ``fill_partial_residues`` may refine the side chains it completes, and coot's refinement is not
+    reproducible (:mod:`locscale.coot_building`). The outcome two runs agree on is the likely one; the result says
+    how many runs it took (``runs``) and ``agreed`` False if none of :data:`MAX_REFINE_RUNS` agreed (then the
+    first is used). Not proven reproducible when side chains are completed (the tests' model has none to
+    complete)."""
     outputs: list[tuple[bytes, dict]] = []
     for k in range(MAX_REFINE_RUNS):
         trial_out = out.with_name(f"{out.stem}.run{k}{out.suffix}")
@@ -302,9 +312,68 @@ def _clean(path: Path) -> None:
     os.replace(tmp, path)
 
 
-def coot_available() -> bool:
-    import importlib.util
+def _built_by_segment(traced: dict) -> dict[str, tuple[list[int], str]]:
+    """{segment id: (residue numbers built, why the trace stopped early or "")}, the halves of a gap joined."""
+    out: dict[str, tuple[list[int], str]] = {}
+    for entry in traced["segments"]:
+        sid = entry["id"].split("/")[0]
+        built, refused = out.get(sid, ([], ""))
+        out[sid] = (sorted(built + [int(n) for n in entry["built"]]), "; ".join(r for r in (refused, entry["refused"])
+                                                                               if r))
+    return out
 
+
+def _link_gaps(path: Path, segments: list[Segment], built: dict) -> None:
+    """Declare the peptide bond that closes each fully traced gap (its last new residue's C to the next residue's
+    N) as a TRANS link in the model file: servalcat (gemmi's topology) links consecutive residues only when they
+    are already bonded by distance, so without it the new chain stays open at its far end (measured: C–N 2.9 Å
+    after refinement; 1.5 Å with the link, 5 cycles)."""
+    st = gemmi.read_structure(str(path))
+    for seg in segments:
+        numbers = built.get(seg.id, ([], ""))[0]
+        if seg.kind != "gap" or len(numbers) != len(seg.residues):
+            continue
+        chain = st[0][seg.chain]
+        last, nxt = chain[str(max(numbers))], chain[str(seg.next_residue)]
+        if not last or not nxt:
+            continue
+        con = gemmi.Connection()
+        con.name = f"gap_{seg.chain}_{seg.next_residue}"
+        con.type = gemmi.ConnectionType.Covale
+        con.link_id = "TRANS"
+        con.partner1 = gemmi.AtomAddress(seg.chain, last[0].seqid, last[0].name, "C")
+        con.partner2 = gemmi.AtomAddress(seg.chain, nxt[0].seqid, nxt[0].name, "N")
+        st.connections.append(con)
+    st.setup_entities()
+    tmp = path.with_name(f".{path.name}.linked{path.suffix}")
+    st.make_mmcif_document().write_file(str(tmp))
+    os.replace(tmp, path)
+
+
+def _servalcat_refine(model: Path, map_path: Path, resolution: float, monlib: Path, ncycle: int, workdir: Path,
+                      log: Path, timeout: float = 3600) -> Path:
+    """Coordinates refined by servalcat (``refine_spa_norefmac --adp fix``, restrained by `monlib`, `ncycle`
+    cycles, one thread): reproducible, unlike coot's refinement (see :mod:`locscale.coot_building`)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "servalcat", "refine_spa_norefmac", "--model", str(model), "--map", str(map_path),
+           "-d", f"{float(resolution):g}", "--adp", "fix", "--hydrogen", "no", "--monlib", str(monlib),
+           "--ncycle", str(int(ncycle)), "-o", "refined"]
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
+    with open(log, "a") as fh:
+        fh.write(f"# in {workdir}: {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=timeout)
+    out = workdir / "refined.mmcif"
+    if proc.returncode != 0 or not out.exists():
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
+        raise RuntimeError(f"servalcat refinement of the built residues failed (exit status {proc.returncode}); "
+                           f"last lines of {log}:\n{tail}")
+    return out
+
+
+def coot_available() -> bool:
     return importlib.util.find_spec("coot_headless_api") is not None
 
 
@@ -362,15 +431,17 @@ def _replace_residues(target: gemmi.Chain, source: gemmi.Chain, numbers: set[int
 
 
 # ---------------------------------------------------------------------- the whole completion
-def complete_model(model, map_path, sequence, workdir, *, trials: int = DEFAULTS["trials"],
+def complete_model(model, map_path, sequence, workdir, resolution: float, *, trials: int = DEFAULTS["trials"],
                    seed: int = DEFAULTS["seed"], min_fit: float = DEFAULTS["min_fit"],
                    max_residues_per_end: int = DEFAULTS["max_residues_per_end"],
                    max_gap_residues: int = DEFAULTS["max_gap_residues"],
-                   refine_cycles: int = DEFAULTS["refine_cycles"], output=None,
+                   refine_cycles: int = DEFAULTS["refine_cycles"], monlib=None, output=None,
                    timeout: float = 3600) -> tuple[Path, dict, pd.DataFrame]:
     """Complete `model` against `map_path` (module docstring) in `workdir`.
 
     sequence : FASTA file, or None for the model's own entity sequence.
+    resolution : the map's resolution (Å), for servalcat's refinement of the new residues.
+    monlib : CCP4 monomer library for that refinement (None: ``$CLIBD_MON``, else coot-headless-api's).
     output : the built model's path (default ``workdir/built_model.cif``).
 
     Returns (built model path, report dict, per-residue table with :data:`TABLE_COLUMNS`). The report has
@@ -383,9 +454,15 @@ def complete_model(model, map_path, sequence, workdir, *, trials: int = DEFAULTS
     t0 = time.perf_counter()
     if int(trials) < 1:
         raise LocScaleInputError(f"model_completion.coot.trials = {trials}", "use at least 1 trial")
-    if not coot_available():
-        raise LocScaleInputError("coot-headless-api is not installed (model_completion.mode: coot needs it)",
-                                 "install this project with its validation extra: pip install -e '.[validation]'")
+    if not coot_available() or importlib.util.find_spec("servalcat") is None:
+        raise LocScaleInputError("coot-headless-api or servalcat is not installed (model_completion.mode: coot "
+                                 "needs both)", "install this project with its validation extra: "
+                                 "pip install -e '.[validation]'")
+    from .limits import check_resolution
+    from .restraints import resolve_monlib
+
+    resolution = check_resolution(resolution)
+    monlib = resolve_monlib(monlib)
     model, map_path = Path(model).absolute(), Path(map_path).absolute()
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -402,8 +479,7 @@ def complete_model(model, map_path, sequence, workdir, *, trials: int = DEFAULTS
                                      max_gap_residues=max_gap_residues, sequence_path=sequence)
     todo = [s for s in segments if not s.refused]
     plan_path = workdir / "plan.json"
-    plan_path.write_text(json.dumps({"segments": [s.plan() for s in todo], "refine_cycles": int(refine_cycles)},
-                                    indent=1))
+    plan_path.write_text(json.dumps({"segments": [e for s in todo for e in s.plan()]}, indent=1))
     seconds = {}
     t = time.perf_counter()
     filled_path = workdir / "filled.cif"
@@ -413,11 +489,15 @@ def complete_model(model, map_path, sequence, workdir, *, trials: int = DEFAULTS
     results = []
     t = time.perf_counter()
     for k in range(int(trials) if todo else 0):
-        traced = _coot("trace", filled_path, map_path, workdir / f"trial_{k}_trace.cif", workdir, log,
-                       plan=plan_path, seed=int(seed) + k, timeout=timeout)
-        refined = _coot_agreed("refine", workdir / f"trial_{k}_trace.cif", map_path, workdir / f"trial_{k}.cif",
-                               workdir, log, plan=plan_path, timeout=timeout)
-        results.append((traced, refined, gemmi.read_structure(str(workdir / f"trial_{k}.cif"))))
+        trace_path = workdir / f"trial_{k}_trace.cif"
+        traced = _coot("trace", filled_path, map_path, trace_path, workdir, log, plan=plan_path, seed=int(seed) + k,
+                       timeout=timeout)
+        _link_gaps(trace_path, todo, _built_by_segment(traced))
+        refined_path = _servalcat_refine(trace_path, map_path, resolution, monlib, int(refine_cycles),
+                                         workdir / f"trial_{k}_servalcat", log, timeout=timeout)
+        scored = _coot("score", refined_path, map_path, None, workdir, log, plan=plan_path, timeout=timeout,
+                       result=workdir / f"trial_{k}_score.json")
+        results.append((_built_by_segment(traced), scored, gemmi.read_structure(str(refined_path))))
     seconds["trials"] = time.perf_counter() - t
 
     # the output: the input model (its metadata, B-factors), with coot's completed side chains and the chosen trials
@@ -439,16 +519,14 @@ def complete_model(model, map_path, sequence, workdir, *, trials: int = DEFAULTS
             continue
         scores = []
         for k, (traced, refined, st) in enumerate(results):
-            t_seg = next(s for s in traced["segments"] if s["id"] == seg.id)
-            built = [int(n) for n in t_seg["built"]]
+            built, refused = traced[seg.id]
             by_res = _rows_by_residue(refined)
             closed = _gap_closed(st, seg, built)
             scores.append({"trial": k, "seed": int(seed) + k, "built": len(built), "closed": closed,
-                           "refused": t_seg["refused"], "score": score_trial(seg, built, by_res, closed),
-                           "refine_runs": refined.get("runs"), "refine_agreed": refined.get("agreed")})
+                           "refused": refused, "score": score_trial(seg, built, by_res, closed)})
         best = max(range(len(scores)), key=lambda k: (scores[k]["score"], -k))
         traced, refined, st = results[best]
-        built = [int(n) for n in next(s for s in traced["segments"] if s["id"] == seg.id)["built"]]
+        built = traced[seg.id][0]
         by_res = _rows_by_residue(refined)
         trimmed = trim_residues(seg, built, by_res, min_fit)
         kept = [n for n in built if n not in trimmed]
@@ -466,7 +544,7 @@ def complete_model(model, map_path, sequence, workdir, *, trials: int = DEFAULTS
             elif n in trimmed:
                 rows.append(_row(seg, n, name, "trimmed", trimmed[n], best, r))
             else:
-                reason = next(s for s in results[best][0]["segments"] if s["id"] == seg.id)["refused"]
+                reason = traced[seg.id][1]
                 rows.append(_row(seg, n, name, "refused", reason or "not built"))
         status = "built" if kept else ("trimmed" if built else "refused")
         seg_record.update(status=status, trial=best, scores=scores, built=len(kept), trimmed=len(trimmed),
@@ -480,7 +558,8 @@ def complete_model(model, map_path, sequence, workdir, *, trials: int = DEFAULTS
         "model": str(model), "map": str(map_path), "sequence": None if sequence is None else str(sequence),
         "parameters": {"trials": int(trials), "seed": int(seed), "min_fit": float(min_fit),
                        "max_residues_per_end": int(max_residues_per_end),
-                       "max_gap_residues": int(max_gap_residues), "refine_cycles": int(refine_cycles)},
+                       "max_gap_residues": int(max_gap_residues), "refine_cycles": int(refine_cycles),
+                       "resolution": float(resolution), "monlib": str(monlib)},
         "chains": chains,
         "residues_built": int(n_built),
         "residues_trimmed": int(n_trimmed),

@@ -34,6 +34,7 @@ if COMPLETION["mode"] == "coot":
         input:
             locscale="results/{ds}/cycle_{cycle}/locscale.mrc",
             model="results/{ds}/cycle_{cycle}/model.cif",
+            info="results/{ds}/cycle_00/inputs.json",
             sequence=[COMPLETION["sequence"]] if COMPLETION.get("sequence") else [],
         output:
             model="results/{ds}/cycle_{cycle}/built_model.cif",
@@ -41,6 +42,7 @@ if COMPLETION["mode"] == "coot":
             table="results/{ds}/cycle_{cycle}/completion_coot.tsv",
         params:
             settings=COMPLETION["coot"],
+            monlib=config["refine"].get("monlib"),
             workdir=lambda wildcards, output: str(Path(output.model).parent / "model_building"),
         log:
             "results/{ds}/cycle_{cycle}/logs/build_model_coot.log",
@@ -52,6 +54,8 @@ if COMPLETION["mode"] == "coot":
             "../../envs/validation.yaml"
         script:
             "../scripts/build_model_coot.py"
+
+    ruleorder: build_model_coot > build_model
 
 
 rule build_model:

@@ -1,7 +1,7 @@
 """Model completion (coot): complete the cycle's refined model against its sequence in the cycle's LocScale map
 (locscale.model_building; coot runs in processes of its own), then check and store the built model."""
 
-from _wf import run
+from _wf import resolution_of, run
 
 
 def main(smk):
@@ -12,7 +12,8 @@ def main(smk):
     s = dict(smk.params.settings)
     sequence = smk.input.sequence[0] if len(smk.input.sequence) else None
     built, report, table = complete_model(
-        smk.input.model, smk.input.locscale, sequence, smk.params.workdir, trials=s["trials"], seed=s["seed"],
+        smk.input.model, smk.input.locscale, sequence, smk.params.workdir, resolution_of(smk.input.info),
+        trials=s["trials"], seed=s["seed"], monlib=smk.params.monlib,
         min_fit=s["min_fit"], max_residues_per_end=s["max_residues_per_end"],
         max_gap_residues=s["max_gap_residues"], refine_cycles=s["refine_cycles"], output=smk.output.model)
     check_model_in_map(read_model(built), read_map(smk.input.locscale))
