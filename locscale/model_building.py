@@ -129,8 +129,10 @@ def _protein_chains(structure: gemmi.Structure) -> list[str]:
             if ch.get_polymer().check_polymer_type() in (gemmi.PolymerType.PeptideL, gemmi.PolymerType.PeptideD)]
 
 
-def chain_sequences(structure: gemmi.Structure, fasta=None) -> dict[str, str]:
-    """{chain: one-letter sequence} of the protein chains (FASTA file, else the model's entity sequences)."""
+def chain_sequences(structure: gemmi.Structure, fasta=None, sequence_model=None) -> dict[str, str]:
+    """{chain: one-letter sequence} of the protein chains: from a FASTA file, else the entity sequences of
+    `sequence_model` (a model file, e.g. the workflow's input model: a refinement program may rewrite the entity
+    sequence of its output to the modelled residues only), else of `structure`."""
     chains = _protein_chains(structure)
     out: dict[str, str] = {}
     if fasta is not None:
@@ -142,10 +144,10 @@ def chain_sequences(structure: gemmi.Structure, fasta=None) -> dict[str, str]:
                 if name in chains:
                     out.setdefault(name, seq)
         return out
-    st = structure.clone()
+    st = (structure if sequence_model is None else gemmi.read_structure(str(sequence_model))).clone()
     st.setup_entities()
     for ch in st[0]:
-        if ch.name not in chains:
+        if ch.name not in chains or not ch.get_polymer():
             continue
         ent = st.get_entity_of(ch.get_polymer())
         if ent is not None and ent.full_sequence:
@@ -200,7 +202,7 @@ def plan_segments(structure: gemmi.Structure, sequences: dict[str, str], *, max_
         offset, identity = sequence_offset(residues, seq)
         chains[ch.name] = {"offset": offset, "identity": identity, "sequence_length": len(seq)}
         if identity < MIN_IDENTITY:
-            where = "the FASTA file" if sequence_path else "the model's own sequence (entity/SEQRES)"
+            where = "the FASTA file" if sequence_path else "the model's entity sequence (entity_poly_seq / SEQRES)"
             raise LocScaleInputError(
                 f"chain {ch.name}: the sequence from {where} matches only {100 * identity:.0f} % of the model's "
                 f"{len(residues)} residues at any residue-number offset (at least {100 * MIN_IDENTITY:.0f} % needed)",
@@ -435,11 +437,11 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
                    seed: int = DEFAULTS["seed"], min_fit: float = DEFAULTS["min_fit"],
                    max_residues_per_end: int = DEFAULTS["max_residues_per_end"],
                    max_gap_residues: int = DEFAULTS["max_gap_residues"],
-                   refine_cycles: int = DEFAULTS["refine_cycles"], monlib=None, output=None,
+                   refine_cycles: int = DEFAULTS["refine_cycles"], monlib=None, sequence_model=None, output=None,
                    timeout: float = 3600) -> tuple[Path, dict, pd.DataFrame]:
     """Complete `model` against `map_path` (module docstring) in `workdir`.
 
-    sequence : FASTA file, or None for the model's own entity sequence.
+    sequence : FASTA file, or None for the entity sequences of `sequence_model` (default: the model's own).
     resolution : the map's resolution (Å), for servalcat's refinement of the new residues.
     monlib : CCP4 monomer library for that refinement (None: ``$CLIBD_MON``, else coot-headless-api's).
     output : the built model's path (default ``workdir/built_model.cif``).
@@ -470,7 +472,7 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     log = workdir / "coot_building.log"
     log.write_text("")
     structure = read_model(model)
-    sequences = chain_sequences(structure, sequence)
+    sequences = chain_sequences(structure, sequence, sequence_model)
     if not sequences:
         raise LocScaleInputError("no sequence for any protein chain of the model",
                                  "give model_completion.sequence (a FASTA file), or a model with its sequence "
@@ -556,6 +558,7 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     report = {
         "mode": "coot",
         "model": str(model), "map": str(map_path), "sequence": None if sequence is None else str(sequence),
+        "sequence_model": None if sequence is not None or sequence_model is None else str(sequence_model),
         "parameters": {"trials": int(trials), "seed": int(seed), "min_fit": float(min_fit),
                        "max_residues_per_end": int(max_residues_per_end),
                        "max_gap_residues": int(max_gap_residues), "refine_cycles": int(refine_cycles),

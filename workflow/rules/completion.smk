@@ -35,6 +35,7 @@ if COMPLETION["mode"] == "coot":
             locscale="results/{ds}/cycle_{cycle}/locscale.mrc",
             model="results/{ds}/cycle_{cycle}/model.cif",
             info="results/{ds}/cycle_00/inputs.json",
+            input_model="results/{ds}/cycle_00/model.cif",  # its entity sequence when model_completion.sequence is null
             sequence=[COMPLETION["sequence"]] if COMPLETION.get("sequence") else [],
         output:
             model="results/{ds}/cycle_{cycle}/built_model.cif",

@@ -14,6 +14,7 @@ def main(smk):
     built, report, table = complete_model(
         smk.input.model, smk.input.locscale, sequence, smk.params.workdir, resolution_of(smk.input.info),
         trials=s["trials"], seed=s["seed"], monlib=smk.params.monlib,
+        sequence_model=smk.input.input_model,
         min_fit=s["min_fit"], max_residues_per_end=s["max_residues_per_end"],
         max_gap_residues=s["max_gap_residues"], refine_cycles=s["refine_cycles"], output=smk.output.model)
     check_model_in_map(read_model(built), read_map(smk.input.locscale))
