@@ -138,6 +138,15 @@ METRICS: tuple[Metric, ...] = (
     _M("q_score_median", "Q-score (median)",
        description="median per-residue Q-score against the original map (Coot)", required=ALWAYS,
        panel="q_score", legend="median Q-score", tool="coot"),
+    # automated model completion after the cycle (model_completion.mode: coot; locscale.model_building,
+    # completion_coot.json); empty for cycles after which no model was built
+    _M("residues_built", "residues built", json_type="integer",
+       description="model completion (coot) after this cycle: new residues kept in the built model"),
+    _M("residues_trimmed", "residues trimmed", json_type="integer",
+       description="model completion (coot) after this cycle: new residues removed again (CC below min_fit)"),
+    _M("built_fit_mean", "mean CC of the built residues",
+       description="model completion (coot) after this cycle: mean per-residue CC of the kept new residues with "
+                   "the cycle's LocScale map"),
     # half-map cross-validation (locscale.crossval, crossval.json)
     _M("fsc_work", "FSCwork", description="cross-validation FSCaverage against half map 1 (half maps only)",
        panel="crossval", legend="FSCwork (half 1)"),

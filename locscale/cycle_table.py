@@ -3,7 +3,9 @@
 A row holds the cycle's validation record (metrics.json: the metric columns of :mod:`locscale.cycle_metrics`, the
 model validation and the input warnings), and for refined cycles (≥ 1) the refinement and LocScale parameters
 (refine.json, sharpen.json), the convergence decision (converged.json), the wall time of each step (Snakemake
-benchmark TSVs) and, with half maps, the cross-validation FSCs (crossval.json). :func:`finish_rows` adds what
+benchmark TSVs), with half maps, the cross-validation FSCs (crossval.json) and, for cycles after which a model
+was built automatically (``model_completion.mode: coot``), what was built (completion_coot.json,
+:data:`COMPLETION_COLUMNS`; empty otherwise). :func:`finish_rows` adds what
 needs all cycles (the final-cycle choice and flags of :mod:`locscale.selection`) and checks every row against
 :func:`row_schema`: the non-metric columns of workflow/schemas/cycle_row.schema.yaml plus the metric registry.
 """
@@ -27,6 +29,9 @@ SHARPEN_COLUMNS = {"mode": "sharpen_mode", "window_voxels": "window_voxels", "wi
                    "voxels_scaled": "voxels_scaled"}
 CROSSVAL_COLUMNS = {"fsc_work_average": "fsc_work", "fsc_test_average": "fsc_test",
                     "fsc_work_test_gap": "fsc_work_test_gap"}
+#: columns from the model-completion record (locscale.model_building) of the model built after the cycle
+COMPLETION_COLUMNS = {"residues_built": "residues_built", "residues_trimmed": "residues_trimmed",
+                      "built_fit_mean": "built_fit_mean"}
 #: the steps of a refined cycle whose wall time is a column (``time_<step>_s``)
 TIMED_STEPS = ("refine", "simulate", "sharpen", "validate")
 
@@ -86,10 +91,12 @@ def benchmark_seconds(path: str | os.PathLike) -> float:
 
 def cycle_row(cycle: int, metrics: Mapping, *, resolution_source: str, refine: Mapping | None = None,
               sharpen: Mapping | None = None, converged: Mapping | None = None,
-              times: Mapping[str, float] | None = None, crossval: Mapping | None = None) -> dict:
+              times: Mapping[str, float] | None = None, crossval: Mapping | None = None,
+              completion: Mapping | None = None) -> dict:
     """One cycle's row from its records (dicts as the workflow's steps write them): the validation record
     `metrics`, and for refined cycles `refine`, `sharpen`, `converged` (the checkpoint's decision), `times`
-    (step -> seconds, :data:`TIMED_STEPS`) and `crossval` (half maps only)."""
+    (step -> seconds, :data:`TIMED_STEPS`), `crossval` (half maps only) and `completion` (the record of the model
+    built automatically after this cycle, if one was)."""
     row = dict(metrics)
     row.pop("provenance", None)  # the table's columns are the metrics (each record keeps its provenance)
     row["cycle"] = int(cycle)
@@ -105,6 +112,8 @@ def cycle_row(cycle: int, metrics: Mapping, *, resolution_source: str, refine: M
         row[f"time_{step}_s"] = float(seconds)
     if crossval is not None:
         row.update({new: crossval.get(old) for old, new in CROSSVAL_COLUMNS.items()})
+    if completion is not None:
+        row.update({new: completion.get(old) for old, new in COMPLETION_COLUMNS.items()})
     return row
 
 
@@ -112,7 +121,8 @@ def read_cycle_row(cycle: int, metrics: str | os.PathLike, *, resolution_source:
                    refine: str | os.PathLike | None = None, sharpen: str | os.PathLike | None = None,
                    converged: str | os.PathLike | None = None,
                    benchmarks: Mapping[str, str | os.PathLike] | None = None,
-                   crossval: str | os.PathLike | None = None) -> dict:
+                   crossval: str | os.PathLike | None = None,
+                   completion: str | os.PathLike | None = None) -> dict:
     """:func:`cycle_row` from the record files (JSON; `benchmarks`: step -> Snakemake benchmark TSV)."""
 
     def load(p):
@@ -120,7 +130,8 @@ def read_cycle_row(cycle: int, metrics: str | os.PathLike, *, resolution_source:
 
     times = {step: benchmark_seconds(p) for step, p in (benchmarks or {}).items()}
     return cycle_row(cycle, read_json(metrics), resolution_source=resolution_source, refine=load(refine),
-                     sharpen=load(sharpen), converged=load(converged), times=times, crossval=load(crossval))
+                     sharpen=load(sharpen), converged=load(converged), times=times, crossval=load(crossval),
+                     completion=load(completion))
 
 
 def finish_rows(rows: Sequence[dict], selection, b_target: str,

@@ -7,6 +7,7 @@ about 15-25 s on 2 cores. Every snakemake call runs with --cores 2 under `nice`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -394,6 +395,21 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     r = snakemake(tmp_path, built, config=cfg)
     assert r.returncode != 0 and "wrote neither" in output(r), output(r)[-3000:]
     assert not (tmp_path / built).exists()
+
+    # mode coot: the library's builder (locscale.model_building; the builder itself: tests/test_model_building.py)
+    # completes cycle 1's model against the input model's sequence, in the rule build_model_coot; the crop's chain A
+    # is complete, so nothing is built and the record says so
+    if importlib.util.find_spec("coot_headless_api") is None:
+        return
+    cfg["model_completion"] = {"mode": "coot", "after_cycles": [1]}
+    r = snakemake(tmp_path, built, config=cfg)
+    assert r.returncode == 0, output(r)[-4000:]
+    assert ("build_model_coot", "01") in jobs_run(r)
+    record = json.loads((res / "cycle_01" / "completion_coot.json").read_text())
+    assert (record["residues_built"], record["residues_trimmed"], record["segments"]) == (0, 0, [])
+    assert record["chains"]["A"]["identity"] == 1.0 and record["sequence_model"].endswith("cycle_00/model.cif")
+    assert len(read_model(tmp_path / built)[0]["A"]) == len(read_model(res / "cycle_01" / "model.cif")[0]["A"])
+    assert (res / "cycle_01" / "completion_coot.tsv").exists()
 
 
 @pytest.mark.slow

@@ -172,7 +172,7 @@ def completion_after(cycle):
 
 def completed_model(ds, cycle):
     """The rebuilt model that enters cycle `cycle` + 1 (model completion)."""
-    if COMPLETION["mode"] == "command":
+    if COMPLETION["mode"] in ("command", "coot"):
         return f"{cdir(ds, cycle)}/built_model.cif"
     status = json.loads(Path(checkpoints.await_model.get(ds=ds, cycle=f"{int(cycle):02d}").output[0]).read_text())
     if status["status"] != "ready":
@@ -369,6 +369,8 @@ def summary_input(wildcards):
                 inp[f"bench_{step}_{c:02d}"] = f"{d}/benchmarks/{step}.tsv"
             if crossval_enabled(ds):
                 inp[f"crossval_{c:02d}"] = f"{d}/crossval.json"
+            if COMPLETION["mode"] == "coot" and c < last and completion_after(c):
+                inp[f"completion_{c:02d}"] = f"{d}/completion_coot.json"  # the model built after cycle c
     return inp
 
 

@@ -3,6 +3,9 @@
 #   manual:  after cycle c's LocScale map the run ends with a message saying where to put the rebuilt model
 #            (results/<dataset>/cycle_NN/rebuilt_model.cif or .pdb); the next snakemake call continues with it.
 #   command: an external model-building command from the config builds it (placeholders in config/README.md).
+#   coot:    locscale.model_building completes the model against its sequence with coot (own processes, GPLv3):
+#            results/<dataset>/cycle_NN/built_model.cif, completion_coot.json (what was built, trimmed, refused),
+#            completion_coot.tsv (per residue); the next cycle refines the built model.
 
 
 checkpoint await_model:
@@ -23,6 +26,37 @@ checkpoint await_model:
         "../../envs/locscale.yaml"
     script:
         "../scripts/await_model.py"
+
+
+if COMPLETION["mode"] == "coot":
+
+    rule build_model_coot:
+        input:
+            locscale="results/{ds}/cycle_{cycle}/locscale.mrc",
+            model="results/{ds}/cycle_{cycle}/model.cif",
+            info="results/{ds}/cycle_00/inputs.json",
+            input_model="results/{ds}/cycle_00/model.cif",  # its entity sequence when model_completion.sequence is null
+            sequence=[COMPLETION["sequence"]] if COMPLETION.get("sequence") else [],
+        output:
+            model="results/{ds}/cycle_{cycle}/built_model.cif",
+            record="results/{ds}/cycle_{cycle}/completion_coot.json",
+            table="results/{ds}/cycle_{cycle}/completion_coot.tsv",
+        params:
+            settings=COMPLETION["coot"],
+            monlib=config["refine"].get("monlib"),
+            workdir=lambda wildcards, output: str(Path(output.model).parent / "model_building"),
+        log:
+            "results/{ds}/cycle_{cycle}/logs/build_model_coot.log",
+        threads: 1
+        resources:
+            mem_mb=mem_mb(40, 4000),
+            runtime=config["model_completion"]["runtime"],
+        conda:
+            "../../envs/validation.yaml"
+        script:
+            "../scripts/build_model_coot.py"
+
+    ruleorder: build_model_coot > build_model
 
 
 rule build_model:

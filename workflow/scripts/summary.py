@@ -30,6 +30,8 @@ def main(smk):
             steps["benchmarks"] = {s: inp[f"bench_{s}_{key}"] for s in TIMED_STEPS}
             if f"crossval_{key}" in inp.keys():
                 steps["crossval"] = inp[f"crossval_{key}"]
+            if f"completion_{key}" in inp.keys():
+                steps["completion"] = inp[f"completion_{key}"]
         rows.append(read_cycle_row(c, inp[f"metrics_{key}"], resolution_source=info["resolution_source"], **steps))
         curves[label] = pd.read_csv(inp[f"fsc_{key}"], sep="\t")
         bvalues[label] = b_factors(read_model(inp[f"model_{key}"]))
