@@ -348,3 +348,23 @@ def machine_note() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     return (f"{os.cpu_count()} cores, load average {load:.1f} at start (other processes may add timing noise; "
             f"runs use `nice` when started with it)")
+
+
+def run_workflow(workdir: Path, config: dict, cores: int, label: str) -> float:
+    """Run the repository's Snakefile in `workdir` with `config` (written to workdir/config.yaml; $CLIBD_MON unset
+    so the configured library decides); the log goes to workdir/snakemake.log. Returns the wall seconds."""
+    import yaml
+
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = dict(os.environ)
+    env.pop("CLIBD_MON", None)
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores",
+                        str(cores)], capture_output=True, text=True, env=env)
+    (workdir / "snakemake.log").write_text(r.stdout + r.stderr)
+    if r.returncode != 0:
+        raise SystemExit(f"{label}: snakemake failed, see {workdir / 'snakemake.log'}")
+    seconds = time.perf_counter() - t0
+    print(f"# {label}: {seconds:.0f} s", flush=True)
+    return seconds

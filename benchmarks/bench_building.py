@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gemmi
 import numpy as np
-import yaml
+from _common import run_workflow
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -113,17 +110,7 @@ def main(argv=None) -> int:
                "model_completion": {"mode": "coot", "after_cycles": [1, 2], "sequence": str(fasta),
                                     "coot": {"trials": args.trials,
                                              **({} if args.min_fit is None else {"min_fit": args.min_fit})}}}
-        (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        env = dict(os.environ)
-        env.pop("CLIBD_MON", None)
-        t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-                            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores",
-                            str(args.cores)], capture_output=True, text=True, env=env)
-        (workdir / "snakemake.log").write_text(r.stdout + r.stderr)
-        if r.returncode != 0:
-            raise SystemExit(f"snakemake failed, see {workdir / 'snakemake.log'}")
-        print(f"# workflow: {time.perf_counter() - t0:.0f} s", flush=True)
+        run_workflow(workdir, cfg, args.cores, "workflow")
 
     truth_ca = ca_positions(phantom / "SIMULATED_model_true.pdb")
     keys = [(c, n) for c, v in removed.items() for n in v]

@@ -22,11 +22,11 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from _common import run_workflow
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -80,17 +80,7 @@ def run_case(case: str, design: str, cycles: int, cores: int, restrained: bool =
     if not table.exists():
         cfg = {"datasets": {case: dataset(case)}, "max_cycles": cycles, "min_cycles": cycles,
                "refine": {"b_target": b_target, "b_level": b_level, "restrained": restrained}}
-        (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        env = dict(os.environ)
-        env.pop("CLIBD_MON", None)
-        t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-                            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores",
-                            str(cores)], capture_output=True, text=True, env=env)
-        (workdir / "snakemake.log").write_text(r.stdout + r.stderr)
-        if r.returncode != 0:
-            raise SystemExit(f"{case}/{design}: snakemake failed, see {workdir / 'snakemake.log'}")
-        print(f"# {case}/{design}: {time.perf_counter() - t0:.0f} s", flush=True)
+        run_workflow(workdir, cfg, cores, f"{case}/{design}")
     t = pd.read_csv(table, sep="\t")
     t.insert(0, "design", design)
     t.insert(0, "case", case)

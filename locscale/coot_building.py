@@ -42,6 +42,8 @@ import sys
 import time
 from pathlib import Path
 
+from .coot_validation import read_model_and_map
+
 #: flanking residues scored with each segment (each side)
 FLANK = 2
 
@@ -58,12 +60,7 @@ def _container(model: str, map_path: str):
 
     mc = coot_headless_api.molecules_container_t(False)
     mc.set_max_number_of_threads(1)
-    imol = mc.read_coordinates(str(model))
-    if imol < 0:
-        raise RuntimeError(f"coot could not read the model {model}")
-    imap = mc.read_ccp4_map(str(map_path), False)
-    if imap < 0:
-        raise RuntimeError(f"coot could not read the map {map_path}")
+    imol, imap = read_model_and_map(mc, model, map_path)
     mc.try_read_dictionaries_for_new_residue_types(imol)
     mc.set_imol_refinement_map(imap)
     return mc, imol, imap

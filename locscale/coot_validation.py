@@ -60,6 +60,18 @@ TSV_COLUMNS = ["chain", "resnum", "icode", "resname", "rama", "phi", "psi", "ram
                "rotamer_probability", "rotamer_outlier", "q_score", "cc_coot"]
 
 
+def read_model_and_map(mc, model, map_path) -> tuple[int, int]:
+    """Read `model` and `map_path` into the coot molecules container `mc`: (model, map) molecule numbers.
+    Shared with :mod:`locscale.coot_building` (the other module allowed to import coot)."""
+    imol = mc.read_coordinates(str(model))
+    if imol < 0:
+        raise RuntimeError(f"coot could not read the model {model}")
+    imap = mc.read_ccp4_map(str(map_path), False)
+    if imap < 0:
+        raise RuntimeError(f"coot could not read the map {map_path}")
+    return imol, imap
+
+
 def rama_class(probability: float) -> str:
     """Coot's class of a Ramachandran probability: favoured / allowed / outlier."""
     if probability >= RAMA_FAVOURED_P:
@@ -100,12 +112,7 @@ def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, 
     mc = coot_headless_api.molecules_container_t(False)
     for lig in ligands:
         mc.import_cif_dictionary(str(lig), mc.get_imol_enc_any())  # types still missing are listed below
-    imol = mc.read_coordinates(str(model))
-    if imol < 0:
-        raise RuntimeError(f"coot could not read the model {model}")
-    imap = mc.read_ccp4_map(str(map_path), False)
-    if imap < 0:
-        raise RuntimeError(f"coot could not read the map {map_path}")
+    imol, imap = read_model_and_map(mc, model, map_path)
     dictionaries_ok = bool(mc.try_read_dictionaries_for_new_residue_types(imol))
     missing = list(mc.get_residue_names_with_no_dictionary(imol))
     n_atoms = int(mc.get_number_of_atoms(imol))

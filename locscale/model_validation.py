@@ -2,7 +2,8 @@
 
 The paper judged sharpened maps by the models refined into them; this step measures those models with three
 external tools, **each in its own process** (importing coot and cctbx into one process crashes, DESIGN.md §9,
-and coot is GPLv3: only :mod:`locscale.coot_validation` imports it, and only when run as a program):
+and coot is GPLv3: only :mod:`locscale.coot_validation` (and the builder, :mod:`locscale.coot_building`)
+import it, and only when run as a program):
 
 ======================  =======================================================  =============================
 tool                    program                                                  values
