@@ -48,6 +48,7 @@ import gemmi
 import numpy as np
 import pandas as pd
 
+from .engines.base import run_logged
 from .errors import LocScaleInputError
 
 #: the sequence must match at least this fraction of a chain's modelled residues (at its best offset)
@@ -364,18 +365,13 @@ def _servalcat_refine(model: Path, map_path: Path, resolution: float, monlib: Pa
     cmd = [sys.executable, "-m", "servalcat", "refine_spa_norefmac", "--model", str(model), "--map", str(map_path),
            "-d", f"{float(resolution):g}", "--adp", "fix", "--hydrogen", "no", "--monlib", str(monlib),
            "--ncycle", str(int(ncycle)), "--ignore_symmetry", "-o", "refined"]
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = "1"
-    with open(log, "a") as fh:
-        fh.write(f"# in {workdir}: {' '.join(cmd)}\n")
-        fh.flush()
-        proc = subprocess.run(cmd, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=timeout)
+    try:
+        run_logged(cmd, workdir, log, threads=1, timeout=timeout)  # one thread: reproducible
+    except RuntimeError as err:
+        raise RuntimeError(f"servalcat refinement of the built residues failed: {err}") from None
     out = workdir / "refined.mmcif"
-    if proc.returncode != 0 or not out.exists():
-        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
-        raise RuntimeError(f"servalcat refinement of the built residues failed (exit status {proc.returncode}); "
-                           f"last lines of {log}:\n{tail}")
+    if not out.exists():
+        raise RuntimeError(f"servalcat refinement of the built residues wrote no {out.name} in {workdir} (see {log})")
     return out
 
 

@@ -49,6 +49,7 @@ import pandas as pd
 
 from . import cycle_metrics
 from .errors import LocScaleInputError
+from .records import read_json
 
 #: the eight summary values, in report order (the registry's model-validation metrics, locscale.cycle_metrics)
 SUMMARY_KEYS = cycle_metrics.validation_keys()
@@ -177,11 +178,6 @@ def _run(name: str, cmd: list[str], workdir: Path, log: _Log, env: dict, timeout
     return None, seconds
 
 
-def _read_json(path: Path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
-
-
 def _read_tsv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["nan"],
                        dtype={"chain": str, "icode": str, "resname": str})
@@ -288,7 +284,7 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
 
     # coot
     def read_coot():
-        outputs["coot"] = _read_json(workdir / "coot.json")
+        outputs["coot"] = read_json(workdir / "coot.json")
         tables["coot"] = _read_tsv(workdir / "coot.tsv")
         for warning in outputs["coot"].get("warnings", []):
             logger.write(f"WARNING (coot): {warning}")
@@ -301,7 +297,7 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
 
     # cctbx
     def read_cctbx():
-        outputs["cctbx"] = _read_json(workdir / "cctbx.json")
+        outputs["cctbx"] = read_json(workdir / "cctbx.json")
         tables["cctbx"] = _read_tsv(workdir / "cctbx.tsv")
 
     attempt("cctbx", [sys.executable, "-m", "locscale.cctbx_validation", "--model", model_in, "--map", map_in,
@@ -311,12 +307,12 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
     prefix = "servalcat_geom"
 
     def read_servalcat():
-        geom = _read_json(workdir / f"{prefix}_summary.json")
+        geom = read_json(workdir / f"{prefix}_summary.json")
         out = {key: float(geom["r.m.s.Z"][row]) for key, row in _SERVALCAT_ROWS.items()}
         out["n_restraints"] = {key: int(geom["N restraints"][row]) for key, row in _SERVALCAT_ROWS.items()}
         outliers_path = workdir / f"{prefix}_outliers.json"
         if outliers_path.is_file():
-            outliers = _read_json(outliers_path)
+            outliers = read_json(outliers_path)
             out["outliers_z_ge_5"] = {k: len(v) for k, v in outliers.items()}
         outputs["servalcat"] = out
 
