@@ -149,3 +149,62 @@ def test_two_runs_give_byte_identical_models(gapped, built, tmp_path):
                                          min_fit=0.35)
     assert second.read_bytes() == first.read_bytes()
     assert report["residues_built"] == built[1]["residues_built"]
+
+
+# every aromatic residue of chain A but the C-terminal Tyr140 (its ring in no density: mean 0.2 σ at its atoms)
+AROMATIC = [14, 24, 33, 36, 42, 43, 46, 98, 117, 128]
+#: atom names that are the same atoms after a 180° ring flip
+RING_FLIP = {"CD1": "CD2", "CD2": "CD1", "CE1": "CE2", "CE2": "CE1"}
+
+
+def _side_chain_rmsd(deposited: gemmi.Residue, filled: gemmi.Residue) -> float:
+    """RMSD (Å) of the side-chain atoms beyond CB, the lower of the two namings of a PHE/TYR ring."""
+    names = [a.name for a in deposited if a.name not in ("N", "CA", "C", "O", "CB")]
+    flips = [{}, RING_FLIP] if deposited.name in ("PHE", "TYR") else [{}]
+    return min(float(np.sqrt(np.mean([deposited[n][0].pos.dist(filled[f.get(n, n)][0].pos) ** 2 for n in names])))
+               for f in flips)
+
+
+@needs_coot
+def test_side_chain_completion_is_reproducible_and_restores_the_aromatic_rings(gapped, tmp_path):
+    """The builder's coot ``fill`` step (``fill_partial_residues``, which also refines what it completes), run twice
+    in two fresh processes through the builder's own subprocess path, on the crop model with ten aromatic side chains
+    truncated to CB: the same file byte for byte, and the side chains back where they were deposited."""
+    from locscale.model_building import _coot
+
+    crop_map, _, deposited = gapped
+    st = gemmi.read_structure(str(deposited))
+    for res in st[0]["A"]:
+        if res.seqid.num in AROMATIC:
+            for i in reversed(range(len(res))):
+                if res[i].name not in ("N", "CA", "C", "O", "CB"):
+                    del res[i]
+    st.setup_entities()
+    truncated = tmp_path / "truncated.cif"
+    st.make_mmcif_document().write_file(str(truncated))
+    outputs, results = [], []
+    for k in range(2):
+        work = tmp_path / f"fill{k}"
+        work.mkdir()
+        results.append(_coot("fill", truncated, crop_map, work / "filled.cif", work, work / "coot.log", timeout=600))
+        outputs.append(work / "filled.cif")
+    for r in results:  # the result has the step's wall time too
+        assert r["partial_residues"] == [f"A{n}" for n in AROMATIC] and r["fill_status"] == 1, r
+    # (1) reproducible: measured identical in 20 of 20 fresh runs, 10 of them with both cores loaded
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+    # (2) every truncated residue has its side chain back, atom for atom
+    before = {r.seqid.num: r for r in gemmi.read_structure(str(deposited))[0]["A"]}
+    after = {r.seqid.num: r for r in gemmi.read_structure(str(outputs[0]))[0]["A"]}
+    for n in AROMATIC:
+        assert sorted(a.name for a in after[n]) == sorted(a.name for a in before[n]), n
+    # (3) near the deposited side chains. A rotation by Δ about CA–CB moves the atoms beyond CB by RMSD
+    # 2·sin(Δ/2)·r, with r their RMS distance from that axis (2.8–3.6 Å in these ten): another χ1 rotamer
+    # (Δ ≈ 120°) puts them 4.8–6.2 Å off, the measured spread inside the right rotamer (|Δχ1| ≤ 14°, CB moved
+    # ≤ 0.53 Å by the refinement) gives ≤ 0.92 Å; 1.5 Å (Δχ1 up to 24° for Trp, about 30° for Phe) lies between.
+    # Measured: 14 0.92, 24 0.45, 33 0.64, 36 0.55, 42 0.50 (ring flipped), 43 0.50, 46 4.27, 98 0.42,
+    # 117 0.90, 128 0.47 Å. Phe46 gets another rotamer, legitimately: its deposited χ1 (-159°) lies off the
+    # rotamer peaks, and its ring sits in weak density (mean 0.8 σ at the deposited atoms, 0.8 σ at coot's m-85
+    # rotamer, against 1.1–3.9 σ at the other nine), so the map does not choose between them.
+    # Hence a majority, with one residue of margin for other CPUs and libm builds (as above).
+    rmsd = {n: round(_side_chain_rmsd(before[n], after[n]), 2) for n in AROMATIC}
+    assert sum(d <= 1.5 for d in rmsd.values()) >= len(AROMATIC) - 2, rmsd
