@@ -422,6 +422,16 @@ def trim_residues(seg: Segment, built: list[int], rows: dict, min_fit: float) ->
     return trimmed
 
 
+def merge_window(seg: Segment, kept: list[int], planned: set[int]) -> set[int]:
+    """Residue numbers the built model takes from the trial chosen for `seg`: its kept new residues, and the
+    residues within two of them and of its anchor that no segment plans (the anchors and their neighbours, which
+    the trial's refinement moved). Never a residue another segment plans, nor one this segment trimmed or did not
+    build: each segment decides only its own residues (adjacent segments, e.g. a gap split by a residue kept in
+    an earlier completion, would otherwise put back what the other trimmed)."""
+    lo, hi = min(kept + [seg.anchor]), max(kept + [seg.anchor])
+    return ({n for n in range(lo - 2, hi + 3)} - set(planned)) | set(kept)
+
+
 def _replace_residues(target: gemmi.Chain, source: gemmi.Chain, numbers: set[int]) -> None:
     """Put `source`'s residues with these numbers into `target` (replacing any there), in residue-number order."""
     keep = [target[i].clone() for i in range(len(target)) if target[i].seqid.num not in numbers]
@@ -512,6 +522,9 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     b_new = float(np.median(b_values)) if b_values else 30.0
     rows, kept_cc = [], []
     n_built = n_trimmed = 0
+    planned: dict[str, set[int]] = {}
+    for seg in segments:
+        planned.setdefault(seg.chain, set()).update(n for n, _ in seg.residues)
     for seg in segments:
         seg_record = {"id": seg.id, "kind": seg.kind, "chain": seg.chain, "residues": len(seg.residues)}
         if seg.refused:
@@ -533,10 +546,8 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
         by_res = _rows_by_residue(refined)
         trimmed = trim_residues(seg, built, by_res, min_fit)
         kept = [n for n in built if n not in trimmed]
-        if built:
-            lo, hi = min(built + [seg.anchor]), max(built + [seg.anchor])
-            window = {n for n in range(lo - 2, hi + 3)} - set(trimmed) - {n for n, _ in seg.residues if n not in built}
-            _replace_residues(final[0][seg.chain], st[0][seg.chain], window)
+        if kept:
+            _replace_residues(final[0][seg.chain], st[0][seg.chain], merge_window(seg, kept, planned[seg.chain]))
         n_built += len(kept)
         n_trimmed += len(trimmed)
         for n, name in seg.residues:

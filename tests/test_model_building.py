@@ -25,7 +25,15 @@ from test_refine import crop_example
 
 from locscale.cycle_table import cycle_row, row_schema
 from locscale.errors import LocScaleInputError
-from locscale.model_building import chain_sequences, complete_model, plan_segments, sequence_offset, write_outputs
+from locscale.model_building import (
+    Segment,
+    chain_sequences,
+    complete_model,
+    merge_window,
+    plan_segments,
+    sequence_offset,
+    write_outputs,
+)
 
 HAVE_COOT = importlib.util.find_spec("coot_headless_api") is not None
 needs_coot = pytest.mark.skipif(not HAVE_COOT, reason="coot-headless-api is not installed (the validation extra)")
@@ -70,6 +78,21 @@ def test_plan_finds_the_gap_and_the_chain_end(gapped):
     segments, _ = plan_segments(st, seqs, max_residues_per_end=2, max_gap_residues=4)
     assert "longer than max_gap_residues = 4" in segments[0].refused
     assert [n for n, _ in segments[1].residues] == [136, 137]
+
+
+def test_a_segment_never_puts_back_residues_another_segment_trimmed():
+    """The TRPV1 phantom (benchmarks/bench_trpv1_completion.py) case: gap 503–507 was built, 505 and 507 kept;
+    the next completion plans 503–504 and 506 as two segments. Each segment's trial holds a trace of the whole
+    gap, so a window of ± 2 around one segment would take the other's residues from it, trimmed or not (504 and
+    506 reappeared in the built model while the record said trimmed)."""
+    first = Segment("A:503-504", "A", "gap", 502, 1, [(503, "LEU"), (504, "LYS")], next_residue=505)
+    second = Segment("A:506-506", "A", "gap", 505, 1, [(506, "LEU")], next_residue=507)
+    planned = {503, 504, 506}
+    assert merge_window(first, [503], planned) == {500, 501, 502, 503, 505}
+    assert merge_window(second, [506], planned) == {505, 506, 507, 508}
+    # a chain end: the kept residues and the anchor's unplanned neighbours
+    end = Segment("A:424-433", "A", "n_end", 434, -1, [(n, "ALA") for n in range(433, 423, -1)])
+    assert merge_window(end, [433, 432], set(range(424, 434))) == {432, 433, 434, 435, 436}
 
 
 def test_sequence_offset_follows_the_numbering():
