@@ -48,7 +48,7 @@ import gemmi
 import numpy as np
 import pandas as pd
 
-from .engines.base import run_logged
+from .engines.base import run_logged, tool_environment
 from .errors import LocScaleInputError
 
 #: the sequence must match at least this fraction of a chain's modelled residues (at its best offset)
@@ -257,9 +257,7 @@ def _coot(step: str, model: Path, map_path: Path, out: Path | None, workdir: Pat
         cmd += ["--plan", str(plan)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env = tool_environment()
     env["COOT_N_THREADS"] = "1"
     with open(log, "a") as fh:
         fh.write(f"# {' '.join(cmd)}\n")

@@ -37,7 +37,6 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -48,8 +47,10 @@ import numpy as np
 import pandas as pd
 
 from . import cycle_metrics
+from .engines.base import tool_environment
 from .errors import LocScaleInputError
 from .records import read_json
+from .restraints import locate_monlib
 
 #: the eight summary values, in report order (the registry's model-validation metrics, locscale.cycle_metrics)
 SUMMARY_KEYS = cycle_metrics.validation_keys()
@@ -109,24 +110,6 @@ def installed_tools() -> dict[str, str | None]:
                         else "cctbx (cctbx-base: mmtbx, iotbx) is not installed")
     missing["servalcat"] = None if _servalcat_command() else "servalcat is not installed"
     return missing
-
-
-def _monlib(monlib) -> tuple[Path | None, str]:
-    """(monomer library, where it came from): the argument, else $CLIBD_MON, else coot's bundled library."""
-    from .restraints import installed_monlib, is_monlib
-
-    if monlib:
-        path = Path(monlib)
-        if not is_monlib(path):
-            raise LocScaleInputError("not a CCP4 monomer library (no list/mon_lib_list.cif inside)",
-                                     "give the monomer library folder (the one CLIBD_MON names), or none to use "
-                                     "$CLIBD_MON or the library installed with coot-headless-api", path)
-        return path, "argument"
-    env = os.environ.get("CLIBD_MON")
-    if env and is_monlib(env):
-        return Path(env), "$CLIBD_MON"
-    installed = installed_monlib()
-    return (installed, "coot-headless-api") if installed else (None, "none found")
 
 
 def _select_tools(tools) -> set[str]:
@@ -248,12 +231,10 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
                                  workdir) from None
     structure, model_in, map_in = _prepare_inputs(model, map_path, workdir)
     model_in, map_in = str(Path(model_in).resolve()), str(Path(map_in).resolve())
-    library, library_source = _monlib(monlib)
+    library, library_source = locate_monlib(monlib, strict=False)
     logger = _Log(Path(log).absolute() if log else workdir / "model_validation.log")
 
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env = tool_environment()
     env.setdefault("MPLBACKEND", "Agg")
     if library is not None:
         env["CLIBD_MON"] = str(library)

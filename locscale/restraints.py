@@ -38,17 +38,12 @@ NO_MONLIB_FIX = ("install the workflow extra (pip install -e '.[workflow]': coot
                  "CLIBD_MON; or set refine.restrained: false to refine B-factors unrestrained")
 
 
-def resolve_monlib(configured: str | os.PathLike | None = None, environ: dict | None = None, *,
-                   restrained: bool = True) -> Path | None:
-    """The monomer library to restrain refinement with: `configured` if given, else ``$CLIBD_MON`` if set, else
-    the library installed with coot-headless-api; None when `restrained` is False.
-
-    A configured path that is not a monomer library is an error; an unusable ``$CLIBD_MON`` is too, and so is
-    finding no library at all while restrained refinement is asked for (it would silently change restrained into
-    unrestrained refinement otherwise).
-    """
-    if not restrained:
-        return None
+def locate_monlib(configured: str | os.PathLike | None = None, environ: dict | None = None, *,
+                  strict: bool = True) -> tuple[Path | None, str]:
+    """(monomer library, where it came from: "configured", "$CLIBD_MON", "coot-headless-api" or "none found"), in
+    that order of search. A configured path that is not a monomer library is always an error. `strict`: an
+    unusable ``$CLIBD_MON`` is an error too (refinement); otherwise it is skipped (validation, which goes on
+    without the tools that need a library)."""
     environ = os.environ if environ is None else environ
     if configured:
         path = Path(configured)
@@ -57,21 +52,36 @@ def resolve_monlib(configured: str | os.PathLike | None = None, environ: dict | 
                                      "point refine.monlib at the monomer library folder (the one CLIBD_MON names in "
                                      "a CCP4 installation, e.g. $CCP4/lib/data/monomers), or set it to null to use "
                                      "$CLIBD_MON or the library installed with coot-headless-api", path)
-        return path.resolve()
+        return path.resolve(), "configured"
     env = environ.get("CLIBD_MON")
-    if env:
-        if not is_monlib(env):
-            raise LocScaleInputError("$CLIBD_MON is set but is not a CCP4 monomer library (no "
-                                     "list/mon_lib_list.cif inside)",
-                                     "fix or unset CLIBD_MON (unset: the library installed with coot-headless-api "
-                                     "is used)", env)
-        return Path(env).resolve()
+    if env and is_monlib(env):
+        return Path(env).resolve(), "$CLIBD_MON"
+    if env and strict:
+        raise LocScaleInputError("$CLIBD_MON is set but is not a CCP4 monomer library (no list/mon_lib_list.cif "
+                                 "inside)", "fix or unset CLIBD_MON (unset: the library installed with "
+                                 "coot-headless-api is used)", env)
     installed = installed_monlib()
-    if installed is None:
+    return (installed, "coot-headless-api") if installed else (None, "none found")
+
+
+def resolve_monlib(configured: str | os.PathLike | None = None, environ: dict | None = None, *,
+                   restrained: bool = True) -> Path | None:
+    """The monomer library to restrain refinement with (:func:`locate_monlib`, strict): `configured` if given,
+    else ``$CLIBD_MON`` if set, else the library installed with coot-headless-api; None when `restrained` is
+    False.
+
+    A configured path that is not a monomer library is an error; an unusable ``$CLIBD_MON`` is too, and so is
+    finding no library at all while restrained refinement is asked for (it would silently change restrained into
+    unrestrained refinement otherwise).
+    """
+    if not restrained:
+        return None
+    path, _ = locate_monlib(configured, environ, strict=True)
+    if path is None:
         raise LocScaleInputError("restrained refinement (refine.restrained: true, the default) needs a CCP4 monomer "
                                  "library, and none was found (refine.monlib is null, $CLIBD_MON is unset and "
                                  "coot-headless-api is not installed)", NO_MONLIB_FIX)
-    return installed
+    return path
 
 
 def ligand_names(path: str | os.PathLike) -> set[str]:

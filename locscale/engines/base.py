@@ -123,6 +123,16 @@ class RefinementEngine(ABC):
 
 
 # ---------------------------------------------------------------------- running a program
+def tool_environment() -> dict[str, str]:
+    """``os.environ`` with the directory holding this ``locscale`` package first on ``PYTHONPATH``: the
+    environment for ``python -m locscale.<tool>`` processes (coot and cctbx run apart, DESIGN.md §9), so they run
+    this code whether or not the interpreter has the package installed (e.g. a tool environment without it)."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def run_logged(cmd: list[str] | str, workdir: str | os.PathLike, log: str | os.PathLike, *,
                threads: int = 1, shell: bool = False, timeout: float | None = None) -> float:
     """Run `cmd` in `workdir` with stdout+stderr appended to `log`; return wall seconds.
