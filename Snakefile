@@ -1,7 +1,7 @@
 # LocScale refinement cycles (Jakobi, Wilmanns & Sachse, eLife 2017;6:e27131, Fig. 4A):
 #   refine B-factors against the fixed cycle-0 global target (coordinates, with refine_xyz, against the previous
 #   LocScale map) -> simulate a model map -> LocScale the ORIGINAL map -> validate against the original map ->
-#   converged? -> results/<dataset>/final/ holds the cycle chosen by locscale.selection (README).
+#   converged? -> results/<dataset>/final/ holds the cycle chosen by locscale.cycle.selection (README).
 #
 #   snakemake --cores 2                                  # bundled example (config/config.yaml)
 #   snakemake --cores 16 --configfile config/trpv1.yaml  # the paper's TRPV1 case (downloads EMD-5778 + 3J5P)
@@ -39,7 +39,7 @@ if not workflow.overwrite_configfiles:
 
 # the schema check with one short line per problem (key, what it expects) instead of the whole schema, plus what
 # a schema cannot check (NaN, min_cycles <= max_cycles, inputs inside results/)
-from locscale.limits import validate_workflow_config
+from locscale.cycle.config import validate_workflow_config
 
 validate_workflow_config(config, workflow.basedir, validate)
 

@@ -125,12 +125,12 @@ def case_160() -> Case:
 
 def case_256(radius: float | None = None) -> Case:
     """A 256³ phantom of TRPV1 (3J5P refined, 1.2156 Å): the map is the model blurred by a radial B gradient
-    plus noise (locscale.phantom), the model map the refined model's (locscale.simulate), the mask the model
+    plus noise (locscale.phantoms.phantom), the model map the refined model's (locscale.simulate), the mask the model
     envelope of `radius` Å (default 20 Å: > 1 M voxels, the size of issue 5's GPU target). Window 24 voxels
     (29 Å)."""
     from locscale.mapio import Map
     from locscale.models import envelope_mask, read_model
-    from locscale.phantom import make_phantom
+    from locscale.phantoms.phantom import make_phantom
     from locscale.simulate import simulate_model_map
 
     pdb = SHARED / "models" / "pdb3j5p_refined.pdb"

@@ -17,7 +17,8 @@ The paper's claim that LocScale maps make building easier, measured with the sam
 
 builds the same handed-out model (20 % removed) into (a) the original map (the half maps' average), (b) global
 sharpening, both the workflow's own (cycle 0: Guinier B, FSC-weighted) and the best B by truth (an oracle a user does
-not have: ``locscale.truth.global_b_scan``, highest CC to the truth in the envelope), and (c) the LocScale map of each
+not have: ``locscale.phantoms.truth.global_b_scan``, highest CC to the truth in the envelope), and (c) the
+LocScale map of each
 cycle of the workflow run above, with the same ``complete_model`` call (same trials, seed, refinement cycles and
 ``min_fit``), once per builder seed (``--seeds``, default 0, 10, 20: coot's placement trials are random, and a few
 residues change between seeds, as many as between neighbouring maps). Per map, the mean and range over the seeds of:
@@ -188,7 +189,7 @@ def comparison_maps(phantom: Path, results: Path, resolution: float, truth_map, 
     """{label: map file} of the maps compared (written under OUT/compare/maps)."""
     from locscale.global_sharpen import global_sharpen
     from locscale.mapio import read_map, write_map
-    from locscale.truth import global_b_scan
+    from locscale.phantoms.truth import global_b_scan
 
     d = OUT / "compare" / "maps"
     d.mkdir(parents=True, exist_ok=True)
@@ -235,8 +236,8 @@ def compare(args) -> int:
     import pandas as pd
     from bench_cycles import PHANTOMS
 
+    from locscale.building.completion import complete_model, write_outputs
     from locscale.mapio import read_map
-    from locscale.model_building import complete_model, write_outputs
 
     phantom, results, model, fasta, removed = run_cycles(args)
     res = PHANTOMS["A"]["resolution"]

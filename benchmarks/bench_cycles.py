@@ -95,8 +95,8 @@ def phantom_baselines(case: str) -> dict:
     from locscale import metrics
     from locscale.mapio import read_map
     from locscale.models import envelope_mask, read_model
-    from locscale.truth import global_b_scan
-    from locscale.validation import truth_metrics
+    from locscale.phantoms.truth import global_b_scan
+    from locscale.validation.map_metrics import truth_metrics
 
     d = make_phantom_files(case)
     res = PHANTOMS[case]["resolution"]

@@ -33,7 +33,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import LocScaleInputError
-from .mapio import atomic_output
+from .outputs import atomic_output
 
 EMDB_MIRRORS = {
     "ebi": "https://ftp.ebi.ac.uk/pub/databases/emdb/structures",

@@ -1,30 +1,26 @@
-"""Every limit in one place: parameter ranges, memory, and the outputs a command may write.
+"""Value limits in one place: parameter ranges, memory, and the compute device.
 
 The command line, the library (:func:`locscale.sharpen.sharpen_map`, :func:`locscale.sharpen.choose_window`,
-...) and the workflow's config schema (``workflow/schemas/config.schema.yaml``, whose bounds ``tests/test_limits.py``
-compares with the constants here) all use these checks, so a value refused by one is refused by all. Each
-check raises :class:`~locscale.errors.LocScaleInputError` (a problem and a fix, printed on one line by the CLI).
+...) and the workflow's config check (:mod:`locscale.cycle.config`, with ``workflow/schemas/config.schema.yaml``,
+whose bounds ``tests/test_limits.py`` compares with the constants here) all use these checks, so a value refused
+by one is refused by all. Each check raises :class:`~locscale.errors.LocScaleInputError` (a problem and a fix,
+printed on one line by the CLI).
 
 * **Values** (:func:`check_resolution`, :func:`check_window`, :func:`check_window_angstrom`,
   :func:`check_mask_radius`, :func:`check_dmin`): finite, positive, and within the range where the method
   means something.
 * **Memory** (:func:`estimate_sharpen_bytes`, :func:`check_memory`): refuse before allocating when the
   estimate exceeds the memory available, with the figure and a fix.
-* **Outputs** (:func:`guard_outputs`): never write over an input (same file by path, symbolic link or hard
-  link), never replace a read-only file, and find an unwritable folder before the computation, not after.
 * **Devices** (:func:`check_device`): a GPU asked for without PyTorch or CUDA is refused before any work.
-* **Workflow config** (:func:`validate_workflow_config`, :func:`validate_config`, :func:`check_config`): schema
-  errors as one line per key with what it expects, then the checks above on the config's values (a JSON
-  schema lets NaN through), min_cycles ≤ max_cycles, and no input inside ``results/``.
+
+Outputs (never over an input, written atomically) are guarded by :mod:`locscale.outputs`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import LocScaleInputError
@@ -241,170 +237,8 @@ def check_device(device: str | None) -> None:
 
 
 # ---------------------------------------------------------------------- outputs
-def _stat(path: Path):
-    try:
-        return os.stat(path)
-    except OSError:
-        return None
-
-
-def guard_outputs(outputs: dict[str, str | os.PathLike | None],
-                  inputs: Iterable[str | os.PathLike | None]) -> None:
-    """Check every output before any computation: refuse one that is (resolves to, or is a hard link of) an
-    input or another output, an existing folder, a read-only file, or lies in a folder that cannot be
-    written. `outputs` maps an option name (for the message, e.g. '-o') to a path; None entries are skipped.
-    Missing parent folders are fine when they can be created (the writers create them)."""
-    ins = [Path(p) for p in inputs if p is not None]
-    in_stats = [(p, _stat(p)) for p in ins]
-    in_real = {os.path.realpath(p): p for p in ins}
-    seen: dict[str, str] = {}
-    for option, out in outputs.items():
-        if out is None:
-            continue
-        out = Path(out)
-        real = os.path.realpath(out)
-        if real in in_real:
-            raise LocScaleInputError(f"the output ({option}) is the input {in_real[real]}: writing it would destroy "
-                                     "the input", f"give {option} a new file name", out)
-        st = _stat(out)
-        if st is not None:
-            for p, ist in in_stats:
-                if ist is not None and (st.st_dev, st.st_ino) == (ist.st_dev, ist.st_ino):
-                    raise LocScaleInputError(f"the output ({option}) is the same file as the input {p} (a hard "
-                                             "link): writing it would destroy the input",
-                                             f"give {option} a new file name", out)
-        if real in seen:
-            raise LocScaleInputError(f"the outputs {seen[real]} and {option} are the same file",
-                                     "give every output its own file name", out)
-        seen[real] = option
-        if out.is_dir():
-            raise LocScaleInputError(f"the output ({option}) is a folder", f"give {option} a file name, e.g. "
-                                     f"{out / 'out.mrc'}", out)
-        if st is not None and is_read_only(st):
-            raise LocScaleInputError(f"the output ({option}) exists and is read-only; it is not replaced",
-                                     "remove it or make it writable (chmod u+w) if you mean to replace it, or "
-                                     "give another file name", out)
-        parent = Path(real).parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not folder_writable(parent):
-            raise LocScaleInputError(f"cannot write the output ({option}): {parent} is not a folder you can write "
-                                     "to", "choose an output in a folder you can write to", out)
-
-
-def is_read_only(st: os.stat_result) -> bool:
-    """True when a file has no write permission bit at all (0444 and the like; root could still write it)."""
-    return not (st.st_mode & 0o222)
-
-
-def folder_writable(folder: Path) -> bool:
-    """Whether a file can be created in `folder`: tried for real (a temporary file, removed at once), since
-    permission bits do not tell for root, read-only mounts or special file systems."""
-    if not folder.is_dir():
-        return False
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".locscale-write-test.", dir=folder)
-    except OSError:
-        return False
-    os.close(fd)
-    os.unlink(tmp)
-    return True
 
 
 # ---------------------------------------------------------------------- the workflow's config
-def _key(path) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
 
 
-def _expected(err) -> str:
-    v, val = err.validator, err.validator_value
-    if v == "type":
-        types = val if isinstance(val, list) else [val]
-        return "expected type: " + " or ".join(str(t) for t in types)
-    if v == "required":
-        return f"required keys: {', '.join(val)}"
-    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        sign = {"minimum": "≥", "maximum": "≤", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
-        return f"expected a number {sign} {val}"
-    if v == "enum":
-        return "expected one of: " + ", ".join(repr(x) for x in val)
-    if v == "additionalProperties":
-        allowed = sorted(err.schema.get("properties", {}))
-        return ("allowed keys: " + ", ".join(allowed)) if allowed else "no other keys allowed"
-    if v == "pattern":
-        return f"expected text matching {val}"
-    return f"expected: {v} {str(val)[:80]}"
-
-
-def config_errors(config: dict, schema: dict) -> list[str]:
-    """One short line per schema violation: the key, what is wrong and what is expected (not the schema)."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)
-    lines = []
-    for err in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
-        msg = err.message if len(err.message) <= 160 else err.message[:157] + "..."
-        lines.append(f"key {_key(err.absolute_path)}: {msg} ({_expected(err)})")
-    return lines
-
-
-def check_config(config: dict, results_dir: str | os.PathLike = "results") -> None:
-    """What a JSON schema cannot say: NaN/Inf values (a schema's bounds let NaN through), the same value
-    limits as the command line, min_cycles ≤ max_cycles, and no input inside the workflow's results folder
-    (where a cycle's output could overwrite it)."""
-    def at(key, check, value):
-        try:
-            check(value)
-        except LocScaleInputError as err:
-            raise LocScaleInputError(f"key {key}: {err.problem}", err.fix) from None
-
-    for name, ds in (config.get("datasets") or {}).items():
-        if isinstance(ds, dict) and ds.get("resolution") is not None:
-            at(f"datasets.{name}.resolution", check_resolution, ds["resolution"])
-    sh = config.get("sharpen") or {}
-    for key, check in (("window", check_window), ("window_angstrom", check_window_angstrom),
-                       ("mask_radius", check_mask_radius)):
-        if sh.get(key) is not None:
-            at(f"sharpen.{key}", check, sh[key])
-    if config.get("min_cycles") is not None and config.get("max_cycles") is not None:
-        check_cycles(int(config["min_cycles"]), int(config["max_cycles"]))
-    results = os.path.realpath(results_dir)
-    for name, ds in (config.get("datasets") or {}).items():
-        if not isinstance(ds, dict):
-            continue
-        paths = [(k, ds.get(k)) for k in ("map", "model", "mask")]
-        paths += [(f"half_maps[{i}]", p) for i, p in enumerate(ds.get("half_maps") or [])]
-        for key, p in paths:
-            if isinstance(p, str) and os.path.commonpath([results, os.path.realpath(p)]) == results:
-                raise LocScaleInputError(f"key datasets.{name}.{key}: the input {p} lies inside the workflow's "
-                                         f"results folder {results_dir}/, where the cycles write their outputs "
-                                         "and could overwrite it",
-                                         "copy the file elsewhere (e.g. data/) and point the config at the copy")
-
-
-def validate_config(config: dict, schema_path: str | os.PathLike, fill_defaults=None) -> None:
-    """Check a workflow config against its schema with short messages (:func:`config_errors`), then fill in
-    the schema's defaults with `fill_defaults(config, schema_path)` (Snakemake's ``snakemake.utils.validate``)
-    and apply :func:`check_config`. Raises :class:`LocScaleInputError`."""
-    import yaml
-
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    errors = config_errors(config, schema)
-    if errors:
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise LocScaleInputError("invalid config: " + "; ".join(errors[:5]) + more,
-                                 "fix these keys (every setting is described in config/README.md)")
-    if fill_defaults is not None:
-        fill_defaults(config, str(schema_path))
-    check_config(config)
-
-
-def validate_workflow_config(config: dict, basedir: str | os.PathLike, fill_defaults=None) -> None:
-    """:func:`validate_config` against the workflow's ``workflow/schemas/config.schema.yaml`` under `basedir`, for the
-    Snakefile: a problem ends the run before any job with Snakemake's WorkflowError and our short message."""
-    from snakemake.exceptions import WorkflowError
-
-    try:
-        validate_config(config, Path(basedir) / "workflow" / "schemas" / "config.schema.yaml", fill_defaults)
-    except LocScaleInputError as err:
-        raise WorkflowError(f"config: {err}") from None

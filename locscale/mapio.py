@@ -16,7 +16,6 @@ renamed into place only when complete.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ import mrcfile
 import numpy as np
 
 from .errors import LocScaleInputError
+from .outputs import atomic_output
 
 _FLOAT_MODES = {0: "int8", 1: "int16", 2: "float32", 6: "uint16", 12: "float16"}
 
@@ -227,54 +227,6 @@ def average_half_maps(h1: Map, h2: Map) -> Map:
 
 
 # ---------------------------------------------------------------------- writing
-def atomic_output(path: str | os.PathLike, suffix: str | None = None):
-    """Context manager yielding a temporary path beside `path`; renamed to `path` only on success."""
-    return _AtomicOutput(Path(path), suffix)
-
-
-class _AtomicOutput:
-    def __init__(self, path: Path, suffix: str | None):
-        self.path = path
-        self.suffix = suffix if suffix is not None else "".join(path.suffixes) or ".tmp"
-
-    def __enter__(self) -> Path:
-        from .limits import folder_writable, is_read_only
-
-        if self.path.is_dir():
-            raise LocScaleInputError("the output is a folder", "give a file name", self.path)
-        if self.path.exists() and is_read_only(self.path.stat()):
-            raise LocScaleInputError("the output exists and is read-only; it is not replaced",
-                                     "remove it or make it writable (chmod u+w), or give another file name",
-                                     self.path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LocScaleInputError(f"cannot create the output's folder ({exc.strerror})",
-                                     "choose an output in a folder you can write to", self.path) from None
-        if not folder_writable(self.path.parent):
-            raise LocScaleInputError(f"cannot write in folder {self.path.parent}",
-                                     "choose an output in a folder you can write to", self.path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".partial{self.suffix}",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            # mkstemp creates 0600 files; outputs get the usual permissions (0666 minus the umask)
-            umask = os.umask(0)
-            os.umask(umask)
-            try:
-                os.chmod(self.tmp, 0o666 & ~umask)
-                os.replace(self.tmp, self.path)
-            except OSError as err:  # e.g. the target became a folder meanwhile: leave nothing behind
-                self.tmp.unlink(missing_ok=True)
-                raise LocScaleInputError(f"cannot write the output ({err.strerror})",
-                                         "give a file name in a folder you can write to", self.path) from None
-        else:
-            self.tmp.unlink(missing_ok=True)
-        return False
 
 
 def write_map(path: str | os.PathLike, emap: Map, data: np.ndarray | None = None, *,

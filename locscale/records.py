@@ -9,7 +9,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .mapio import atomic_output
+from .outputs import atomic_output
 
 
 def jsonable(o):

@@ -66,7 +66,7 @@ def shared_data() -> Path:
 
 def coot_monomer_library() -> Path | None:
     """The CCP4 monomer library inside the installed coot-headless-api wheel, or None if it is not installed."""
-    from locscale.restraints import installed_monlib
+    from locscale.tools.restraints import installed_monlib
 
     return installed_monlib()
 

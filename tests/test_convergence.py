@@ -1,4 +1,4 @@
-"""Convergence decisions of the workflow's `converged` checkpoint and the loop walk (locscale.convergence)."""
+"""Convergence decisions of the workflow's `converged` checkpoint and the loop walk (locscale.cycle.convergence)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from locscale.convergence import (
+from locscale.cycle.convergence import (
     CONVERGED,
     DEFAULT_TOLERANCES,
     NOT_CONVERGED,

@@ -205,8 +205,9 @@ def test_bundled_map_agreement(bundled):
 
 def test_phantom_agreement(model_5ni1):
     """Same targets on a simulated phantom: chain A of 5NI1 (refined B-factors 1-317 Å²) blurred by a radial B
-    gradient plus noise (locscale.phantom), its true model map as the reference, an envelope mask."""
-    from locscale import models, phantom, simulate
+    gradient plus noise (locscale.phantoms.phantom), its true model map as the reference, an envelope mask."""
+    from locscale import models, simulate
+    from locscale.phantoms import phantom
     st = phantom.crop_model(models.read_model(model_5ni1), ["A"], radius=16.0)
     ph = phantom.make_phantom(st, (56, 1.2156), seed=1, resolution=3.5)
     modelmap = simulate.simulate_model_map(ph.model, ph.full)

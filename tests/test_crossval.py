@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from locscale.crossval import CrossValidation, cross_validate, read_crossval, write_crossval
 from locscale.engines import ServalcatEngine
 from locscale.errors import LocScaleInputError
 from locscale.models import read_model
-from locscale.phantom import crop_model, make_phantom
+from locscale.phantoms.phantom import crop_model, make_phantom
+from locscale.validation.crossval import CrossValidation, cross_validate, read_crossval, write_crossval
 
 RES = 3.5
 

@@ -1,4 +1,4 @@
-"""locscale.cycle_table and the metric registry locscale.cycle_metrics: a cycle's row from its records, the row
+"""locscale.cycle.table and the metric registry locscale.cycle.registry: a cycle's row from its records, the row
 schema, the figure's panels and the convergence defaults all follow the registry (a new metric is one entry)."""
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from locscale import convergence, cycle_metrics, cycle_table, model_validation, report
-from locscale.cycle_metrics import Metric
+from locscale.cycle import convergence, report
+from locscale.cycle import registry as cycle_metrics
+from locscale.cycle import table as cycle_table
+from locscale.cycle.registry import Metric
+from locscale.cycle.selection import Selection
 from locscale.errors import LocScaleInputError
-from locscale.selection import Selection
+from locscale.validation import model as model_validation
 
 EXPECTED_PANELS = [  # the figure's panels on the bundled example (and before the registry), in order
     "RSCC vs original map", "FSCaverage (model vs original map)", "Kurtosis in fixed envelope", "Atomic B-factors",

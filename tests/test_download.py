@@ -14,14 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from locscale.download import (
-    DownloadError,
-    emdb_half_map_urls,
-    emdb_map_url,
-    fetch,
-    pdb_model_url,
-    sha256_of,
-)
+from locscale.download import DownloadError, emdb_half_map_urls, emdb_map_url, fetch, pdb_model_url, sha256_of
 from locscale.errors import LocScaleInputError
 from locscale.mapio import read_map
 

@@ -12,8 +12,9 @@ from locscale.experiments.common import read_table, write_table
 from locscale.experiments.model_bias import model_bias_controls, plot_model_bias
 from locscale.experiments.model_completion import model_completion, plot_model_completion
 from locscale.experiments.window_sweep import default_sweep_windows, interior_maximum, plot_window_sweep, window_sweep
-from locscale.models import mutate_to_trp, perturb_coordinates, read_model, truncate_to_ala
-from locscale.phantom import crop_model, make_phantom
+from locscale.models import read_model
+from locscale.phantoms.edits import mutate_to_trp, perturb_coordinates, truncate_to_ala
+from locscale.phantoms.phantom import crop_model, make_phantom
 
 RES = 3.5
 

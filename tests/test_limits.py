@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import yaml
 
-from locscale import limits
+from locscale import limits, outputs
 from locscale.cli import main
+from locscale.cycle import config as cycle_config
 from locscale.errors import LocScaleInputError
 from locscale.mapio import read_map, write_map
 from locscale.models import read_model, write_model
@@ -340,36 +341,36 @@ def test_workflow_config_errors_name_the_key_not_the_schema(repo_root):
     fit this map' after cycle 0; NaN passes any JSON-schema bound."""
     schema = repo_root / "workflow" / "schemas" / "config.schema.yaml"
     with pytest.raises(LocScaleInputError) as exc:
-        limits.validate_config({"max_cycles": 3}, schema)
+        cycle_config.validate_config({"max_cycles": 3}, schema)
     msg = str(exc.value)
     assert "datasets" in msg and "required" in msg and len(msg.splitlines()) <= 2 and len(msg) < 400
     cfg = _workflow_config()
     cfg["datasets"]["x"]["resolution"] = "3.2 A"
     with pytest.raises(LocScaleInputError, match=r"key datasets\.x\.resolution.*expected type: number or null"):
-        limits.validate_config(cfg, schema)
+        cycle_config.validate_config(cfg, schema)
     for bad, words in ((100, "maximum of 50"), (math.nan, "not a finite number"), (math.inf, "maximum of 50")):
         cfg = _workflow_config()
         cfg["datasets"]["x"]["resolution"] = bad
         with pytest.raises(LocScaleInputError, match=words):
-            limits.validate_config(cfg, schema)
+            cycle_config.validate_config(cfg, schema)
     cfg = _workflow_config(sharpen={"window_angstrom": math.nan})
     with pytest.raises(LocScaleInputError, match=r"sharpen\.window_angstrom"):
-        limits.validate_config(cfg, schema)
-    limits.validate_config(_workflow_config(), schema)  # a good config passes
+        cycle_config.validate_config(cfg, schema)
+    cycle_config.validate_config(_workflow_config(), schema)  # a good config passes
 
 
 def test_workflow_min_cycles_above_max_cycles_is_refused(repo_root):
     schema = repo_root / "workflow" / "schemas" / "config.schema.yaml"
     with pytest.raises(LocScaleInputError, match=r"min_cycles \(5\) is larger than max_cycles \(3\)"):
-        limits.validate_config(_workflow_config(min_cycles=5, max_cycles=3), schema)
+        cycle_config.validate_config(_workflow_config(min_cycles=5, max_cycles=3), schema)
 
 
 def test_workflow_inputs_inside_results_are_refused(tmp_path):
     cfg = _workflow_config()
     cfg["datasets"]["x"]["map"] = str(tmp_path / "results" / "x" / "cycle_01" / "locscale.mrc")
     with pytest.raises(LocScaleInputError, match="inside the workflow's results folder"):
-        limits.check_config(cfg, tmp_path / "results")
-    limits.check_config(_workflow_config(), tmp_path / "results")
+        cycle_config.check_config(cfg, tmp_path / "results")
+    cycle_config.check_config(_workflow_config(), tmp_path / "results")
 
 
 # ---------------------------------------------------------------------- 6. one line, not a traceback
@@ -472,7 +473,7 @@ def test_tests_need_nothing_outside_the_repository(repo_root, monlib):
 def test_writing_next_to_an_input_is_fine(tmp_path, small):
     """An output beside an input, or in a folder still to be created, passes the guard."""
     m = _copy(small[0], tmp_path / "map.mrc")
-    limits.guard_outputs({"-o": tmp_path / "map_sharpened.mrc", "--info": tmp_path / "new" / "info.json"}, [m])
+    outputs.guard_outputs({"-o": tmp_path / "map_sharpened.mrc", "--info": tmp_path / "new" / "info.json"}, [m])
 
 
 def test_every_record_written_inside_a_collect_block_lists_its_warnings(tmp_path):

@@ -14,7 +14,7 @@ from locscale.localres import (
     soft_sphere,
 )
 from locscale.models import atom_positions, envelope_mask, read_model
-from locscale.phantom import crop_model, make_phantom
+from locscale.phantoms.phantom import crop_model, make_phantom
 
 APIX, RES = 1.2, 3.5
 

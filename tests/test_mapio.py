@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from locscale.errors import LocScaleInputError
-from locscale.mapio import Map, atomic_output, read_half_maps, read_map, write_map
+from locscale.mapio import Map, read_half_maps, read_map, write_map
+from locscale.outputs import atomic_output
 
 EDGE = ("origin_field", "axis321", "nstart_aniso")
 

@@ -1,10 +1,11 @@
-"""Automated model completion with coot (locscale.model_building, locscale.coot_building) on a crop of EMD-3488
+"""Automated model completion with coot (locscale.building.completion, locscale.building.coot_tool) on a crop of
+EMD-3488
 around chain A of 5ME2 with ten residues removed: five inside a helix (58–62, helix 52–72) and the last five of
 the chain (136–140).
 
 Measured with coot-headless-api 1.3.3rc1 and servalcat 0.4.142 (2 trials, seed 0, this file's inputs;
 min_fit 0.35: the default 0.55 is calibrated for LocScale maps, and CC runs lower in the deposited map, see
-locscale.model_building.MIN_FIT; deterministic, so the same numbers every run): the gap came back 4/5 with CA
+locscale.building.completion.MIN_FIT; deterministic, so the same numbers every run): the gap came back 4/5 with CA
 within 1 Å of the deposited positions (0.47–0.99 Å; residue 62, next to the far anchor, 1.22 Å; CA RMSD
 0.91 Å); of the chain end, 136–138 were kept (CA 0.19, 0.69, 0.94 Å off) and 139–140 trimmed (139 had CC 0.27
 and was 2.1 Å off; 140 lies beyond it).
@@ -23,9 +24,7 @@ import numpy as np
 import pytest
 from test_refine import crop_example
 
-from locscale.cycle_table import cycle_row, row_schema
-from locscale.errors import LocScaleInputError
-from locscale.model_building import (
+from locscale.building.completion import (
     Segment,
     chain_sequences,
     complete_model,
@@ -34,6 +33,8 @@ from locscale.model_building import (
     sequence_offset,
     write_outputs,
 )
+from locscale.cycle.table import cycle_row, row_schema
+from locscale.errors import LocScaleInputError
 
 HAVE_COOT = importlib.util.find_spec("coot_headless_api") is not None
 needs_coot = pytest.mark.skipif(not HAVE_COOT, reason="coot-headless-api is not installed (the validation extra)")
@@ -193,7 +194,7 @@ def test_side_chain_completion_is_reproducible_and_restores_the_aromatic_rings(g
     """The builder's coot ``fill`` step (``fill_partial_residues``, which also refines what it completes), run twice
     in two fresh processes through the builder's own subprocess path, on the crop model with ten aromatic side chains
     truncated to CB: the same file byte for byte, and the side chains back where they were deposited."""
-    from locscale.model_building import _coot
+    from locscale.building.completion import _coot
 
     crop_map, _, deposited = gapped
     st = gemmi.read_structure(str(deposited))

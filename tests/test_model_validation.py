@@ -1,4 +1,4 @@
-"""Model validation (locscale.model_validation): Coot, cctbx and servalcat, each in its own process, checked against
+"""Model validation (locscale.validation.model): Coot, cctbx and servalcat, each in its own process, checked against
 the tools' own command-line programs on the bundled EMD-3488 map and 5ME2 model."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from locscale.errors import LocScaleInputError
-from locscale.model_validation import (
+from locscale.validation.model import (
     LABELS,
     NOT_AVAILABLE,
     RESIDUE_COLUMNS,
@@ -170,7 +170,7 @@ def test_wrecked_geometry(shaken, deposited, tmp_path):
 
 def test_tool_switched_off_or_missing(monkeypatch, tmp_path, model_5me2, emd3488_map):
     """Only coot requested, and cctbx 'not installed' (find_spec finds no mmtbx): NaN values, 'not available'."""
-    import locscale.model_validation as mv
+    import locscale.validation.model as mv
 
     real = mv._find_spec
     monkeypatch.setattr(mv, "_find_spec", lambda name: None if name == "mmtbx" else real(name))
@@ -259,8 +259,8 @@ def test_coordinates_refined_with_a_far_too_loose_weight_are_flagged_and_never_f
     and hands out the restrained cycle. Measured: FSCaverage 0.843 vs 0.938; bond RMSZ ~1 vs ~30."""
     from test_refine import crop_example
 
+    from locscale.cycle.selection import choose_final_cycle, cycle_flags
     from locscale.engines import ServalcatEngine
-    from locscale.selection import choose_final_cycle, cycle_flags
 
     crop_map, crop_model = crop_example(emd3488_map, model_5me2, tmp_path / "crop")
     runs = {"restrained": ServalcatEngine(monlib=monlib, refine_xyz=True, ncycle=3),

@@ -13,13 +13,7 @@ from locscale.commands.phantom import main as phantom_main
 from locscale.errors import LocScaleInputError
 from locscale.global_sharpen import apply_bfactor
 from locscale.models import read_model
-from locscale.phantom import (
-    b_gradient,
-    box_around_model,
-    crop_model,
-    make_phantom,
-    remove_residues,
-)
+from locscale.phantoms.phantom import b_gradient, box_around_model, crop_model, make_phantom, remove_residues
 
 BOX, APIX = 64, 1.2
 

@@ -1,4 +1,4 @@
-"""Refinement engines (locscale.engines) and their restraints (locscale.restraints): command lines, monomer
+"""Refinement engines (locscale.engines) and their restraints (locscale.tools.restraints): command lines, monomer
 library, availability checks, and a real servalcat B-factor refinement on a crop of the bundled example."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from locscale.engines import (
 from locscale.errors import LocScaleInputError
 from locscale.mapio import Map, read_map, write_map
 from locscale.models import atom_positions, b_factors, read_model, write_model
-from locscale.restraints import installed_monlib, missing_monomers, resolve_monlib
+from locscale.tools.restraints import installed_monlib, missing_monomers, resolve_monlib
 
 
 def crop_example(map_path, model_path, dest: Path, chains=("A",), margin: float = 6.0) -> tuple[Path, Path]:

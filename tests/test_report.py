@@ -1,4 +1,4 @@
-"""locscale.report: cycle table, plots and ChimeraX scripts on the bundled EMD-3488 map and models."""
+"""locscale.cycle.report: cycle table, plots and ChimeraX scripts on the bundled EMD-3488 map and models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from locscale import report
+from locscale.cycle import report
 from locscale.errors import LocScaleInputError
 from locscale.mapio import read_map
 from locscale.metrics import fsc, radial_profile

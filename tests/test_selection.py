@@ -1,10 +1,10 @@
-"""Which cycle is handed out (locscale.selection): drift flags and the documented choice of the final cycle."""
+"""Which cycle is handed out (locscale.cycle.selection): drift flags and the documented choice of the final cycle."""
 
 from __future__ import annotations
 
 import pytest
 
-from locscale.selection import DEFAULT_SELECTION, choose_final_cycle, cycle_flags
+from locscale.cycle.selection import DEFAULT_SELECTION, choose_final_cycle, cycle_flags
 
 
 def rows(b_means, fscs, blur=None):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from locscale.models import envelope_mask, read_model
-from locscale.phantom import crop_model, make_phantom
+from locscale.phantoms.phantom import crop_model, make_phantom
+from locscale.phantoms.truth import global_b_scan, locscale_modes, soft_mask, truth_scores, truth_table
 from locscale.simulate import simulate_model_map
-from locscale.truth import global_b_scan, locscale_modes, soft_mask, truth_scores, truth_table
 
 RES = 3.5
 

@@ -396,7 +396,7 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     assert r.returncode != 0 and "wrote neither" in output(r), output(r)[-3000:]
     assert not (tmp_path / built).exists()
 
-    # mode coot: the library's builder (locscale.model_building; the builder itself: tests/test_model_building.py)
+    # mode coot: the library's builder (locscale.building.completion; the builder itself: tests/test_model_building.py)
     # completes cycle 1's model against the input model's sequence, in the rule build_model_coot; the crop's chain A
     # is complete, so nothing is built and the record says so
     if importlib.util.find_spec("coot_headless_api") is None:
@@ -417,10 +417,10 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
 def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     """Half maps: the full map is their mean, the resolution comes from their FSC at 0.143, the start target is
     FSC-weighted, and every cycle is cross-validated (FSCwork/FSCtest). The half maps are a SIMULATED phantom of
-    chain A of 5ME2 (locscale.phantom: the model's density blurred and two independent noise realisations whose
+    chain A of 5ME2 (locscale.phantoms.phantom: the model's density blurred and two independent noise realisations whose
     expected FSC is 0.143 at 3.5 Å) -- no half maps of EMD-3488 exist."""
     from locscale.models import read_model
-    from locscale.phantom import crop_model, make_phantom
+    from locscale.phantoms.phantom import crop_model, make_phantom
 
     st = crop_model(read_model(model_5me2), ["A"])
     paths = make_phantom(st, (48, 1.05), seed=3, resolution=3.5, b_global=40.0, b_periphery=40.0).write(
@@ -468,9 +468,9 @@ def test_cycles_keep_the_sharpening_on_a_realistic_phantom(tmp_path, model_5me2)
     same run drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 -> 0.9449, both cycles flagged --
     and fails the first assertion.
     """
+    from locscale.cycle.selection import DEFAULT_SELECTION
     from locscale.models import read_model
-    from locscale.phantom import crop_model, make_phantom
-    from locscale.selection import DEFAULT_SELECTION
+    from locscale.phantoms.phantom import crop_model, make_phantom
 
     st = crop_model(read_model(model_5me2), ["A"])
     paths = make_phantom(st, (48, 1.05), seed=21, resolution=3.5, b_global=120.0,

@@ -4,7 +4,7 @@
 #   snakemake -s workflow/experiments.smk --configfile config/experiments.yaml --cores 2
 #
 # Per phantom (config `phantoms`), under <outdir>/<phantom>/:
-#   phantom/            SIMULATED truth, half maps, models and JSON (locscale.phantom)
+#   phantom/            SIMULATED truth, half maps, models and JSON (locscale.phantoms.phantom)
 #   refined/            the true model's B refined by servalcat against the half maps
 #   truth_table         input / best global B / local Guinier / LocScale modes, scored against the truth
 #   window_sweep        kurtosis and truth scores vs LocScale window (8 voxels to ~45 Å)

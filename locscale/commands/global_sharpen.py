@@ -26,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a) -> int:
-    from .. import limits
+    from .. import limits, outputs
     from ..global_sharpen import global_sharpen
     from ..mapio import read_half_maps, read_map, write_map
 
-    limits.guard_outputs({"-o": a.output, "--info": a.info}, map_inputs(a))
+    outputs.guard_outputs({"-o": a.output, "--info": a.info}, map_inputs(a))
     limits.check_resolution(a.resolution)
     if a.bfactor is not None:
         limits.check_finite(a.bfactor, "B-factor", "give a finite B-factor in Å² (negative sharpens)")

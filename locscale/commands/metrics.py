@@ -24,12 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a) -> int:
-    from .. import limits
+    from .. import limits, outputs
     from ..mapio import read_map
     from ..models import check_model_in_map, read_model
-    from ..validation import validation_metrics
+    from ..validation.map_metrics import validation_metrics
 
-    limits.guard_outputs({"-o": a.output, "--fsc-tsv": a.fsc_tsv, "--per-residue-tsv": a.per_residue_tsv},
+    outputs.guard_outputs({"-o": a.output, "--fsc-tsv": a.fsc_tsv, "--per-residue-tsv": a.per_residue_tsv},
                          [a.map, a.model, a.kurtosis_mask])
     limits.check_resolution(a.resolution)
     emap = read_map(a.map)
@@ -52,7 +52,7 @@ def run(a) -> int:
 
 
 def _write_tsv(frame, path) -> None:
-    from ..mapio import atomic_output
+    from ..outputs import atomic_output
 
     with atomic_output(path) as tmp:
         frame.to_csv(tmp, sep="\t", index=False)

@@ -58,7 +58,7 @@ def run(a) -> int:
     """`locscale phantom`: checks the output folder, the prefix and the resolution, then builds the phantom."""
     import os
 
-    from .. import limits
+    from .. import limits, outputs
 
     outdir = Path(a.outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -70,7 +70,7 @@ def run(a) -> int:
             raise LocScaleInputError(f"the input {p} lies in the output folder and starts with the prefix "
                                      f"{a.prefix!r}: the phantom's files could replace it",
                                      "give another output folder (-o) or --prefix", p)
-    limits.guard_outputs({"-o": outdir / f"{a.prefix}_phantom.json"}, [a.model, a.like])
+    outputs.guard_outputs({"-o": outdir / f"{a.prefix}_phantom.json"}, [a.model, a.like])
     limits.check_resolution(a.resolution)
     return make(a)
 
@@ -79,7 +79,7 @@ def make(args: argparse.Namespace) -> int:
     """Build and write the phantom from parsed arguments (no checks of the output folder)."""
     from ..mapio import read_map
     from ..models import read_model
-    from ..phantom import crop_model, make_phantom
+    from ..phantoms.phantom import crop_model, make_phantom
 
     st = read_model(args.model)
     chains = _split(args.chains)
@@ -108,7 +108,7 @@ def make(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`locscale phantom` as a stand-alone entry point, ``main(["MODEL", "-o", "DIR", ...])`` (it was
-    ``locscale.phantom.phantom_main``): builds the phantom without the output-folder checks of :func:`run`."""
+    ``locscale.phantoms.phantom.phantom_main``): builds the phantom without the output-folder checks of :func:`run`."""
     ap = argparse.ArgumentParser(prog="locscale")
     sub = ap.add_subparsers(dest="command", required=True)
     add_subcommand(sub, sys.modules[__name__])

@@ -57,10 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a) -> int:
     import numpy as np
 
-    from .. import limits, sharpen
+    from .. import limits, outputs, sharpen
     from ..mapio import read_map, write_map
 
-    limits.guard_outputs({"-o": a.output, "--info": a.info},
+    outputs.guard_outputs({"-o": a.output, "--info": a.info},
                          map_inputs(a) + [a.model, a.model_map, a.mask])
     # every value is range-checked before anything is read or computed
     if a.resolution is not None:

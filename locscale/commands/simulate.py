@@ -21,12 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a) -> int:
-    from .. import limits
+    from .. import limits, outputs
     from ..mapio import read_map, write_map
     from ..models import check_model_in_map, read_model
     from ..simulate import simulate_model_map
 
-    limits.guard_outputs({"-o": a.output}, [a.model, a.like])
+    outputs.guard_outputs({"-o": a.output}, [a.model, a.like])
     if a.dmin is not None:
         limits.check_dmin(a.dmin)
     like = read_map(a.like)

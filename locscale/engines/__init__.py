@@ -11,7 +11,8 @@ registered names (a test checks them against the registry).
 from __future__ import annotations
 
 from ..errors import LocScaleInputError
-from .base import EngineUnavailableError, RefinementEngine, RefinementResult, run_logged
+from ..tools.process import run_logged
+from .base import EngineUnavailableError, RefinementEngine, RefinementResult
 from .phenix import PHENIX_HOWTO, PhenixEngine
 from .servalcat import SERVALCAT_VERSION, ServalcatEngine, read_servalcat_stats
 

@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 from ..errors import LocScaleInputError
-from .base import EngineUnavailableError, RefinementEngine, RefinementResult, fresh_dir, run_logged, step_parts
+from ..tools.process import fresh_dir, run_logged
+from .base import EngineUnavailableError, RefinementEngine, RefinementResult, step_parts
 
 PHENIX_HOWTO = (
     "install PHENIX (https://phenix-online.org; free academic licence) and make phenix.real_space_refine reachable "

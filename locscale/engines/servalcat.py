@@ -18,16 +18,9 @@ import shutil
 from pathlib import Path
 
 from ..errors import LocScaleInputError
-from ..restraints import missing_monomers, resolve_monlib
-from .base import (
-    EngineUnavailableError,
-    RefinementEngine,
-    RefinementResult,
-    absolute,
-    fresh_dir,
-    run_logged,
-    step_parts,
-)
+from ..tools.process import absolute, fresh_dir, run_logged
+from ..tools.restraints import missing_monomers, resolve_monlib
+from .base import EngineUnavailableError, RefinementEngine, RefinementResult, step_parts
 
 SERVALCAT_VERSION = "0.4.142"
 

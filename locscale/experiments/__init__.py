@@ -4,7 +4,7 @@ Every experiment runs on a :class:`Bench` -- a phantom's half maps and truth, th
 one LocScale window, and two fixed masks:
 
 * the **evaluation mask**: voxels within ``metrics.envelope_radius(d)`` of the true model's atoms; every
-  truth score (``locscale.truth.truth_scores``) and every in-mask kurtosis uses it, whatever the reference;
+  truth score (``locscale.phantoms.truth.truth_scores``) and every in-mask kurtosis uses it, whatever the reference;
 * the **scaling mask**: voxels within half a window of the true model's atoms (LocScale's default mask), the
   same for every reference so that only the reference changes between rows.
 
@@ -21,7 +21,7 @@ Experiments, one module each (each returns a pandas table; its ``plot_*`` draws 
   refinement (``refine`` callable) and a *surrogate model builder*: removed residues whose density in the
   current LocScale map correlates with the truth at ≥ ``build_cc`` are added back (a stand-in for a person
   rebuilding into the newly interpretable density; it uses the truth, which only a phantom has);
-* :mod:`.truth_table` and :mod:`.local_resolution` -- the plots of the tables that :mod:`locscale.truth` and
+* :mod:`.truth_table` and :mod:`.local_resolution` -- the plots of the tables that :mod:`locscale.phantoms.truth` and
   :mod:`locscale.localres` compute.
 
 :mod:`.bench` holds the bench (and the workflow's cycle-0 target), :mod:`.common` the TSV tables and the figure

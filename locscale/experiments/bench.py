@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import metrics
 from ..mapio import Map, read_map
-from ..truth import soft_mask, truth_scores
+from ..phantoms.truth import soft_mask, truth_scores
 
 DEFAULT_MODE = "exact"
 
@@ -52,9 +52,9 @@ class Bench:
 
     @classmethod
     def from_phantom(cls, ph, resolution: float | None = None, **kw) -> Bench:
-        """From a :class:`locscale.phantom.PhantomResult` (resolution defaults to the requested one)."""
+        """From a :class:`locscale.phantoms.phantom.PhantomResult` (resolution defaults to the requested one)."""
         res = ph.info["noise"]["requested_resolution"] if resolution is None else resolution
-        from ..models import add_b
+        from ..phantoms.edits import add_b
 
         blurred = add_b(ph.structure, ph.delta_b, ph.info["blur"]["b_global"])
         return cls.build(ph.half1, ph.half2, ph.truth, ph.structure, res, blurred=blurred, info=ph.info, **kw)
@@ -111,8 +111,8 @@ class Bench:
 
 def _blurred_from_info(structure: gemmi.Structure, info: dict) -> gemmi.Structure | None:
     """The true model with the B of the phantom's blurred signal, rebuilt from the phantom JSON."""
-    from ..models import add_b
-    from ..phantom import b_gradient
+    from ..phantoms.edits import add_b
+    from ..phantoms.phantom import b_gradient
 
     blur = info.get("blur")
     if not blur:

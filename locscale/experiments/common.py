@@ -1,5 +1,5 @@
 """What the experiments share: their TSV tables (with a one-line JSON settings header), a markdown rendering,
-and one figure helper (matplotlib's Agg canvas, no pyplot state; saved by :mod:`locscale.report`)."""
+and one figure helper (matplotlib's Agg canvas, no pyplot state; saved by :mod:`locscale.cycle.report`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..mapio import atomic_output
+from ..cycle.report import save_figure
+from ..outputs import atomic_output
 from ..records import dumps
-from ..report import save_figure
 
 
 def write_table(table: pd.DataFrame, path: str | Path, meta: dict | None = None) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..mapio import Map
-from ..models import (
-    atom_positions,
+from ..models import atom_positions
+from ..phantoms.edits import (
     main_chain_positions,
     mutate_to_trp,
     perturb_coordinates,

@@ -11,7 +11,8 @@ import pandas as pd
 
 from .. import metrics
 from ..mapio import Map
-from ..models import add_residues, atom_positions, b_factors, sub_structure
+from ..models import atom_positions, b_factors
+from ..phantoms.edits import add_residues, sub_structure
 from .bench import Bench
 from .common import figure
 

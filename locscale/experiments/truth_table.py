@@ -1,4 +1,4 @@
-"""The truth table's plot: FSC to truth of every map (the table itself: :func:`locscale.truth.truth_table`)."""
+"""The truth table's plot: FSC to truth of every map (the table itself: :func:`locscale.phantoms.truth.truth_table`)."""
 
 from __future__ import annotations
 

@@ -165,7 +165,7 @@ def local_scale_near_exact(emmap: np.ndarray, modelmap: np.ndarray, window: int,
     Measured in-mask CC to exact mode at the default stride (tests check ≥ 0.999):
     EMD-3488 with LocScale 2's 55 206-voxel mask, w = 24, t = 4: 0.99965 (t = 2, 3: 0.99990, 0.99976);
     the same map Fourier-resampled to 160³, w = 40, t = 7: 0.99970;
-    TRPV1 chain-A phantom (56³, 1.2156 Å, locscale.phantom), w = 20, t = 3: 0.99989; w = 24, t = 4: 0.99978;
+    TRPV1 chain-A phantom (56³, 1.2156 Å, locscale.phantoms.phantom), w = 20, t = 3: 0.99989; w = 24, t = 4: 0.99978;
     TRPV1 phantom 256³ with a 20 Å envelope (1.05 M voxels), w = 24, t = 4: 0.99996 (benchmarks/);
     EMD-3488 over the whole 100³ box (71 % exact-zero solvent, no mask): 0.99964; the same with the solvent
     flattened to 0.0123: 0.99958.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from locscale.convergence import read_decision, walk_cycles
+from locscale.cycle.convergence import read_decision, walk_cycles
 from locscale.download import emdb_half_map_urls, emdb_map_url, emdb_number, pdb_model_url
 from locscale.errors import LocScaleInputError
 from locscale.engines import make_engine
@@ -18,7 +18,7 @@ DATASETS = list(config["datasets"])
 MAX_CYCLES = int(config["max_cycles"])
 COMPLETION = config["model_completion"]
 DOWNLOADS = {}  # (dataset, file name) -> {"urls": [...], "sha256": ...}
-WALKS = {}  # dataset -> locscale.convergence.Walk (filled by all_input, read by print_run_summary)
+WALKS = {}  # dataset -> locscale.cycle.convergence.Walk (filled by all_input, read by print_run_summary)
 
 
 wildcard_constraints:

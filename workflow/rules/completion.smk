@@ -3,7 +3,7 @@
 #   manual:  after cycle c's LocScale map the run ends with a message saying where to put the rebuilt model
 #            (results/<dataset>/cycle_NN/rebuilt_model.cif or .pdb); the next snakemake call continues with it.
 #   command: an external model-building command from the config builds it (placeholders in config/README.md).
-#   coot:    locscale.model_building completes the model against its sequence with coot (own processes, GPLv3):
+#   coot:    locscale.building.completion completes the model against its sequence with coot (own processes, GPLv3):
 #            results/<dataset>/cycle_NN/built_model.cif, completion_coot.json (what was built, trimmed, refused),
 #            completion_coot.tsv (per residue); the next cycle refines the built model.
 

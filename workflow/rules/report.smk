@@ -84,7 +84,7 @@ rule chimerax:
         "../scripts/chimerax.py"
 
 
-# results/<dataset>/final/: the cycle chosen by locscale.selection (its LocScale map, model, model map, metrics) and
+# results/<dataset>/final/: the cycle chosen by locscale.cycle.selection (its LocScale map, model, model map, metrics) and
 # selection.json saying which cycle and why. Its input names the summary of the last cycle of the loop, which only
 # rule all's walk knows (DESIGN.md §7): request `all`, not this file alone.
 rule final:

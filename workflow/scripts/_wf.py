@@ -49,7 +49,7 @@ def resolution_of(inputs_json) -> float:
 
 
 def write_tsv(frame, path) -> None:
-    from locscale.mapio import atomic_output
+    from locscale.outputs import atomic_output
 
     with atomic_output(path, suffix=".tsv") as tmp:
         frame.to_csv(tmp, sep="\t", index=False, float_format="%.8g")

@@ -1,12 +1,12 @@
 """Model completion (coot): complete the cycle's refined model against its sequence in the cycle's LocScale map
-(locscale.model_building; coot runs in processes of its own), then check and store the built model."""
+(locscale.building.completion; coot runs in processes of its own), then check and store the built model."""
 
 from _wf import resolution_of, run
 
 
 def main(smk):
+    from locscale.building.completion import complete_model, write_outputs
     from locscale.mapio import read_map
-    from locscale.model_building import complete_model, write_outputs
     from locscale.models import check_model_in_map, read_model
 
     s = dict(smk.params.settings)

@@ -4,9 +4,9 @@ from _wf import run
 
 
 def main(smk):
+    from locscale.cycle.report import write_chimerax_script
     from locscale.mapio import read_map
     from locscale.models import contour_level, read_model
-    from locscale.report import write_chimerax_script
 
     emap, structure = read_map(smk.input.map), read_model(smk.input.model)
     level, volume = contour_level(emap, structure)

@@ -1,10 +1,10 @@
-"""Cycle step 5: converged? (locscale.convergence.check_convergence); the checkpoint the loop walks."""
+"""Cycle step 5: converged? (locscale.cycle.convergence.check_convergence); the checkpoint the loop walks."""
 
 from _wf import read_json, run
 
 
 def main(smk):
-    from locscale.convergence import check_convergence, write_decision
+    from locscale.cycle.convergence import check_convergence, write_decision
 
     decision = check_convergence(read_json(smk.input.current), read_json(smk.input.previous),
                                  smk.params.tolerances, cycle=int(smk.wildcards.cycle),

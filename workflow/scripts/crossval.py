@@ -1,12 +1,13 @@
-"""FSCwork / FSCtest of the cycle's refined model by the shake protocol (locscale.crossval.cross_validate)."""
+"""FSCwork / FSCtest of the cycle's refined model by the shake protocol
+(locscale.validation.crossval.cross_validate)."""
 
 from _wf import resolution_of, run, write_json
 
 
 def main(smk):
-    from locscale.crossval import cross_validate, write_crossval
     from locscale.engines import make_engine
     from locscale.models import read_model
+    from locscale.validation.crossval import cross_validate, write_crossval
 
     cv_cfg, refine = smk.params.crossval, smk.params.refine
     cv = cross_validate(read_model(smk.input.model), smk.input.half1, smk.input.half2,

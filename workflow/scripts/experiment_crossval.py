@@ -8,9 +8,9 @@ from _wf import run
 def main(smk):
     import json
 
-    from locscale.crossval import cross_validate, write_crossval
     from locscale.experiments.bench import refinement_engine
     from locscale.models import read_model
+    from locscale.validation.crossval import cross_validate, write_crossval
 
     s, cfg = smk.params.settings, smk.params.refine
     resolution = float(json.loads(Path(smk.input.json).read_text())["noise"]["requested_resolution"])

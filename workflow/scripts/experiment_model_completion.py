@@ -15,7 +15,7 @@ def main(smk):
     from locscale.global_sharpen import global_sharpen
     from locscale.mapio import write_map
     from locscale.models import read_model, write_model
-    from locscale.truth import global_b_scan
+    from locscale.phantoms.truth import global_b_scan
 
     s, cfg = smk.params.settings, smk.params.refine
     bench = Bench.from_dir(Path(smk.input.json).parent, window=smk.params.window, mode=smk.params.mode)

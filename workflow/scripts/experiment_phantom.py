@@ -1,4 +1,4 @@
-"""Experiments: build a SIMULATED phantom from a real model (locscale.phantom)."""
+"""Experiments: build a SIMULATED phantom from a real model (locscale.phantoms.phantom)."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ from _wf import run
 
 def main(smk):
     from locscale.models import read_model
-    from locscale.phantom import crop_model, make_phantom
+    from locscale.phantoms.phantom import crop_model, make_phantom
 
     p = smk.params.phantom
     st = crop_model(read_model(smk.input.model), p.get("chains"), radius=p.get("radius"))

@@ -8,7 +8,7 @@ from _wf import run
 
 def main(smk):
     from locscale.experiments.common import markdown_table, read_table
-    from locscale.mapio import atomic_output
+    from locscale.outputs import atomic_output
 
     out = Path(smk.params.outdir)
     lines = ["# LocScale experiments on SIMULATED phantoms", "",

@@ -10,7 +10,7 @@ def main(smk):
     from locscale.experiments.common import write_table
     from locscale.experiments.truth_table import plot_truth_curves
     from locscale.models import read_model
-    from locscale.truth import truth_table
+    from locscale.phantoms.truth import truth_table
 
     bench = Bench.from_dir(Path(smk.input.json).parent, window=smk.params.window)
     refs = {"truth_b": bench.reference_map(bench.structure),

@@ -1,4 +1,5 @@
-"""results/<dataset>/final/: copy the chosen cycle's LocScale map, model, model map and metrics (locscale.selection)."""
+"""results/<dataset>/final/: copy the chosen cycle's LocScale map, model, model map and metrics
+(locscale.cycle.selection)."""
 
 from _wf import read_json, run, write_json
 
@@ -6,7 +7,7 @@ from _wf import read_json, run, write_json
 def main(smk):
     import shutil
 
-    from locscale.mapio import atomic_output
+    from locscale.outputs import atomic_output
 
     selection = read_json(smk.input.selection)
     c = int(selection["cycle"])

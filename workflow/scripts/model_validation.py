@@ -1,11 +1,11 @@
-"""Model validation of one cycle's model (locscale.model_validation.validate_model): every tool in its own process,
+"""Model validation of one cycle's model (locscale.validation.model.validate_model): every tool in its own process,
 each optional ("not available" and NaN columns when it is missing)."""
 
 from _wf import resolution_of, run, write_json, write_tsv
 
 
 def main(smk):
-    from locscale.model_validation import validate_model
+    from locscale.validation.model import validate_model
 
     settings = smk.params.settings
     summary, per_residue = validate_model(smk.input.model, smk.input.map, resolution_of(smk.input.info),

@@ -1,4 +1,5 @@
-"""The per-cycle table (TSV) and plots of cycles 0 ... last (rows: locscale.cycle_table; plots: locscale.report)."""
+"""The per-cycle table (TSV) and plots of cycles 0 ... last (rows: locscale.cycle.table;
+plots: locscale.cycle.report)."""
 
 from pathlib import Path
 
@@ -9,13 +10,13 @@ def main(smk):
     import numpy as np
     import pandas as pd
 
-    from locscale import report
-    from locscale.cycle_table import TIMED_STEPS, finish_rows, read_cycle_row
+    from locscale.cycle import report
+    from locscale.cycle.selection import choose_final_cycle
+    from locscale.cycle.table import TIMED_STEPS, finish_rows, read_cycle_row
     from locscale.mapio import read_map
     from locscale.metrics import radial_profile
-    from locscale.model_validation import read_per_residue
     from locscale.models import b_factors, read_model
-    from locscale.selection import choose_final_cycle
+    from locscale.validation.model import read_per_residue
 
     schema = Path(__file__).resolve().parents[1] / "schemas" / "cycle_row.schema.yaml"
     inp, last = smk.input, int(smk.params.last)

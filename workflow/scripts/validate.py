@@ -1,5 +1,6 @@
-"""Cycle step 4 (and cycle 0): validation against the ORIGINAL map (locscale.validation.validation_metrics), with
-the model validation of rule model_validation merged in (locscale.model_validation)."""
+"""Cycle step 4 (and cycle 0): validation against the ORIGINAL map
+(locscale.validation.map_metrics.validation_metrics), with
+the model validation of rule model_validation merged in (locscale.validation.model)."""
 
 from _wf import read_json, resolution_of, run, write_json, write_tsv
 
@@ -8,7 +9,7 @@ def main(smk):
     from locscale import metrics
     from locscale.mapio import read_map
     from locscale.models import envelope_mask, read_model
-    from locscale.validation import validation_metrics
+    from locscale.validation.map_metrics import validation_metrics
 
     emap = read_map(smk.input.map)
     resolution = resolution_of(smk.input.info)
@@ -24,7 +25,7 @@ def main(smk):
         previous=read_model(previous) if previous else None,
         model_map=read_map(modelmap) if modelmap else None, reference=read_map(smk.input.reference),
         truth=truth, truth_mask=truth_mask)
-    from locscale.model_validation import cycle_record, merge_per_residue
+    from locscale.validation.model import cycle_record, merge_per_residue
 
     record = {"cycle": int(smk.params.cycle), **record, **cycle_record(read_json(smk.input.model_validation))}
     per_residue = merge_per_residue(per_residue, smk.input.model_validation_residues)

@@ -1,18 +1,19 @@
 """Model building with Coot's headless API (``coot-headless-api``, GPLv3), run as its own process::
 
-    python -m locscale.coot_building fill   --model M.cif --map F.mrc --out OUT.cif --json out.json
-    python -m locscale.coot_building trace  --model M.cif --map F.mrc --plan P.json --seed S --out O.cif --json o.json
-    python -m locscale.coot_building score  --model M.cif --map F.mrc --plan plan.json --json out.json
+    python -m locscale.building.coot_tool fill   --model M.cif --map F.mrc --out OUT.cif --json out.json
+    python -m locscale.building.coot_tool trace  --model M.cif --map F.mrc --plan P.json --seed S \
+        --out O.cif --json o.json
+    python -m locscale.building.coot_tool score  --model M.cif --map F.mrc --plan plan.json --json out.json
 
 This is the only module of locscale that imports ``coot_headless_api`` for building, and nothing imports it: it
-runs as a separate program, started by :mod:`locscale.model_building` (which plans what to build, runs the trials,
+runs as a separate program, started by :mod:`locscale.building.completion` (which plans what to build, runs the trials,
 chooses, trims and writes the records), because coot is GPLv3 and because coot and cctbx crash in one process.
 
 Each subcommand is one step, in a process of its own. Coot's real-space refinement is not used: it is not
 reproducible (measured with coot-headless-api 1.3.3rc1 on the EMD-3488 crop, one thread, the same coordinates in,
 in fresh processes: 1 run in 5 without load, 3 in 5 under load gave a refined segment differing by up to 0.09 Å,
 and inside one process from the third refinement on nearly every run differed), so the builder refines with
-servalcat instead (:mod:`locscale.model_building`). The steps:
+servalcat instead (:mod:`locscale.building.completion`). The steps:
 
 * ``fill``: ``fill_partial_residues`` (side chains truncated in the model are completed and fitted by coot).
 * ``trace``: for every segment of the plan, residue by residue, ``add_terminal_residue_directly`` (coot's random
@@ -23,7 +24,7 @@ servalcat instead (:mod:`locscale.model_building`). The steps:
 * ``score``: the per-residue density correlation (``density_correlation_analysis``) and the Ramachandran
   probability (``ramachandran_analysis``) of the plan's residues and two flanking residues each side.
 
-The plan (JSON, written by :mod:`locscale.model_building`)::
+The plan (JSON, written by :mod:`locscale.building.completion`)::
 
     {"segments": [{"id": "A:58-62", "chain": "A", "anchor": 57, "direction": 1,
                    "residues": [[58, "HIS"], [59, "ALA"], ...]}, ...]}
@@ -37,21 +38,15 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from .coot_validation import read_model_and_map
+from ..outputs import atomic_output, write_text_atomic
+from ..validation.coot_tool import read_model_and_map
 
 #: flanking residues scored with each segment (each side)
 FLANK = 2
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _container(model: str, map_path: str):
@@ -79,12 +74,10 @@ def _has_residue(mc, imol: int, chain: str, resnum: int) -> bool:
 
 
 def write_model(mc, imol: int, out: Path) -> None:
-    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-    tmp.unlink(missing_ok=True)
-    mc.write_coordinates(imol, str(tmp))
-    if not tmp.exists():
-        raise RuntimeError(f"coot could not write {out}")
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        mc.write_coordinates(imol, str(tmp))
+        if not tmp.stat().st_size:
+            raise RuntimeError(f"coot could not write {out}")
 
 
 def fill(model: str, map_path: str, out: Path) -> dict:
@@ -160,7 +153,7 @@ def score(model: str, map_path: str, plan: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m locscale.coot_building", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m locscale.building.coot_tool", description=__doc__.split("\n")[0])
     parser.add_argument("step", choices=["fill", "trace", "score"])
     parser.add_argument("--model", required=True)
     parser.add_argument("--map", required=True)
@@ -181,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = score(args.model, args.map, plan)
     result["seconds"] = time.perf_counter() - t0
-    _write_atomic(Path(args.json), json.dumps(result, indent=1, allow_nan=True))
+    write_text_atomic(Path(args.json), json.dumps(result, indent=1, allow_nan=True))
     return 0
 
 

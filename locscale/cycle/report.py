@@ -3,7 +3,7 @@
 Every file is written atomically (temporary name, renamed when complete). Plots use matplotlib's Agg canvas
 directly (no pyplot, no global backend switch), so they work on headless cluster nodes.
 
-The metrics-vs-cycle figure plots the metric columns of the registry :mod:`locscale.cycle_metrics` under their
+The metrics-vs-cycle figure plots the metric columns of the registry :mod:`locscale.cycle.registry` under their
 canonical names (one panel per registered panel the table holds); :func:`metric_panels` lists them.
 """
 
@@ -18,9 +18,10 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import cycle_metrics
-from .errors import LocScaleInputError
-from .mapio import Map, atomic_output
+from ..errors import LocScaleInputError
+from ..mapio import Map
+from ..outputs import atomic_output
+from . import registry
 
 _DPI = 110
 
@@ -91,10 +92,10 @@ def read_cycle_table(path: str | os.PathLike) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- metrics vs cycle
-def metric_panels(table: pd.DataFrame) -> list[tuple[cycle_metrics.Panel, list, tuple | None]]:
+def metric_panels(table: pd.DataFrame) -> list[tuple[registry.Panel, list, tuple | None]]:
     """The panels of :func:`plot_metrics_vs_cycle` for `table` (sorted by cycle): ``(panel, lines, band)`` with
     lines ``[(label, values, style)]`` and band ``(low, high)`` or None, one per registered panel
-    (:func:`locscale.cycle_metrics.panels`) of which the table holds a metric with a finite value."""
+    (:func:`locscale.cycle.registry.panels`) of which the table holds a metric with a finite value."""
 
     def col(key):
         if key not in table.columns:
@@ -103,7 +104,7 @@ def metric_panels(table: pd.DataFrame) -> list[tuple[cycle_metrics.Panel, list, 
         return v if np.isfinite(v).any() else None
 
     out = []
-    for panel, metrics in cycle_metrics.panels():
+    for panel, metrics in registry.panels():
         lines = []
         for m in metrics:
             if m.difference:
@@ -127,7 +128,7 @@ def metric_panels(table: pd.DataFrame) -> list[tuple[cycle_metrics.Panel, list, 
 def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | os.PathLike,
                           final_cycle: int | None = None) -> Path:
     """Validation metrics against cycle number, one panel per panel of the metric registry
-    (:mod:`locscale.cycle_metrics`) that the table holds: RSCC (CC_mask, CC_box), FSCaverage, kurtosis, B-factors
+    (:mod:`locscale.cycle.registry`) that the table holds: RSCC (CC_mask, CC_box), FSCaverage, kurtosis, B-factors
     (mean, median, ±1 s.d. band), sharpness against the global target, CC/FSCaverage to the truth (phantoms), the
     model validation (Ramachandran and rotamer outliers, Ramachandran favoured, bond/angle RMSZ, atom overlaps,
     EMRinger, median Q-score) and FSCwork/FSCtest with their gap. Columns carry the registry's (canonical) names;
@@ -142,8 +143,8 @@ def plot_metrics_vs_cycle(table: pd.DataFrame | str | os.PathLike, path: str | o
     panels = [(p.title, p.ylabel, lines, band, p.zero_line) for p, lines, band in metric_panels(t)]
     if not panels:
         raise LocScaleInputError(
-            f"the cycle table has none of the plotted metrics ({', '.join(cycle_metrics.plotted_keys())})",
-            "name the metric columns as in the registry locscale.cycle_metrics.METRICS")
+            f"the cycle table has none of the plotted metrics ({', '.join(registry.plotted_keys())})",
+            "name the metric columns as in the registry locscale.cycle.registry.METRICS")
 
     finite_x = x[np.isfinite(x)]
     xlim = (finite_x.min() - 0.3, finite_x.max() + 0.3) if finite_x.size else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import LocScaleInputError
+from ..errors import LocScaleInputError
 
 
 def is_monlib(path: str | os.PathLike) -> bool:
@@ -106,7 +106,7 @@ def missing_monomers(model: str | os.PathLike, monlib: str | os.PathLike,
     """Residue names of `model` that neither the monomer library nor the `ligands` dictionaries define (sorted)."""
     import gemmi
 
-    from .models import read_model
+    from ..models import read_model
 
     structure = read_model(model)
     names = sorted({r.name for m in structure for ch in m for r in ch})

@@ -11,9 +11,9 @@ import gemmi
 import numpy as np
 import pandas as pd
 
-from .errors import LocScaleInputError
-from .mapio import Map
-from .models import b_factors
+from ..errors import LocScaleInputError
+from ..mapio import Map
+from ..models import b_factors
 
 
 def bfactor_stats(structure: gemmi.Structure, previous: gemmi.Structure | None = None) -> dict:
@@ -45,8 +45,8 @@ def sharpness_vs_reference(sharpened: Map, reference: Map, resolution: float, ma
     keeps its sharpening stays near 0 (the local scaling redistributes the same overall falloff); one that
     drifts towards the blur of the data rises by the drift (the input map is +B_global blurrier).
     """
-    from .global_sharpen import guinier_bfactor
-    from .truth import soft_mask
+    from ..global_sharpen import guinier_bfactor
+    from ..phantoms.truth import soft_mask
 
     soft = soft_mask(mask).astype(np.float32)
     b_s, _ = guinier_bfactor(sharpened.like(sharpened.data * soft), resolution)
@@ -56,8 +56,8 @@ def sharpness_vs_reference(sharpened: Map, reference: Map, resolution: float, ma
 
 def truth_metrics(sharpened: Map, truth: Map, resolution: float, mask: np.ndarray) -> dict:
     """Phantoms: CC and FSCaverage of `sharpened` to the noise-free `truth` inside `mask` (the true model's
-    envelope; :func:`locscale.truth.truth_scores`), keys ``cc_truth``, ``fsc_average_truth``."""
-    from .truth import truth_scores
+    envelope; :func:`locscale.phantoms.truth.truth_scores`), keys ``cc_truth``, ``fsc_average_truth``."""
+    from ..phantoms.truth import truth_scores
 
     sharpened.require_same_grid(truth, "the map and the truth map")
     rec, _ = truth_scores(sharpened.data, truth, resolution, mask)
@@ -78,11 +78,11 @@ def validation_metrics(emap: Map, structure: gemmi.Structure, resolution: float,
     (:func:`sharpness_vs_reference`, in the kurtosis mask); with `truth` (phantoms) and `truth_mask`, ``cc_truth``
     and ``fsc_average_truth`` of `sharpened` (:func:`truth_metrics`).
     """
-    from . import metrics
-    from .checks import check_map_content
-    from .limits import check_resolution
-    from .models import envelope_mask
-    from .simulate import rscc, simulate_model_map
+    from .. import metrics
+    from ..checks import check_map_content
+    from ..limits import check_resolution
+    from ..models import envelope_mask
+    from ..simulate import rscc, simulate_model_map
 
     apix = emap.apix
     check_map_content(emap.data, emap.path)  # an all-zero or constant map gives NaN everywhere

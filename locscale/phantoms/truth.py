@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
 
-from . import metrics
-from .mapio import Map
+from .. import metrics
+from ..mapio import Map
 
 DEFAULT_B_SCAN = tuple(float(b) for b in np.arange(-300.0, 101.0, 10.0))
 
@@ -58,7 +58,7 @@ def truth_scores(data: np.ndarray, truth: Map, resolution: float, mask: np.ndarr
 def global_b_scan(full: Map, truth: Map, resolution: float, mask: np.ndarray,
                   b_values=DEFAULT_B_SCAN) -> pd.DataFrame:
     """Truth scores of ``global_sharpen(full, resolution, bfactor=b)`` for every b (negative sharpens)."""
-    from .global_sharpen import global_sharpen
+    from ..global_sharpen import global_sharpen
 
     soft = soft_mask(mask)
     rows = []
@@ -71,7 +71,7 @@ def global_b_scan(full: Map, truth: Map, resolution: float, mask: np.ndarray,
 
 def locscale_modes() -> list[str]:
     """The LocScale modes that compute the paper's eq. 2 (every mode but compat)."""
-    from .scaling import MODES
+    from ..scaling import MODES
 
     return [name for name, mode in MODES.items() if mode.paper]
 
@@ -89,8 +89,8 @@ def truth_table(half1: Map, half2: Map, truth: Map, resolution: float, reference
     evaluation mask. Returns (table, {method: Map}, {method: FSCCurve}); the table also carries in-mask
     kurtosis and, for the global rows, the B applied.
     """
-    from .localres import local_guinier_sharpen
-    from .sharpen import choose_window, sharpen_map
+    from ..localres import local_guinier_sharpen
+    from ..sharpen import choose_window, sharpen_map
 
     full = half1.like(0.5 * (half1.data + half2.data))
     apix = full.apix
@@ -98,7 +98,7 @@ def truth_table(half1: Map, half2: Map, truth: Map, resolution: float, reference
     if eval_mask is None or scale_mask is None:
         if structure is None:
             raise ValueError("give `structure` or both masks")
-        from .models import envelope_mask
+        from ..models import envelope_mask
 
         if eval_mask is None:
             eval_mask = envelope_mask(structure, full, metrics.envelope_radius(resolution))
@@ -115,7 +115,7 @@ def truth_table(half1: Map, half2: Map, truth: Map, resolution: float, reference
     scan = global_b_scan(full, truth, resolution, eval_mask, b_values)
     for crit, col in (("fsc", "fsc_average_truth"), ("cc", "cc_mask_truth")):
         b = float(scan.loc[scan[col].idxmax(), "bfactor_applied"])
-        from .global_sharpen import global_sharpen
+        from ..global_sharpen import global_sharpen
 
         maps[f"global_best_{crit}"], _ = global_sharpen(full, resolution, bfactor=b)
         extra[f"global_best_{crit}"] = {"bfactor_applied": b}

@@ -7,12 +7,12 @@ signals respond to a LocScale map that loses its sharpening:
   default, ``refine.b_target: global``) moves it by a few Å² at most; refining against the previous LocScale map
   raised it by +93 … +143 Å² over three cycles on phantoms (README table), towards the blur of the data itself.
 * **Sharpness against the global target** (``sharpness_b_vs_global``,
-  :func:`locscale.validation.sharpness_vs_reference`): the Guinier B of the LocScale map minus that of the
+  :func:`locscale.validation.map_metrics.sharpness_vs_reference`): the Guinier B of the LocScale map minus that of the
   cycle-0 FSC-weighted global target, in the same mask.
 
 A cycle whose |B drift| exceeds ``max_b_drift`` or whose LocScale map became blurrier or sharper, relative to
 the global target, than cycle 1's by more than ``max_sharpness_change`` is *flagged*. So is a cycle whose model
-geometry got worse than the input model's (cycle 0, ``locscale.model_validation``): Ramachandran outliers up by more
+geometry got worse than the input model's (cycle 0, ``locscale.validation.model``): Ramachandran outliers up by more
 than ``max_rama_outliers_increase`` percentage points, or bond or angle RMSZ above ``rmsz_ceiling`` and more than
 ``max_rmsz_increase`` above the input's. A model that fits the map better by wrecking its geometry is not
 progress. RSCC against the original map is never used to choose: it rises as a model blurs to match an

@@ -1,14 +1,14 @@
 """The registry of per-cycle metrics: one entry per metric column of the per-cycle table.
 
 Each :class:`Metric` says what the column is (name, unit, description, JSON type, in which rows it is required),
-where the report plots it (a panel of :func:`locscale.report.plot_metrics_vs_cycle`, its legend label and line
+where the report plots it (a panel of :func:`locscale.cycle.report.plot_metrics_vs_cycle`, its legend label and line
 style) and whether the convergence check watches it by default (its tolerance). The registry drives
 
-* the documented columns of the table (the row schema, :func:`locscale.cycle_table.row_schema`: the metric
+* the documented columns of the table (the row schema, :func:`locscale.cycle.table.row_schema`: the metric
   properties are added to the non-metric columns of workflow/schemas/cycle_row.schema.yaml),
 * the panels of the metrics-vs-cycle figure (:func:`panels`),
-* the default convergence tolerances (:data:`locscale.convergence.DEFAULT_TOLERANCES`),
-* the labels of the model-validation summary (:data:`locscale.model_validation.LABELS`).
+* the default convergence tolerances (:data:`locscale.cycle.convergence.DEFAULT_TOLERANCES`),
+* the labels of the model-validation summary (:data:`locscale.validation.model.LABELS`).
 
 Adding a metric is one :class:`Metric` in :data:`METRICS` (its value must reach the cycle's records, e.g.
 metrics.json). A panel that is not in :data:`PANELS` is drawn with the metric's name as title and its unit as the
@@ -39,7 +39,7 @@ class Metric:
     style: Mapping[str, object] = field(default_factory=dict)  # extra matplotlib line style, e.g. {"ls": "--"}
     difference: tuple[str, str] | None = None  # plotted as column a − column b (both must be present)
     tolerance: float | None = None  # default convergence tolerance; None = not watched by default
-    tool: str | None = None  # model validation: the tool that gives the value (locscale.model_validation)
+    tool: str | None = None  # model validation: the tool that gives the value (locscale.validation.model)
 
     @property
     def label(self) -> str:
@@ -70,7 +70,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("b", "Atomic B-factors", "B (Å²)", band=("b_mean", "b_std")),
     Panel("sharpness", "Sharpness vs global target (> 0: blurrier)", "Δ Guinier B (Å²)", zero_line=True),
     Panel("truth", "Phantom: sharpened map vs truth", "score"),
-    # model validation (locscale.model_validation): geometry and fit of the cycle's model
+    # model validation (locscale.validation.model): geometry and fit of the cycle's model
     Panel("model_outliers", "Model: outliers (%)", "% of residues"),
     Panel("rama_favoured", "Model: Ramachandran favoured", "%"),
     Panel("rmsz", "Model: geometry RMSZ", "RMSZ"),
@@ -84,7 +84,7 @@ PANELS: tuple[Panel, ...] = (
 _M = Metric
 #: Every metric column, in documentation order (lines of a panel are drawn in this order).
 METRICS: tuple[Metric, ...] = (
-    # validation record against the ORIGINAL map (locscale.validation, metrics.json)
+    # validation record against the ORIGINAL map (locscale.validation.map_metrics, metrics.json)
     _M("cc_mask", "CC_mask", description="RSCC inside the model envelope (max(3 Å, d) from any atom)",
        required=ALWAYS, panel="rscc", tolerance=0.01),
     _M("cc_box", "CC_box", description="RSCC over the whole box", required=ALWAYS, panel="rscc"),
@@ -116,7 +116,7 @@ METRICS: tuple[Metric, ...] = (
        panel="truth"),
     _M("fsc_average_truth", "FSCaverage to truth", description="phantoms: FSCaverage of the sharpened map to the truth",
        panel="truth", legend="FSCavg to truth"),
-    # model validation (locscale.model_validation), in its report order
+    # model validation (locscale.validation.model), in its report order
     _M("rama_favoured_pct", "Ramachandran favoured", "%",
        description="Ramachandran favoured, % of classified residues (Coot)", required=ALWAYS,
        panel="rama_favoured", legend="favoured", tool="coot"),
@@ -138,7 +138,7 @@ METRICS: tuple[Metric, ...] = (
     _M("q_score_median", "Q-score (median)",
        description="median per-residue Q-score against the original map (Coot)", required=ALWAYS,
        panel="q_score", legend="median Q-score", tool="coot"),
-    # automated model completion after the cycle (model_completion.mode: coot; locscale.model_building,
+    # automated model completion after the cycle (model_completion.mode: coot; locscale.building.completion,
     # completion_coot.json); empty for cycles after which no model was built
     _M("residues_built", "residues built", json_type="integer",
        description="model completion (coot) after this cycle: new residues kept in the built model"),
@@ -147,7 +147,7 @@ METRICS: tuple[Metric, ...] = (
     _M("built_fit_mean", "mean CC of the built residues",
        description="model completion (coot) after this cycle: mean per-residue CC of the kept new residues with "
                    "the cycle's LocScale map"),
-    # half-map cross-validation (locscale.crossval, crossval.json)
+    # half-map cross-validation (locscale.validation.crossval, crossval.json)
     _M("fsc_work", "FSCwork", description="cross-validation FSCaverage against half map 1 (half maps only)",
        panel="crossval", legend="FSCwork (half 1)"),
     _M("fsc_test", "FSCtest", description="... against half map 2", panel="crossval", legend="FSCtest (half 2)"),

@@ -1,7 +1,7 @@
 """Automated model completion between cycles (``model_completion.mode: coot``): extend chain ends and fill gaps
 against the sequence, residue by residue where the density supports it, complete truncated side chains.
 
-Coot does the building in processes of its own (:mod:`locscale.coot_building`, GPLv3; this module does not import
+Coot does the building in processes of its own (:mod:`locscale.building.coot_tool`, GPLv3; this module does not import
 coot). What this module does, in order:
 
 1. **Sequence** per chain: from a FASTA file (a record whose header's first word is the chain name, or names it
@@ -16,14 +16,14 @@ coot). What this module does, in order:
 3. **Trials**: ``trials`` traces of every segment, trial t with seed ``seed + t`` (coot's random φ/ψ trials,
    seeded; a gap from its N-terminal side), each refined with servalcat (coordinates only, ``refine_cycles``
    cycles, the monomer library's restraints; coot's refinement is not reproducible, see
-   :mod:`locscale.coot_building`) and scored by coot.
+   :mod:`locscale.building.coot_tool`) and scored by coot.
 4. **Choice**, per segment, of the trial with the highest score (ties: the lowest trial number)::
 
        score = mean CC of the segment's new residues − 0.2 × (fraction of them that are Ramachandran outliers)
                − 0.2 × (1 if a gap was not closed, i.e. its last C is > 2.0 Å from the next residue's N)
 
    CC is coot's per-residue density correlation with the map; an outlier has coot's Ramachandran probability
-   below 0.002 (the threshold of :mod:`locscale.coot_validation`). Per-residue CC alone does not separate good
+   below 0.002 (the threshold of :mod:`locscale.validation.coot_tool`). Per-residue CC alone does not separate good
    from bad placements (a residue 6.3 Å off had CC 0.64), so the score adds the geometry and the trials.
 5. **Trim**: a new residue whose CC is below ``min_fit`` is removed; at a chain end, so is every residue beyond
    it (a chain does not continue past an unsupported residue). ``min_fit`` is :data:`MIN_FIT` by default (see
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -48,8 +47,9 @@ import gemmi
 import numpy as np
 import pandas as pd
 
-from .engines.base import run_logged, tool_environment
-from .errors import LocScaleInputError
+from ..errors import LocScaleInputError
+from ..outputs import atomic_output
+from ..tools.process import run_logged, tool_environment
 
 #: the sequence must match at least this fraction of a chain's modelled residues (at its best offset)
 MIN_IDENTITY = 0.9
@@ -247,9 +247,9 @@ def plan_segments(structure: gemmi.Structure, sequences: dict[str, str], *, max_
 # ---------------------------------------------------------------------- coot steps
 def _coot(step: str, model: Path, map_path: Path, out: Path | None, workdir: Path, log: Path, *,
           plan: Path | None = None, seed: int | None = None, timeout: float = 3600, result: Path | None = None) -> dict:
-    """Run one step of :mod:`locscale.coot_building` in its own process; its JSON result."""
+    """Run one step of :mod:`locscale.building.coot_tool` in its own process; its JSON result."""
     result = result if result is not None else out.with_suffix(".json")
-    cmd = [sys.executable, "-m", "locscale.coot_building", step, "--model", str(model), "--map", str(map_path),
+    cmd = [sys.executable, "-m", "locscale.building.coot_tool", step, "--model", str(model), "--map", str(map_path),
            "--json", str(result)]
     if out is not None:
         cmd += ["--out", str(out)]
@@ -280,7 +280,7 @@ def _coot_agreed(step: str, model: Path, map_path: Path, out: Path, workdir: Pat
     """Run a coot step until two runs give the same model, byte for byte; that model and its result.
 
     For ``fill``: ``fill_partial_residues`` may refine the side chains it completes, and coot's refinement is not
-    reproducible (:mod:`locscale.coot_building`). The outcome two runs agree on is the likely one; the result says
+    reproducible (:mod:`locscale.building.coot_tool`). The outcome two runs agree on is the likely one; the result says
     how many runs it took (``runs``) and ``agreed`` False if none of :data:`MAX_REFINE_RUNS` agreed (then the
     first is used). Measured with side chains to complete (tests/test_model_building.py, ten aromatic side chains
     cut back to CB on the EMD-3488 crop): 20 of 20 single runs gave the same file, under load too, so the second
@@ -311,9 +311,8 @@ def _clean(path: Path) -> None:
                     del res[i]
     st.remove_empty_chains()
     st.setup_entities()
-    tmp = path.with_name(f".{path.name}.clean{path.suffix}")
-    st.make_mmcif_document().write_file(str(tmp))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        st.make_mmcif_document().write_file(str(tmp))
 
 
 def _built_by_segment(traced: dict) -> dict[str, tuple[list[int], str]]:
@@ -349,15 +348,14 @@ def _link_gaps(path: Path, segments: list[Segment], built: dict) -> None:
         con.partner2 = gemmi.AtomAddress(seg.chain, nxt[0].seqid, nxt[0].name, "N")
         st.connections.append(con)
     st.setup_entities()
-    tmp = path.with_name(f".{path.name}.linked{path.suffix}")
-    st.make_mmcif_document().write_file(str(tmp))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        st.make_mmcif_document().write_file(str(tmp))
 
 
 def _servalcat_refine(model: Path, map_path: Path, resolution: float, monlib: Path, ncycle: int, workdir: Path,
                       log: Path, timeout: float = 3600) -> Path:
     """Coordinates refined by servalcat (``refine_spa_norefmac --adp fix``, restrained by `monlib`, `ncycle`
-    cycles, one thread): reproducible, unlike coot's refinement (see :mod:`locscale.coot_building`). Symmetry
+    cycles, one thread): reproducible, unlike coot's refinement (see :mod:`locscale.building.coot_tool`). Symmetry
     records of the model (MTRIX, ``_struct_ncs_oper``) are ignored (measured on the 5NI1 phantom: servalcat
     stopped with "Map correlation is too small" on the operators 5NI1 carries); the built model keeps them."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -460,7 +458,7 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     residues; NaN if none), ``side_chains_completed``, ``segments`` (each with kind, status, reason, chosen trial
     and scores), ``refused`` (segments not built, with the reason) and ``seconds``.
     """
-    from .models import read_model, write_model
+    from ..models import read_model, write_model
 
     t0 = time.perf_counter()
     if int(trials) < 1:
@@ -469,8 +467,8 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
         raise LocScaleInputError("coot-headless-api or servalcat is not installed (model_completion.mode: coot "
                                  "needs both)", "install this project with its validation extra: "
                                  "pip install -e '.[validation]'")
-    from .limits import check_resolution
-    from .restraints import resolve_monlib
+    from ..limits import check_resolution
+    from ..tools.restraints import resolve_monlib
 
     resolution = check_resolution(resolution)
     monlib = resolve_monlib(monlib)
@@ -618,8 +616,7 @@ def _row(seg: Segment, n: int, name: str, status: str, reason: str, trial=None, 
 
 def write_outputs(report: dict, table: pd.DataFrame, json_path, tsv_path) -> None:
     """The completion record (JSON, with provenance) and the per-residue table (TSV), atomically."""
-    from .mapio import atomic_output
-    from .records import write_json
+    from ..records import write_json
 
     write_json(json_path, report)
     with atomic_output(tsv_path, suffix=".tsv") as tmp:

@@ -36,8 +36,9 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from .errors import LocScaleInputError
-from .mapio import Map, atomic_output, write_map
+from ..errors import LocScaleInputError
+from ..mapio import Map, write_map
+from ..outputs import atomic_output
 
 PREFIX = "SIMULATED"
 
@@ -68,7 +69,7 @@ class PhantomResult:
         ``_model_true.pdb`` (complete model, truth B), ``_model.pdb`` (the model handed to the user) and
         ``_phantom.json``. `prefix` must contain "SIMULATED".
         """
-        from .models import write_model
+        from ..models import write_model
 
         if "SIMULATED" not in prefix:
             raise LocScaleInputError(f"phantom file prefix {prefix!r} does not say SIMULATED",
@@ -221,8 +222,8 @@ def make_phantom(structure: gemmi.Structure, like: Map | tuple[int, float], seed
     ``b_centre + (b_edge − b_centre)·(r/r_max)^power`` (r from the atoms' centre); otherwise the model's B-factors
     are the truth.
     """
-    from . import metrics
-    from .simulate import simulate_model_map
+    from .. import metrics
+    from ..simulate import simulate_model_map
 
     if not 0 < fsc_threshold < 1:
         raise LocScaleInputError(f"FSC threshold {fsc_threshold} is not between 0 and 1", "use e.g. 0.143")
@@ -328,7 +329,7 @@ def _noise_power(signal: np.ndarray, apix: float, s_target: float, threshold: fl
     (by 3 standard errors) in every shell before the one holding `s_target`, else noise could make an earlier
     crossing: when the signal's spectrum dips more steeply than the noise colour, no σ² can do both, and this
     raises."""
-    from .metrics import coefficient_shells, radial_profile, shell_sums
+    from ..metrics import coefficient_shells, radial_profile, shell_sums
 
     freq, mean_power = radial_profile(signal, apix, power=True)
     ok = np.isfinite(mean_power) & (mean_power > 0) & (freq > 0)
@@ -356,7 +357,7 @@ def _noise_power(signal: np.ndarray, apix: float, s_target: float, threshold: fl
 def _coloured_noise(shape, apix: float, sigma2: float, noise_b: float, rng: np.random.Generator) -> np.ndarray:
     """Real-space Gaussian noise with power per coefficient σ²·exp(−noise_b s²/2) (unnormalised numpy FFT, as
     in `_noise_power`), rescaled in every one-voxel shell up to Nyquist to exactly the target shell power."""
-    from .metrics import coefficient_shells, shell_sums
+    from ..metrics import coefficient_shells, shell_sums
 
     shape = tuple(int(n) for n in shape)
     white = rng.standard_normal(shape)

@@ -1,12 +1,12 @@
 """One row of the per-cycle table (results/<dataset>/summary_upto_NN.tsv), assembled from the cycle's records.
 
-A row holds the cycle's validation record (metrics.json: the metric columns of :mod:`locscale.cycle_metrics`, the
+A row holds the cycle's validation record (metrics.json: the metric columns of :mod:`locscale.cycle.registry`, the
 model validation and the input warnings), and for refined cycles (≥ 1) the refinement and LocScale parameters
 (refine.json, sharpen.json), the convergence decision (converged.json), the wall time of each step (Snakemake
 benchmark TSVs), with half maps, the cross-validation FSCs (crossval.json) and, for cycles after which a model
 was built automatically (``model_completion.mode: coot``), what was built (completion_coot.json,
 :data:`COMPLETION_COLUMNS`; empty otherwise). :func:`finish_rows` adds what
-needs all cycles (the final-cycle choice and flags of :mod:`locscale.selection`) and checks every row against
+needs all cycles (the final-cycle choice and flags of :mod:`locscale.cycle.selection`) and checks every row against
 :func:`row_schema`: the non-metric columns of workflow/schemas/cycle_row.schema.yaml plus the metric registry.
 """
 
@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from . import cycle_metrics
-from .errors import LocScaleInputError
-from .records import read_json
+from ..errors import LocScaleInputError
+from ..records import read_json
+from . import registry
 
 #: columns copied from each step's record into the row: record key -> column (renamed where names would clash)
 REFINE_COLUMNS = {"engine": "engine", "restrained": "restrained", "refine_xyz": "refine_xyz",
@@ -29,14 +29,14 @@ SHARPEN_COLUMNS = {"mode": "sharpen_mode", "window_voxels": "window_voxels", "wi
                    "voxels_scaled": "voxels_scaled"}
 CROSSVAL_COLUMNS = {"fsc_work_average": "fsc_work", "fsc_test_average": "fsc_test",
                     "fsc_work_test_gap": "fsc_work_test_gap"}
-#: columns from the model-completion record (locscale.model_building) of the model built after the cycle
+#: columns from the model-completion record (locscale.building.completion) of the model built after the cycle
 COMPLETION_COLUMNS = {"residues_built": "residues_built", "residues_trimmed": "residues_trimmed",
                       "built_fit_mean": "built_fit_mean"}
 #: the steps of a refined cycle whose wall time is a column (``time_<step>_s``)
 TIMED_STEPS = ("refine", "simulate", "sharpen", "validate")
 
 #: where the schema of the non-metric columns lives in a checkout (the package sits at the repository root)
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "cycle_row.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "cycle_row.schema.yaml"
 
 
 def _load_schema_file(path: Path) -> dict:
@@ -57,9 +57,9 @@ def _schema_file(path: str) -> dict:
 
 def row_schema(path: str | os.PathLike | None = None) -> dict:
     """The JSON schema of one row: the non-metric columns of the schema file (default :data:`SCHEMA_PATH`) with
-    the metric columns of :data:`locscale.cycle_metrics.METRICS` added (properties and required keys)."""
+    the metric columns of :data:`locscale.cycle.registry.METRICS` added (properties and required keys)."""
     schema = copy.deepcopy(_schema_file(str(Path(path or SCHEMA_PATH).resolve())))
-    props, always, refined = cycle_metrics.schema_properties()
+    props, always, refined = registry.schema_properties()
     clash = sorted(set(props) & set(schema.get("properties", {})))
     if clash:
         raise ValueError(f"column(s) {clash} are both in the metric registry and in the schema file")
@@ -137,7 +137,7 @@ def read_cycle_row(cycle: int, metrics: str | os.PathLike, *, resolution_source:
 def finish_rows(rows: Sequence[dict], selection, b_target: str,
                 schema_path: str | os.PathLike | None = None) -> None:
     """Add the columns that need every cycle (in place) and validate each row: ``b_target`` (the run's
-    refine.b_target), ``flags`` and ``final`` from `selection` (:class:`locscale.selection.Selection`), and
+    refine.b_target), ``flags`` and ``final`` from `selection` (:class:`locscale.cycle.selection.Selection`), and
     ``warnings`` as one text cell ("none" when none)."""
     for row in rows:
         row["b_target"] = b_target

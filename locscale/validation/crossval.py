@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .errors import LocScaleInputError
-from .mapio import Map, atomic_output, read_map, write_map
+from .. import metrics
+from ..errors import LocScaleInputError
+from ..mapio import Map, read_map, write_map
+from ..outputs import atomic_output
 
 
 @dataclass
@@ -89,10 +90,10 @@ def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str |
     with a monomer library (restrained coordinate + B refinement, the protocol of Brown et al. 2015) and False
     without one (B only, ``--fix_xyz --unrestrained``: unrestrained coordinate refinement is refused). Standard
     geometry restraints, no jelly body (the protocol's)."""
-    from .engines import ServalcatEngine
-    from .models import envelope_mask, read_model, shake_model, write_model
-    from .simulate import simulate_model_map
-    from .truth import soft_mask
+    from ..engines import ServalcatEngine
+    from ..models import envelope_mask, read_model, shake_model, write_model
+    from ..phantoms.truth import soft_mask
+    from ..simulate import simulate_model_map
 
     if not 0 <= shake <= 0.5:
         raise LocScaleInputError(f"shake of {shake} Å is outside 0-0.5 Å", "use a shake of at most 0.5 Å "
@@ -151,7 +152,7 @@ def plot_crossval(curve: pd.DataFrame, path: str | os.PathLike, resolution: floa
     """FSCwork, FSCtest and their gap against resolution (PNG)."""
     from matplotlib.figure import Figure
 
-    from .report import save_figure
+    from ..cycle.report import save_figure
 
     c = curve[curve["shell"] >= 1]
     fig = Figure(figsize=(6, 4), layout="tight")

@@ -1,9 +1,9 @@
 """Model validation with Coot's headless API (``coot-headless-api``, GPLv3), run as its own process::
 
-    python -m locscale.coot_validation --model M.cif --map F.mrc --json out.json --tsv out.tsv [--ligand L.cif]
+    python -m locscale.validation.coot_tool --model M.cif --map F.mrc --json out.json --tsv out.tsv [--ligand L.cif]
 
 This is the only module of locscale that imports ``coot_headless_api``, and nothing imports this module: it runs
-as a separate program (:mod:`locscale.model_validation` starts it), because coot is GPLv3 and because importing
+as a separate program (:mod:`locscale.validation.model` starts it), because coot is GPLv3 and because importing
 coot and cctbx into one process crashes (DESIGN.md §9).
 
 What it measures, with Coot's own definitions (coot 1.3.3 source, ``api/molecules-container-analysis.cc``):
@@ -40,7 +40,7 @@ import math
 import sys
 import time
 
-from .validation_tool import tool_parser, write_results
+from .tool import tool_parser, write_results
 
 #: Coot's thresholds (see the module docstring)
 RAMA_FAVOURED_P = 0.02
@@ -62,7 +62,7 @@ TSV_COLUMNS = ["chain", "resnum", "icode", "resname", "rama", "phi", "psi", "ram
 
 def read_model_and_map(mc, model, map_path) -> tuple[int, int]:
     """Read `model` and `map_path` into the coot molecules container `mc`: (model, map) molecule numbers.
-    Shared with :mod:`locscale.coot_building` (the other module allowed to import coot)."""
+    Shared with :mod:`locscale.building.coot_tool` (the other module allowed to import coot)."""
     imol = mc.read_coordinates(str(model))
     if imol < 0:
         raise RuntimeError(f"coot could not read the model {model}")
@@ -200,7 +200,7 @@ def _median(sorted_values: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = tool_parser("locscale.coot_validation", __doc__, "per-residue values (TSV)")
+    parser = tool_parser("locscale.validation.coot_tool", __doc__, "per-residue values (TSV)")
     parser.add_argument("--ligand", action="append", default=[], help="restraint dictionary (CIF); repeatable")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()

@@ -1,8 +1,8 @@
 """EMRinger (and a Ramachandran cross-check) with cctbx (``cctbx-base``, BSD), run as its own process::
 
-    python -m locscale.cctbx_validation --model M.cif --map F.mrc --json out.json --tsv out.tsv [--no-ramalyze]
+    python -m locscale.validation.cctbx_tool --model M.cif --map F.mrc --json out.json --tsv out.tsv [--no-ramalyze]
 
-Run as a separate program by :mod:`locscale.model_validation` (importing coot and cctbx into one process
+Run as a separate program by :mod:`locscale.validation.model` (importing coot and cctbx into one process
 crashes, DESIGN.md §9). Only ``cctbx-base`` is needed: MolProbity's rotalyze and clashscore need the
 chem_data/probe packages that cctbx-base does not ship, so they are not used.
 
@@ -21,7 +21,7 @@ import io
 import sys
 import time
 
-from .validation_tool import tool_parser, write_results
+from .tool import tool_parser, write_results
 
 TSV_COLUMNS = ["chain", "resnum", "icode", "resname", "rama_cctbx", "rama_cctbx_score"]
 _RAMA_CLASS = {0: "outlier", 1: "allowed", 2: "favoured"}
@@ -66,7 +66,7 @@ def ramachandran(model: str) -> tuple[dict, list[dict]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = tool_parser("locscale.cctbx_validation", __doc__, "per-residue Ramachandran classes (TSV)")
+    parser = tool_parser("locscale.validation.cctbx_tool", __doc__, "per-residue Ramachandran classes (TSV)")
     parser.add_argument("--no-ramalyze", action="store_true", help="skip the Ramachandran cross-check")
     args = parser.parse_args(argv)
     import cctbx

@@ -1,9 +1,9 @@
-"""The command-line frame shared by the model-validation programs :mod:`locscale.coot_validation` and
-:mod:`locscale.cctbx_validation`: their common arguments and how they write their results (a per-residue TSV
+"""The command-line frame shared by the model-validation programs :mod:`locscale.validation.coot_tool` and
+:mod:`locscale.validation.cctbx_tool`: their common arguments and how they write their results (a per-residue TSV
 and a JSON summary, atomically, and the summary on stdout).
 
-Standard library only: it imports neither coot nor cctbx (importing both into one process crashes, so each tool
-runs as its own program, DESIGN.md §9) and nothing else of locscale.
+It imports neither coot nor cctbx (importing both into one process crashes, so each tool
+runs as its own program) and of locscale only the atomic writer (:mod:`locscale.outputs`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from pathlib import Path
+
+from ..outputs import write_text_atomic
 
 
 def tool_parser(module: str, doc: str, tsv_help: str) -> argparse.ArgumentParser:
@@ -32,19 +33,13 @@ def tsv_value(v) -> str:
     return str(v)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_results(args: argparse.Namespace, summary: dict, rows: list[dict], columns: list[str],
                   t0: float) -> int:
     """Write `rows` (TSV, `columns`) to --tsv and `summary` (with its total seconds since `t0`) to --json, print
     the summary without timings; returns 0."""
     lines = ["\t".join(columns)] + ["\t".join(tsv_value(r[c]) for c in columns) for r in rows]
-    write_atomic(Path(args.tsv), "\n".join(lines) + "\n")
+    write_text_atomic(Path(args.tsv), "\n".join(lines) + "\n")
     summary["seconds"]["total"] = time.perf_counter() - t0
-    write_atomic(Path(args.json), json.dumps(summary, indent=1, allow_nan=True))
+    write_text_atomic(Path(args.json), json.dumps(summary, indent=1, allow_nan=True))
     print(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, allow_nan=True))
     return 0

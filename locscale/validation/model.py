@@ -2,16 +2,16 @@
 
 The paper judged sharpened maps by the models refined into them; this step measures those models with three
 external tools, **each in its own process** (importing coot and cctbx into one process crashes, DESIGN.md §9,
-and coot is GPLv3: only :mod:`locscale.coot_validation` (and the builder, :mod:`locscale.coot_building`)
+and coot is GPLv3: only :mod:`locscale.validation.coot_tool` (and the builder, :mod:`locscale.building.coot_tool`)
 import it, and only when run as a program):
 
 ======================  =======================================================  =============================
 tool                    program                                                  values
 ======================  =======================================================  =============================
-coot-headless-api       ``python -m locscale.coot_validation``                   Ramachandran classes, rotamer
+coot-headless-api       ``python -m locscale.validation.coot_tool``              Ramachandran classes, rotamer
                                                                                  outliers, atom overlaps,
                                                                                  Q-score, per-residue CC
-cctbx-base              ``python -m locscale.cctbx_validation``                  EMRinger (+ MolProbity
+cctbx-base              ``python -m locscale.validation.cctbx_tool``             EMRinger (+ MolProbity
                                                                                  Ramachandran cross-check)
 servalcat               ``servalcat util geom MODEL --monlib DIR``               bond and angle RMSZ
 ======================  =======================================================  =============================
@@ -21,7 +21,7 @@ imported here), switched off with ``tools=``, or failing gives NaN values and a 
 entry in ``model_validation_tools``; the cycle goes on. Bad inputs (a missing or unreadable model or map) raise
 :class:`~locscale.errors.LocScaleInputError`.
 
-Definitions are the tools' own; see :mod:`locscale.coot_validation` for Coot's (favoured p ≥ 0.02, outlier
+Definitions are the tools' own; see :mod:`locscale.validation.coot_tool` for Coot's (favoured p ≥ 0.02, outlier
 p < 0.002; rotamer outlier = χ angles in no library rotamer; a bad overlap is one of ≥ 1.2 Å³, not an
 H-bond). ``atom_overlaps_per_1000_atoms`` is clashscore-like, not MolProbity's clashscore. Bond and angle
 RMSZ are servalcat's ``r.m.s.Z`` of the non-H bond and angle restraints (links such as His–haem Fe included).
@@ -46,18 +46,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cycle_metrics
-from .engines.base import tool_environment
-from .errors import LocScaleInputError
-from .records import read_json
-from .restraints import locate_monlib
+from ..cycle import registry
+from ..errors import LocScaleInputError
+from ..records import read_json
+from ..tools.process import tool_environment
+from ..tools.restraints import locate_monlib
 
-#: the eight summary values, in report order (the registry's model-validation metrics, locscale.cycle_metrics)
-SUMMARY_KEYS = cycle_metrics.validation_keys()
+#: the eight summary values, in report order (the registry's model-validation metrics, locscale.cycle.registry)
+SUMMARY_KEYS = registry.validation_keys()
 #: human labels (with units) of the summary values
-LABELS = {k: cycle_metrics.metric(k).label for k in SUMMARY_KEYS}
+LABELS = {k: registry.metric(k).label for k in SUMMARY_KEYS}
 #: which tool gives which summary value
-SOURCE = {k: cycle_metrics.metric(k).tool for k in SUMMARY_KEYS}
+SOURCE = {k: registry.metric(k).tool for k in SUMMARY_KEYS}
 TOOLS = ("coot", "cctbx", "servalcat")
 #: prefix of a ``model_validation_tools`` entry for a tool that gave no values
 NOT_AVAILABLE = "not available"
@@ -174,8 +174,8 @@ def _residues(structure) -> pd.DataFrame:
 
 def _prepare_inputs(model: Path, map_path: Path, workdir: Path):
     """Read and check both inputs; (structure, model path, map path) for the tools (zero-origin copies if needed)."""
-    from .mapio import Map, read_map, write_map
-    from .models import read_model, shift_model, write_model
+    from ..mapio import Map, read_map, write_map
+    from ..models import read_model, shift_model, write_model
 
     structure = read_model(model)
     emap = read_map(map_path)
@@ -213,7 +213,7 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
     per_residue : one row per residue of the model (first model, file order): chain, resnum, icode, resname and
         :data:`RESIDUE_COLUMNS` (NaN or '' where a tool gave nothing for the residue).
     """
-    from .limits import check_resolution
+    from ..limits import check_resolution
 
     t0 = time.perf_counter()
     resolution = check_resolution(resolution)
@@ -270,7 +270,7 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
         for warning in outputs["coot"].get("warnings", []):
             logger.write(f"WARNING (coot): {warning}")
 
-    cmd = [sys.executable, "-m", "locscale.coot_validation", "--model", model_in, "--map", map_in,
+    cmd = [sys.executable, "-m", "locscale.validation.coot_tool", "--model", model_in, "--map", map_in,
            "--json", str(workdir / "coot.json"), "--tsv", str(workdir / "coot.tsv")]
     for lig in ligands:
         cmd += ["--ligand", str(lig.resolve())]
@@ -281,7 +281,7 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
         outputs["cctbx"] = read_json(workdir / "cctbx.json")
         tables["cctbx"] = _read_tsv(workdir / "cctbx.tsv")
 
-    attempt("cctbx", [sys.executable, "-m", "locscale.cctbx_validation", "--model", model_in, "--map", map_in,
+    attempt("cctbx", [sys.executable, "-m", "locscale.validation.cctbx_tool", "--model", model_in, "--map", map_in,
                       "--json", str(workdir / "cctbx.json"), "--tsv", str(workdir / "cctbx.tsv")], read_cctbx)
 
     # servalcat
@@ -342,7 +342,7 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from .records import write_json
+    from ..records import write_json
 
     write_json(path, data, warnings=[])
 

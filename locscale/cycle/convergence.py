@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import cycle_metrics
-from .errors import LocScaleInputError
-from .records import write_json
+from ..errors import LocScaleInputError
+from ..records import write_json
+from . import registry
 
 #: Default tolerances: the change between consecutive cycles below which a metric counts as converged.
 #: Measured on the bundled example (EMD-3488 + 5ME2, 3.2 Å, unrestrained servalcat, exact LocScale): cycle 1 raises
@@ -38,8 +38,8 @@ from .records import write_json
 #: (−0.020, −0.012, −0.008, −0.005, −0.004). So: FSCaverage 0.002 (1/75 of the first cycle's gain); CC_mask 0.01
 #: (under a third of the smallest RSCC gain, 3 %, that the paper reports from LocScale targets); mean B 5 Å² (about
 #: 5 % of the refined mean B of 80-100 Å² at 3-4 Å). With these the example converges at cycle 4.
-#: They live in the metric registry (locscale.cycle_metrics, Metric.tolerance).
-DEFAULT_TOLERANCES: dict[str, float] = cycle_metrics.default_tolerances()
+#: They live in the metric registry (locscale.cycle.registry, Metric.tolerance).
+DEFAULT_TOLERANCES: dict[str, float] = registry.default_tolerances()
 CONVERGED = "converged"
 NOT_CONVERGED = "not_converged"
 
@@ -86,10 +86,10 @@ def check_convergence(current: Mapping, previous: Mapping, tolerances: Mapping[s
     """Decide whether `cycle` has converged from its validation record and the previous cycle's.
 
     `tolerances` maps metric names of the records to the largest |change| that counts as converged (None/absent =
-    not watched; default: the registry's, :func:`locscale.cycle_metrics.default_tolerances`, which is
+    not watched; default: the registry's, :func:`locscale.cycle.registry.default_tolerances`, which is
     :data:`DEFAULT_TOLERANCES` unless a metric was registered since). A NaN metric never counts as converged.
     """
-    tol = {k: float(v) for k, v in (cycle_metrics.default_tolerances() if tolerances is None else tolerances).items()
+    tol = {k: float(v) for k, v in (registry.default_tolerances() if tolerances is None else tolerances).items()
            if v is not None}
     for k, v in tol.items():
         if not v >= 0:
