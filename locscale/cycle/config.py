@@ -65,6 +65,13 @@ def check_config(config: dict, results_dir: str | os.PathLike = "results") -> No
                        ("mask_radius", check_mask_radius)):
         if sh.get(key) is not None:
             at(f"sharpen.{key}", check, sh[key])
+    if sh.get("hybrid_fdr") is not None and not 0.0 < float(sh["hybrid_fdr"]) < 1.0:
+        raise LocScaleInputError(f"key sharpen.hybrid_fdr: {sh['hybrid_fdr']} is not between 0 and 1",
+                                 "use e.g. 0.01")
+    engine = (config.get("refine") or {}).get("engine", "servalcat")
+    if sh.get("pseudo_atom_b") == "refined" and engine != "servalcat":
+        raise LocScaleInputError(f"key sharpen.pseudo_atom_b: refined needs the servalcat engine (refine.engine is "
+                                 f"{engine})", "use sharpen.pseudo_atom_b: model_median, or refine.engine: servalcat")
     if config.get("min_cycles") is not None and config.get("max_cycles") is not None:
         check_cycles(int(config["min_cycles"]), int(config["max_cycles"]))
     results = os.path.realpath(results_dir)
