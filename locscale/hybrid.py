@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 
 import gemmi
 import numpy as np
-import scipy.ndimage as ndi
 from scipy.optimize import minimize_scalar
 from scipy.special import ndtr, ndtri
 
@@ -60,8 +59,8 @@ EXCLUSION = 3.0
 MIN_DISTANCE = 1.2
 #: the model-to-map scale is fitted over the shells from this resolution (Å) to the map's resolution
 SCALE_FIT_LOW = 10.0
-#: a map with more than this fraction of its tested voxels in flat patches (3×3×3 voxels of one value) had its
-#: solvent masked or flattened: there is no noise to measure (noisy data never repeat a value over a patch)
+#: a map with more than this fraction of its tested voxels in flat patches (a voxel equal to its next neighbours
+#: along x, y and z) had its solvent masked or flattened: there is no noise to measure (noisy data never do that)
 FLATTENED_FRACTION = 0.01
 #: residue name, atom name and element of a pseudo-atom
 PSEUDO_RESIDUE, PSEUDO_ATOM, PSEUDO_ELEMENT = "HOH", "O", "O"
@@ -136,10 +135,14 @@ def fit_model_scale(fmap: np.ndarray, fmodel: np.ndarray, shape, apix: float, re
     if not sel.any():
         raise LocScaleInputError(f"the map has no Fourier coefficient between {low:g} Å and the resolution "
                                  f"{resolution:g} Å to scale the model to", "use a larger box")
-    cross = (fmap[sel] * fmodel[sel].conj()).real
-    power = np.abs(fmodel[sel]) ** 2
-    s2s = s2[sel]
-
+    # sums over fine bins of s² (1/4096 of the range: exp(−ΔB s²/4) changes by < 0.1 % inside one for |ΔB| ≤ 600)
+    lo2, hi2 = 1.0 / low**2, 1.0 / resolution**2
+    nbins = 4096
+    b = np.minimum(((s2[sel] - lo2) / (hi2 - lo2) * nbins).astype(np.int64), nbins - 1)
+    cross = np.bincount(b, (fmap[sel] * fmodel[sel].conj()).real, nbins)
+    power = np.bincount(b, np.abs(fmodel[sel]) ** 2, nbins)
+    count = np.bincount(b, None, nbins)
+    s2s = np.bincount(b, s2[sel], nbins) / np.maximum(count, 1)
     def solve(db):
         g = np.exp(-0.25 * db * s2s)
         a = float(np.dot(cross, g) / max(np.dot(power, g * g), 1e-300))
@@ -151,12 +154,21 @@ def fit_model_scale(fmap: np.ndarray, fmodel: np.ndarray, shape, apix: float, re
     return a, float(res.x)
 
 
+def _prefix_median(sorted_values: np.ndarray, k: int) -> float:
+    """The median of the `k` smallest values of a sorted array (as numpy's median of that prefix)."""
+    k = max(int(k), 1)
+    return float(sorted_values[k // 2]) if k % 2 else 0.5 * float(sorted_values[k // 2 - 1] + sorted_values[k // 2])
+
+
 def flat_fraction(data: np.ndarray, where: np.ndarray) -> float:
-    """Fraction of the voxels `where` whose 3×3×3 neighbourhood holds a single value (masked or flattened
+    """Fraction of the voxels `where` that equal their next neighbours along x, y and z (masked or flattened
     solvent; noise never does that)."""
     if not where.any():
         return 0.0
-    flat = ndi.maximum_filter(data, size=3, mode="nearest") == ndi.minimum_filter(data, size=3, mode="nearest")
+    flat = np.ones(data.shape, dtype=bool)
+    for axis in range(3):
+        same = np.diff(data, axis=axis) == 0
+        flat &= np.concatenate([same, np.zeros_like(same.take([0], axis=axis))], axis=axis)
     return float(flat[where].mean())
 
 
@@ -214,7 +226,8 @@ def unexplained_density(emap: Map, structure: gemmi.Structure, resolution: float
                                  "density can be called significant", "give the unmasked map or the half maps, "
                                  "or sharpen without the hybrid reference", emap.path)
     v = residual[tested]
-    level = float(np.median(v))
+    vs = np.sort(v)  # medians of "the values below a level" are then prefixes of one sorted array
+    level = _prefix_median(vs, vs.size)
     if half_maps is not None:
         h1, h2 = half_maps
         emap.require_same_grid(h1, "the map and half map 1")
@@ -224,7 +237,7 @@ def unexplained_density(emap: Map, structure: gemmi.Structure, resolution: float
         noise_from = ("half maps: RMS of (half1 − half2)/2 through the same low-pass, over the voxels tested "
                       "(the noise of the half maps' mean)")
         for _ in range(50):
-            new = float(np.median(v[v < level + 3.0 * sigma]))
+            new = _prefix_median(vs, int(np.searchsorted(vs, level + 3.0 * sigma)))
             if abs(new - level) <= 1e-6 * sigma:
                 break
             level = new
@@ -232,10 +245,11 @@ def unexplained_density(emap: Map, structure: gemmi.Structure, resolution: float
         sigma = 1.4826 * float(np.median(np.abs(v - level)))
         noise_from = ("the map: RMS deviation of the residual below its median over the voxels tested "
                       "(unexplained density only adds positive values)")
+        csum, csq = np.cumsum(vs), np.cumsum(vs**2)
         for _ in range(50):
-            new = float(np.median(v[v < level + 3.0 * sigma])) if sigma > 0 else level
-            below = v[v < new]
-            sigma_new = float(np.sqrt(np.mean((below - new) ** 2))) if below.size else 0.0
+            new = _prefix_median(vs, int(np.searchsorted(vs, level + 3.0 * sigma))) if sigma > 0 else level
+            k = int(np.searchsorted(vs, new))  # the values below `new`
+            sigma_new = float(np.sqrt(max(csq[k - 1] - 2 * new * csum[k - 1] + k * new**2, 0.0) / k)) if k else 0.0
             done = abs(new - level) <= 1e-6 * max(sigma, 1e-30) and abs(sigma_new - sigma) <= 1e-6 * sigma_new
             level, sigma = new, sigma_new
             if done:
@@ -298,9 +312,11 @@ def place_pseudo_atoms(density: UnexplainedDensity, emap: Map, b: float, resolut
                        min_distance: float = MIN_DISTANCE) -> np.ndarray:
     """Step 4 of the module docstring: pseudo-atom positions (Å, n × 3) by matching pursuit in the residual.
 
-    Each pass takes the local maxima of the residual over the tested voxels still above the threshold, highest
-    first, and puts an atom on each whose residual is still above it (the atoms of the pass subtract their
-    footprints as they go), at least `min_distance` from every atom placed; passes repeat until none is placed.
+    Each pass takes the local maxima (over the 26 neighbours) of the residual among the tested voxels still above
+    the threshold, highest first, and puts an atom on each whose residual is still above it (the atoms of the pass
+    subtract their footprints as they go), at least `min_distance` from every atom placed; passes repeat until
+    none is placed. Subtracting only lowers the residual, so only the voxels above the threshold at the start are
+    ever looked at again.
     """
     if not np.isfinite(density.z_threshold):
         return np.zeros((0, 3))
@@ -310,38 +326,53 @@ def place_pseudo_atoms(density: UnexplainedDensity, emap: Map, b: float, resolut
                                  f"(scale {density.scale:.3g}, B offset {density.b_offset:.0f} Å²)",
                                  "check the map and the model")
     h = kern.shape[0] // 2
-    r = density.residual.copy()
-    free = density.tested.copy()  # tested voxels that may still take an atom
-    thr = density.threshold
-    shape = np.array(r.shape)
+    shape = np.array(density.residual.shape)
     dv = int(np.ceil(min_distance / emap.apix))
-    ball = np.array([(i, j, k) for i in range(-dv, dv + 1) for j in range(-dv, dv + 1) for k in range(-dv, dv + 1)
+    pad = max(1, dv)
+    # padding (never free, -inf) so that neighbours and the exclusion ball of edge voxels need no bounds checks
+    r = np.full(shape + 2 * pad, -np.inf)
+    inner = tuple(slice(pad, pad + n) for n in shape)
+    r[inner] = density.residual
+    free = np.zeros(shape + 2 * pad, dtype=bool)
+    free[inner] = density.tested
+    rf, ff = r.reshape(-1), free.reshape(-1)
+    steps = np.array(r.strides) // r.itemsize
+    offsets = np.array([i * steps[0] + j * steps[1] + k * steps[2] for i in (-1, 0, 1) for j in (-1, 0, 1)
+                        for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)])
+    ball = np.array([i * steps[0] + j * steps[1] + k * steps[2] for i in range(-dv, dv + 1)
+                     for j in range(-dv, dv + 1) for k in range(-dv, dv + 1)
                      if (i * i + j * j + k * k) * emap.apix**2 < min_distance**2])
-    placed: list[np.ndarray] = []
-    while True:
-        active = free & (r >= thr)
-        if not active.any():
+    lo, hi = [pad] * 3, [pad + int(n) for n in shape]
+    thr = density.threshold
+    active = np.flatnonzero(ff & (rf >= thr))
+    placed: list[tuple[int, int, int]] = []
+    while active.size:
+        vals = rf[active]
+        keep = ff[active] & (vals >= thr)
+        active, vals = active[keep], vals[keep]
+        if not active.size:
             break
-        idx = np.argwhere(active)
-        lo, hi = np.maximum(idx.min(0) - 1, 0), np.minimum(idx.max(0) + 2, shape)
-        box = tuple(slice(a, c) for a, c in zip(lo, hi, strict=True))
-        sub = np.where(free[box], r[box], -np.inf)
-        peaks = active[box] & (sub >= ndi.maximum_filter(sub, size=3, mode="constant", cval=-np.inf))
-        cand = np.argwhere(peaks) + lo
-        cand = cand[np.argsort(-r[tuple(cand.T)], kind="stable")]
+        neighbours = np.full(active.size, -np.inf)
+        for o in offsets:
+            q = active + o
+            np.maximum(neighbours, np.where(ff[q], rf[q], -np.inf), out=neighbours)
+        peaks = active[vals >= neighbours]
+        peaks = peaks[np.argsort(-rf[peaks], kind="stable")]
         n_before = len(placed)
-        for p in cand:
-            t = tuple(p)
-            if not free[t] or r[t] < thr:
+        for flat, x, y, z in zip(peaks.tolist(), *(c.tolist() for c in np.unravel_index(peaks, r.shape)),
+                                 strict=True):
+            if not ff[flat] or rf[flat] < thr:
                 continue
-            placed.append(p)
-            a0, a1 = p - h, p + h + 1
-            s0, s1 = np.maximum(a0, 0), np.minimum(a1, shape)
-            r[tuple(slice(u, w) for u, w in zip(s0, s1, strict=True))] -= kern[
-                tuple(slice(u - x, w - x) for u, w, x in zip(s0, s1, a0, strict=True))]
-            q = p + ball
-            q = q[np.all((q >= 0) & (q < shape), axis=1)]
-            free[tuple(q.T)] = False
+            placed.append((x - pad, y - pad, z - pad))
+            c = (x, y, z)
+            if all(lo[i] <= c[i] - h and c[i] + h < hi[i] for i in range(3)):
+                r[x - h:x + h + 1, y - h:y + h + 1, z - h:z + h + 1] -= kern
+            else:
+                s0 = [max(c[i] - h, lo[i]) for i in range(3)]
+                s1 = [min(c[i] + h + 1, hi[i]) for i in range(3)]
+                r[s0[0]:s1[0], s0[1]:s1[1], s0[2]:s1[2]] -= kern[
+                    tuple(slice(s0[i] - c[i] + h, s1[i] - c[i] + h) for i in range(3))]
+            ff[flat + ball] = False
         if len(placed) == n_before:
             break
     if not placed:
@@ -421,14 +452,47 @@ def mask_rule(rule: str, count: int) -> str:
     return rule
 
 
+def pseudo_atom_map(pseudo: gemmi.Structure, like: Map, dmin: float | None = None) -> Map:
+    """The pseudo-atoms' map on `like`'s grid, band-limited at `dmin` (default Nyquist), as
+    :func:`locscale.simulate.simulate_model_map` gives it. Pseudo-atoms as placed -- one element, one B, on voxel
+    centres -- are one atom's density convolved with their count on the grid: the atom's electron form factor
+    (gemmi's C4322 Gaussians, B added) times the Fourier transform of the counts, over the same coefficients the
+    simulation keeps (one FFT pair instead of a simulation on a finer grid). Anything else is simulated."""
+    from .models import atom_positions
+    from .simulate import _kept_indices, nyquist_dmin, simulate_model_map
+
+    pos = atom_positions(pseudo)
+    b = pseudo_atom_b_values(pseudo)
+    elements = {a.element.name for ch in pseudo[0] for r in ch for a in r}
+    ijk = (pos - like.origin) / np.asarray(like.voxel_size, dtype=float)
+    grid = np.rint(ijk).astype(int)
+    usable = (b.size > 0 and np.ptp(b) == 0 and len(elements) == 1 and np.allclose(ijk, grid, atol=1e-3)
+              and np.all((grid >= 0) & (grid < np.array(like.shape))) and np.ptp(like.voxel_size) == 0)
+    if not usable:
+        return simulate_model_map(pseudo, like, dmin=dmin)
+    dmin = nyquist_dmin(like) if dmin is None else float(dmin)
+    n = np.array(like.shape)
+    counts = np.zeros(like.shape)
+    np.add.at(counts, tuple(grid.T), 1.0)
+    _, s2 = coefficient_shells(like.shape, like.apix)
+    coef = gemmi.Element(elements.pop()).c4322
+    form = sum(a * np.exp(-0.25 * (bi + b[0]) * s2) for a, bi in zip(coef.a, coef.b, strict=True))
+    hmax = np.floor(like.box_size / dmin + 1e-9).astype(int)
+    keep = np.zeros(s2.shape, dtype=bool)
+    h0, h1 = _kept_indices(n[0], hmax[0]) % n[0], _kept_indices(n[1], hmax[1]) % n[1]
+    h2 = np.arange(0, min(hmax[2], (n[2] - 1) // 2) + 1)
+    keep[np.ix_(h0, h1, h2)] = True
+    keep &= s2 <= (1 + 1e-9) / dmin**2
+    f = np.fft.rfftn(counts) * np.where(keep, form, 0.0) / float(np.prod(like.voxel_size))
+    return like.like(np.fft.irfftn(f, s=like.shape, axes=(0, 1, 2)).astype(np.float32))
+
+
 def add_pseudo_atom_map(modelmap: Map, pseudo: gemmi.Structure, dmin: float | None = None) -> Map:
     """The model's map (`modelmap`, band-limited at `dmin`, default Nyquist) plus the map of the pseudo-atoms on its
-    grid at the same band limit: the hybrid reference map (model maps add atom by atom)."""
+    grid at the same band limit (:func:`pseudo_atom_map`): the hybrid reference map (model maps add atom by atom)."""
     if not len(pseudo) or pseudo[0].count_atom_sites() == 0:
         return modelmap
-    from .simulate import simulate_model_map
-
-    return modelmap.like(modelmap.data + simulate_model_map(pseudo, modelmap, dmin=dmin).data)
+    return modelmap.like(modelmap.data + pseudo_atom_map(pseudo, modelmap, dmin).data)
 
 
 def pseudo_atom_b_values(pseudo: gemmi.Structure) -> np.ndarray:

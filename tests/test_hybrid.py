@@ -306,4 +306,12 @@ def test_reference_map_adds_the_pseudo_atoms_map(phantom):
     # model maps add atom by atom (to float32 rounding of the simulation)
     assert np.max(np.abs(both.data - merged.data)) <= 1e-4 * np.max(np.abs(merged.data))
     assert hybrid.pseudo_atom_b_values(pseudo).tolist() == [30.0, 60.0]
+    # pseudo-atoms as placed (one B, voxel centres): their map by convolution equals the atom-by-atom simulation
+    # (measured: 3e-5 of the peak, gemmi's per-atom density cut-off and float32), at Nyquist and at a coarser dmin
+    ijk = np.random.default_rng(1).integers(0, 64, size=(200, 3))
+    placed = hybrid.pseudo_atom_structure(grid.origin + ijk * grid.apix, 57.0)
+    for dmin in (None, 3.0):
+        conv = hybrid.pseudo_atom_map(placed, grid, dmin).data
+        sim = simulate_model_map(placed, grid, dmin=dmin).data
+        assert np.max(np.abs(conv - sim)) <= 2e-4 * np.max(np.abs(sim))
     assert hybrid.pseudo_atom_b_values(hybrid.set_pseudo_atom_b(pseudo, 10.0)).tolist() == [10.0, 10.0]
