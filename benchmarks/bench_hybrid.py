@@ -186,24 +186,35 @@ def speed(args) -> list[dict]:
     write_model(truth_model, d / "complete.cif")
     removed = removed_residues(truth_model, "chain")
     write_model(sub_structure(truth_model, set(residue_keys(truth_model)) - removed), d / "partial.cif")
+    import json
+
     rows = []
     for model in ("complete", "partial"):
         times: dict[str, list[float]] = {"plain": [], "hybrid": []}
+        info: dict[str, dict] = {}
         for _ in range(args.repeats):
             for how in ("plain", "hybrid"):
                 cmd = [sys.executable, "-m", "locscale.cli", "sharpen", "--half-maps",
                        str(d / "SIMULATED_half1.mrc"), str(d / "SIMULATED_half2.mrc"), "-m", str(d / f"{model}.cif"),
-                       "-r", "3.6", "-q", "-o", str(d / f"{model}_{how}.mrc")]
+                       "-r", "3.6", "-q", "-o", str(d / f"{model}_{how}.mrc"), "--info", str(d / f"{model}_{how}.json")]
                 cmd += ["--hybrid"] if how == "hybrid" else []
                 t0 = time.perf_counter()
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 times[how].append(time.perf_counter() - t0)
                 if r.returncode != 0:
                     raise SystemExit(r.stderr)
+                info[how] = json.loads((d / f"{model}_{how}.json").read_text())
         plain, hyb = statistics.median(times["plain"]), statistics.median(times["hybrid"])
         rows.append({"model": model, "plain_s": plain, "hybrid_s": hyb, "ratio": hyb / plain,
-                     "added_pct": 100 * (hyb / plain - 1), "repeats": args.repeats})
-        print(f"# speed, {model} model: sharpen {plain:.1f} s, --hybrid {hyb:.1f} s (x{hyb / plain:.2f})", flush=True)
+                     "added_pct": 100 * (hyb / plain - 1), "pseudo_atoms": info["hybrid"]["hybrid"]["pseudo_atoms"],
+                     "hybrid_reference_s": info["hybrid"]["hybrid"]["seconds"],
+                     "scaling_s_plain": info["plain"]["seconds"], "scaling_s_hybrid": info["hybrid"]["seconds"],
+                     "voxels_plain": info["plain"]["voxels_scaled"], "voxels_hybrid": info["hybrid"]["voxels_scaled"],
+                     "repeats": args.repeats})
+        print(f"# speed, {model} model: sharpen {plain:.1f} s, --hybrid {hyb:.1f} s (x{hyb / plain:.2f}); "
+              f"hybrid reference {rows[-1]['hybrid_reference_s']:.1f} s, scaling {rows[-1]['scaling_s_plain']:.1f} -> "
+              f"{rows[-1]['scaling_s_hybrid']:.1f} s over {rows[-1]['voxels_plain']} -> "
+              f"{rows[-1]['voxels_hybrid']} voxels", flush=True)
     return rows
 
 
@@ -221,7 +232,7 @@ def main(argv=None) -> int:
     print(f"# {machine_note()}", flush=True)
     if args.speed:
         rows = speed(args)
-        print(table(rows, ["model", "plain_s", "hybrid_s", "ratio", "added_pct", "repeats"]))
+        print(table(rows, list(rows[0])))
         write_tsv("hybrid_speed.tsv", rows, list(rows[0]))
         return 0
     rows = truth_tables(args)

@@ -18,19 +18,23 @@ has to build. The hybrid reference fills that density with pseudo-atoms, placed 
 3. **Test.** The voxels tested are those farther than ``exclusion`` (3 Å) from every model atom. Each gets
    z = (r − μ)/σ and a one-sided Gaussian p-value; the Benjamini–Hochberg procedure at false discovery rate
    ``fdr`` (default 0.01: at most 1 % of the voxels declared unexplained density are expected to be noise) gives
-   the z threshold. The voxels above it form the *unexplained-density mask*. On pure noise the procedure declares
-   nothing with probability ≥ 1 − fdr, so a complete model normally gets no pseudo-atom and its map is unchanged.
-4. **Placement (matching pursuit).** Starting from the residual, a pseudo-atom is put on the highest tested voxel
-   above the threshold and its footprint (one atom of the pseudo-atom B, through the same scale, B offset and
-   filter) is subtracted; this repeats until no tested voxel is above the threshold. The pseudo-atoms thus carry
+   the z threshold. On pure noise the procedure declares nothing with probability ≥ 1 − fdr, so a complete model
+   normally gets no pseudo-atom and its map is unchanged. Where much density is unexplained, about `fdr` of the
+   voxels declared are noise, scattered in small clusters over the solvent; so only clusters (26-connected) larger
+   than the largest one the noise alone forms above the same threshold are kept -- the noise being the half maps'
+   half difference, or without half maps the residual below the solvent level. The voxels kept form the
+   *unexplained-density mask*.
+4. **Placement (matching pursuit).** Starting from the residual, a pseudo-atom is put on the highest voxel of the
+   mask above the threshold and its footprint (one atom of the pseudo-atom B, through the same scale, B offset and
+   filter) is subtracted; this repeats until no voxel of the mask is above the threshold. The pseudo-atoms thus carry
    the *amount* of unexplained density, not only its extent, and stop where what is left is no longer significant.
    They sit on voxel centres, at least :data:`MIN_DISTANCE` apart, as oxygen atoms (residue HOH) of one chain of
    their own.
 5. **B-factors.** By default every pseudo-atom takes the median B of the model's atoms
    (:func:`pseudo_atom_b`): only the relative B is fixed by the data, so the model's own level is the one to
-   match. Measured on phantoms (README, "Hybrid reference"), it gave maps as good as B refined for the
-   pseudo-atoms with the model held, or better: a refinement against the map lets pseudo-atoms, which stand at
-   approximate positions, absorb their position errors into higher B.
+   match. Measured on phantoms (README, "Density the model does not explain"), it gave maps as good as B refined
+   for the pseudo-atoms with the model held (:func:`refine_pseudo_atom_b`): a refinement against the map lets
+   pseudo-atoms, which stand at approximate positions, absorb their position errors into higher B.
 
 Pseudo-atoms only shape the reference and the mask; they never enter a model file of the user or of a cycle.
 """
@@ -44,6 +48,7 @@ from dataclasses import dataclass, field
 
 import gemmi
 import numpy as np
+import scipy.ndimage as ndi
 from scipy.optimize import minimize_scalar
 from scipy.special import ndtr, ndtri
 
@@ -154,6 +159,17 @@ def fit_model_scale(fmap: np.ndarray, fmodel: np.ndarray, shape, apix: float, re
     return a, float(res.x)
 
 
+def _clusters(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels of the 26-connected clusters of `mask`, voxels per label; label 0 is the background)."""
+    labels, n = ndi.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    return labels, np.bincount(labels.ravel(), minlength=n + 1)
+
+
+def _cluster_sizes(mask: np.ndarray) -> np.ndarray:
+    """Voxels in each 26-connected cluster of `mask`."""
+    return _clusters(mask)[1][1:]
+
+
 def _prefix_median(sorted_values: np.ndarray, k: int) -> float:
     """The median of the `k` smallest values of a sorted array (as numpy's median of that prefix)."""
     k = max(int(k), 1)
@@ -261,8 +277,29 @@ def unexplained_density(emap: Map, structure: gemmi.Structure, resolution: float
     z = (v - level) / sigma
     z_thr, p_thr = _bh_z_threshold(z, fdr)
     mask = np.zeros(emap.shape, dtype=bool)
+    clusters = {"kept": 0, "dropped": 0, "min_voxels": None}
     if np.isfinite(z_thr):
         mask[tested] = z >= z_thr
+        # cluster size: the noise alone, through the same filter and above the same threshold, forms clusters
+        # too (about fdr of the voxels declared); keep only clusters larger than the largest one it forms -- in
+        # the half maps' noise, or without half maps below the solvent level (noise is symmetric, unexplained
+        # density positive)
+        if half_maps is not None:
+            null = np.zeros(emap.shape, dtype=bool)
+            null[tested] = noise >= z_thr * sigma
+            null_from = "the half maps' noise above the same threshold"
+        else:
+            null = np.zeros(emap.shape, dtype=bool)
+            null[tested] = v <= level - z_thr * sigma
+            null_from = "the residual below the solvent level by the same margin"
+        largest_null = int(_cluster_sizes(null).max(initial=0))
+        labels, sizes = _clusters(mask)
+        big = sizes > largest_null
+        big[0] = False
+        mask = big[labels]
+        clusters = {"kept": int(big.sum()), "dropped": int(len(sizes) - 1 - big.sum()),
+                    "min_voxels": largest_null + 1,
+                    "rule": f"clusters (26-connected) larger than the largest that {null_from} forms"}
     n_mask = int(mask.sum())
     record = {
         "unexplained_voxels": n_mask,
@@ -281,6 +318,7 @@ def unexplained_density(emap: Map, structure: gemmi.Structure, resolution: float
         "residual": {"model_scale": a, "model_b_offset_A2": db,
                      "lowpass": f"Gaussian, amplitude 1/2 at {resolution:g} Å",
                      "scale_fit_shells_A": [SCALE_FIT_LOW, float(resolution)]},
+        "clusters": clusters,
         "exclusion_A": float(exclusion),
         "voxels_tested": int(v.size),
     }
@@ -312,11 +350,10 @@ def place_pseudo_atoms(density: UnexplainedDensity, emap: Map, b: float, resolut
                        min_distance: float = MIN_DISTANCE) -> np.ndarray:
     """Step 4 of the module docstring: pseudo-atom positions (Å, n × 3) by matching pursuit in the residual.
 
-    Each pass takes the local maxima (over the 26 neighbours) of the residual among the tested voxels still above
-    the threshold, highest first, and puts an atom on each whose residual is still above it (the atoms of the pass
-    subtract their footprints as they go), at least `min_distance` from every atom placed; passes repeat until
-    none is placed. Subtracting only lowers the residual, so only the voxels above the threshold at the start are
-    ever looked at again.
+    Each pass takes the local maxima (over the 26 neighbours) of the residual among the voxels of the
+    unexplained-density mask still above the threshold, highest first, and puts an atom on each whose residual is
+    still above it (the atoms of the pass subtract their footprints as they go), at least `min_distance` from every
+    atom placed; passes repeat until none is placed.
     """
     if not np.isfinite(density.z_threshold):
         return np.zeros((0, 3))
@@ -344,7 +381,9 @@ def place_pseudo_atoms(density: UnexplainedDensity, emap: Map, b: float, resolut
                      if (i * i + j * j + k * k) * emap.apix**2 < min_distance**2])
     lo, hi = [pad] * 3, [pad + int(n) for n in shape]
     thr = density.threshold
-    active = np.flatnonzero(ff & (rf >= thr))
+    start = np.zeros(shape + 2 * pad, dtype=bool)
+    start[inner] = density.mask
+    active = np.flatnonzero(start)
     placed: list[tuple[int, int, int]] = []
     while active.size:
         vals = rf[active]
