@@ -192,10 +192,11 @@ def hybrid_input(wildcards):
 
 
 def pseudo_atom_b_target(wildcards):
-    """With sharpen.pseudo_atom_b: refined, the map the pseudo-atoms' B are refined against: the model's B target."""
+    """With sharpen.pseudo_atom_b: refined, the map the pseudo-atoms' B are refined against: the cycle-0 global
+    target (the default B target of the model, so pseudo-atoms and model share one B level)."""
     if config["sharpen"]["pseudo_atom_b"] != "refined":
         return {}
-    return {"target": refine_targets(wildcards)["target"]}
+    return {"target": f"{cdir(wildcards.ds, 0)}/target.mrc"}
 
 
 def refine_model(wildcards):
