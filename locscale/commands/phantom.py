@@ -70,7 +70,10 @@ def run(a) -> int:
             raise LocScaleInputError(f"the input {p} lies in the output folder and starts with the prefix "
                                      f"{a.prefix!r}: the phantom's files could replace it",
                                      "give another output folder (-o) or --prefix", p)
-    outputs.guard_outputs({"-o": outdir / f"{a.prefix}_phantom.json"}, [a.model, a.like])
+    from ..phantoms.phantom import phantom_files
+
+    files = phantom_files(outdir, a.prefix)
+    outputs.guard_outputs({f"-o/--prefix ({p.name})": p for p in files.values()}, [a.model, a.like])
     limits.check_resolution(a.resolution)
     return make(a)
 
