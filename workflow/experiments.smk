@@ -42,7 +42,7 @@ if not workflow.overwrite_configfiles:
 validate(config, "schemas/experiments.schema.yaml")
 
 
-OUT = config.get("outdir", "results/experiments")
+OUT = config["outdir"]
 PHANTOMS = list(config["phantoms"])
 TABLES = [
     "truth_table",
