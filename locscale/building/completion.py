@@ -47,7 +47,7 @@ import gemmi
 import numpy as np
 import pandas as pd
 
-from ..cycle.config import with_schema_defaults
+from ..cycle.defaults import with_schema_defaults
 from ..errors import LocScaleInputError
 from ..outputs import atomic_output
 from ..tools.process import run_logged, tool_environment

@@ -5,7 +5,7 @@ command or write elsewhere). The Snakefile calls :func:`validate_workflow_config
 
 Defaults live only in the schema (``workflow/schemas/config.schema.yaml``): Snakemake fills them in
 (``snakemake.utils.validate``), code reads ``config[...]`` directly, and library code that takes a section of the
-config from elsewhere fills it from the same schema (:func:`with_schema_defaults`).
+config from elsewhere fills it from the same schema (:mod:`locscale.cycle.defaults`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import copy
 import math
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 
 from ..errors import LocScaleInputError
 from ..limits import check_cycles, check_mask_radius, check_resolution, check_window, check_window_angstrom
+from .defaults import SCHEMA_PATH, fill_schema_defaults
+from .defaults import schema as _schema
 
 
 def _key(path) -> str:
@@ -135,62 +136,6 @@ def validate_workflow_config(config: dict, basedir: str | os.PathLike, fill_defa
     except LocScaleInputError as err:
         raise WorkflowError(f"config: {err}") from None
 
-
-
-# ---------------------------------------------------------------------------------------------- defaults
-#: the workflow's config schema in a checkout (the package sits at the repository root)
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-@lru_cache(maxsize=4)
-def _schema(path: str) -> dict:
-    import yaml
-
-    if not Path(path).is_file():
-        raise LocScaleInputError(f"the workflow's config schema {path} is missing",
-                                 "run from a checkout of the LocScale repository (the package next to workflow/)",
-                                 path)
-    return yaml.safe_load(Path(path).read_text())
-
-
-def _resolve(node: dict, root: dict) -> dict:
-    ref = node.get("$ref")
-    if not ref:
-        return node
-    target = root
-    for part in ref.lstrip("#/").split("/"):
-        target = target[part]
-    return {**_resolve(target, root), **{k: v for k, v in node.items() if k != "$ref"}}
-
-
-def fill_schema_defaults(instance: dict, schema: dict, root: dict | None = None) -> dict:
-    """Fill `instance` in place with the schema's defaults, as ``snakemake.utils.validate`` does: a missing
-    property with a ``default`` gets a copy of it, and objects (given or defaulted) are filled recursively (also
-    the entries of an object whose ``additionalProperties`` is a schema). Returns `instance`."""
-    root = schema if root is None else root
-    schema = _resolve(schema, root)
-    if not isinstance(instance, dict):
-        return instance
-    props = schema.get("properties") or {}
-    for key, sub in props.items():
-        sub = _resolve(sub, root)
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
-        if isinstance(instance.get(key), dict):
-            fill_schema_defaults(instance[key], sub, root)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key, value in instance.items():
-            if key not in props and isinstance(value, dict):
-                fill_schema_defaults(value, extra, root)
-    return instance
-
-
-def with_schema_defaults(section: str, partial: dict | None = None, schema_path=None) -> dict:
-    """A copy of config section `section` (e.g. ``"refine"``) with every default the schema gives filled in:
-    what library code taking a section (or part of one) from outside the workflow reads."""
-    root = _schema(str(schema_path or SCHEMA_PATH))
-    return fill_schema_defaults(copy.deepcopy(dict(partial or {})), root["properties"][section], root)
 
 
 # ---------------------------------------------------------------------------------------------- values

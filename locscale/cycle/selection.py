@@ -31,7 +31,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .config import with_schema_defaults
+from .defaults import with_schema_defaults
 
 #: Defaults: the schema's (config ``selection``, the only place they are written), from benchmarks/bench_cycles.py
 #: (README, "Which map the B-factors are refined against"): the default design moved mean B and sharpness by at most 1.2

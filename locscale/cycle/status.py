@@ -2,7 +2,7 @@
 
 Every step of the workflow writes its own log (``results/<dataset>/.../logs/<step>.log``, downloads under
 ``resources/<dataset>/logs/``); a step's script starts its log with ``# rule <name>, wildcards {...}`` and ends it
-with ``# done in <seconds> s`` (``workflow/scripts/_wf.py``). A log written during the run that does not end so
+with ``# done in <seconds> s`` (:mod:`locscale.cycle.job`). A log written during the run that does not end so
 belongs to a step that failed (or was stopped); its ``ERROR`` line, when there is one, says why.
 """
 

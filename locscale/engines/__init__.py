@@ -51,7 +51,7 @@ def engine_class(name: str) -> type[RefinementEngine]:
 def make_engine(refine_config: dict, environ: dict | None = None) -> RefinementEngine:
     """The engine described by the workflow config's ``refine`` section (workflow/schemas/config.schema.yaml);
     settings it leaves out take the schema's defaults (the only place defaults live)."""
-    from ..cycle.config import with_schema_defaults
+    from ..cycle.defaults import with_schema_defaults
 
     refine_config = with_schema_defaults("refine", refine_config)
     return engine_class(refine_config["engine"]).from_config(refine_config, environ)
