@@ -227,9 +227,10 @@ def check_model_fits_map(structure: gemmi.Structure, emap: Map, resolution: floa
 #: the model moved by these many voxels along each axis (both signs) must not fit clearly better than in place
 FIT_SHIFTS = (1, 2, 3)
 #: "clearly better": a moved copy's CC exceeds the in-place CC by more than FIT_GAIN and by more than FIT_GAIN_RELATIVE
-#: of it. Measured on EMD-3488 (5ME2, 5NI1 at 3.2 Å) and the three edge-case crops: placed models lose 0.10-0.24 of
-#: CC when moved by one voxel; models off by 0.5 voxel gain 0.000-0.005 (ambiguous between two voxels, accepted),
-#: by 0.7 voxel 0.10-0.11, by one voxel 0.10-0.27, and 5ME2 six voxels off (CC 0.054, which passed the null) 0.037.
+#: of it. Measured (benchmarks/calibrate_input_checks.py) on EMD-3488 (5ME2, 5NI1 at 3.2 Å) and the three edge-case
+#: crops: placed models lose 0.10-0.24 of CC when moved by one voxel; models off by 0.5 voxel gain 0.000-0.005
+#: (ambiguous between two voxels, accepted), by 0.7 voxel 0.10-0.11, by one voxel 0.10-0.27, and 5ME2 six voxels off (CC
+#: 0.054, which passed the null) 0.037.
 FIT_GAIN = 0.02
 FIT_GAIN_RELATIVE = 0.1
 

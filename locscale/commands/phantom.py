@@ -79,7 +79,7 @@ def run(a) -> int:
 
 
 def make(args: argparse.Namespace) -> int:
-    """Build and write the phantom from parsed arguments (no checks of the output folder)."""
+    """Build and write the phantom from parsed arguments (after :func:`run`'s checks of the output folder)."""
     from ..mapio import read_map
     from ..models import read_model
     from ..phantoms.phantom import crop_model, make_phantom
@@ -111,13 +111,13 @@ def make(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`locscale phantom` as a stand-alone entry point, ``main(["MODEL", "-o", "DIR", ...])`` (it was
-    ``locscale.phantoms.phantom.phantom_main``): builds the phantom without the output-folder checks of :func:`run`."""
+    ``locscale.phantoms.phantom.phantom_main``): the same checks and output guards as :func:`run`."""
     ap = argparse.ArgumentParser(prog="locscale")
     sub = ap.add_subparsers(dest="command", required=True)
     add_subcommand(sub, sys.modules[__name__])
     args = ap.parse_args([NAME, *(sys.argv[1:] if argv is None else argv)])
     try:
-        return make(args)
+        return run(args)
     except LocScaleInputError as exc:
         print(f"locscale phantom: error: {exc}", file=sys.stderr)
         return 2
