@@ -108,7 +108,7 @@ LAYERS = (
     ("cli",),
 )
 #: leaves any module may import: definitions that import nothing from locscale
-SHARED_LEAVES = {"locscale.cycle.registry"}
+SHARED_LEAVES = {"locscale.cycle.registry", "locscale.cycle.defaults"}
 #: the only modules at the top of locscale/ (the command-line entry, the I/O and numerical core, the input guards)
 TOP_LEVEL = {"__init__", "cli", "mapio", "models", "simulate", "metrics", "shells", "padding", "sharpen",
              "global_sharpen", "localres", "records", "errors", "download", "limits", "outputs", "checks"}

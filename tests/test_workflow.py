@@ -372,7 +372,10 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
 @pytest.mark.slow
 @needs_servalcat
 def test_manual_model_completion_waits_and_continues(tmp_path, crop):
-    """mode manual: the run ends after cycle 1 saying where to put the rebuilt model; the next call continues."""
+    """mode manual: the run ends after cycle 1 saying where to put the rebuilt model; the next call continues.
+    The run's folder is named like a shell command: mode command's placeholders are substituted quoted."""
+    tmp_path = tmp_path / "my dir;touch PWNED;x"
+    tmp_path.mkdir()
     cfg = crop_config(*crop, tolerances={"cc_mask": 1e-9}, model_completion={"mode": "manual", "after_cycles": [1]})
     r = snakemake(tmp_path, config=cfg)
     assert r.returncode == 0, output(r)[-4000:]
@@ -414,6 +417,7 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     assert r.returncode == 0, output(r)[-4000:]
     assert len(read_model(tmp_path / built)[0]["A"]) == n_res
     assert "built at 3.2 A in" in (res / "cycle_01" / "logs" / "build_model.log").read_text()
+    assert not list(tmp_path.parent.rglob("PWNED")) and not (tmp_path / "PWNED").exists()
     (tmp_path / built).unlink()
     cfg["model_completion"]["command"] = "echo no model written"
     r = snakemake(tmp_path, built, config=cfg)

@@ -55,6 +55,16 @@ def write_tsv(frame, path) -> None:
         frame.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
 
 
+def _fail(smk, err) -> None:
+    """End the job with `err` (file, problem, fix): in its log and, with its dataset and cycle, on the console."""
+    try:
+        print(f"\nERROR in rule {smk.rule}: {err}", flush=True)
+    except OSError:  # the log's disk may be full
+        pass
+    sys.__stderr__.write(f"rule {smk.rule} ({dict(smk.wildcards)}): {err}\n")
+    sys.exit(1)
+
+
 def run(main) -> None:
     smk = job()
     log_path = smk.log[0] if len(smk.log) else None
@@ -72,12 +82,17 @@ def run(main) -> None:
         with collect_warnings(lambda text: print(f"WARNING: {text}", flush=True)):
             main(smk)
     except LocScaleInputError as err:
-        print(f"\nERROR in rule {smk.rule}: {err}", flush=True)
-        sys.__stderr__.write(f"rule {smk.rule} ({dict(smk.wildcards)}): {err}\n")
-        sys.exit(1)
-    except Exception:
-        traceback.print_exc(file=log)
-        log.flush()
+        _fail(smk, err)
+    except Exception as exc:
+        from ..outputs import disk_full_error, is_disk_full
+
+        if is_disk_full(exc):  # one line naming the file and the space, not a traceback
+            _fail(smk, disk_full_error(getattr(exc, "filename", None) or smk.output[0]))
+        try:
+            traceback.print_exc(file=log)
+            log.flush()
+        except OSError:  # the log's disk may be full
+            pass
         raise
     print(f"# done in {time.perf_counter() - t0:.1f} s", flush=True)
     log.flush()
