@@ -550,13 +550,13 @@ def set_pseudo_atom_b(pseudo: gemmi.Structure, b) -> gemmi.Structure:
 
 def refine_pseudo_atom_b(engine, model: gemmi.Structure, pseudo: gemmi.Structure, target_map, resolution: float,
                          workdir, *, threads: int = 1, log=None) -> tuple[gemmi.Structure, dict]:
-    """The pseudo-atoms with B-factors refined by the refinement engine against `target_map`, the model's atoms
-    held (coordinates of every atom fixed, B of the pseudo-atoms only): servalcat ``refine_spa_norefmac --fix_xyz``
-    with an atom selection of the pseudo-atoms' chain (its ``--config``). Returns (pseudo-atoms, record)."""
+    """The pseudo-atoms with B-factors refined by the refinement `engine` against `target_map`, the model's atoms
+    held: coordinates of every atom fixed and the B-factors of the pseudo-atoms' chain(s) only (servalcat's
+    ``refine_spa_norefmac --fix_xyz`` with an atom selection, ``run(..., adp_chains=...)``). Returns (pseudo-atoms,
+    record)."""
     from pathlib import Path
 
     from .models import read_model, write_model
-    from .tools.process import absolute, fresh_dir, run_logged
 
     if getattr(engine, "name", None) != "servalcat":
         raise LocScaleInputError(f"refining the pseudo-atoms' B needs the servalcat engine (refine.engine is "
@@ -565,29 +565,22 @@ def refine_pseudo_atom_b(engine, model: gemmi.Structure, pseudo: gemmi.Structure
     n = pseudo[0].count_atom_sites() if len(pseudo) else 0
     if n == 0:
         return pseudo, {"pseudo_atom_b_rule": "no pseudo-atom to refine"}
-    workdir = fresh_dir(Path(workdir))
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     chains = [ch.name for ch in pseudo[0]]
     merged = workdir / "model_and_pseudo_atoms.cif"
     write_model(merge(model, pseudo), merged)
-    selection = workdir / "pseudo_atoms_only.yaml"
-    selection.write_text("refine:\n  atom_selection:\n    adp:\n      include: ["
-                         + ", ".join(f"'//{c}'" for c in chains) + "]\n")
-    cmd = engine.command(absolute(merged), resolution, "refined", target_map=absolute(target_map), step="adp")
-    cmd += ["--config", absolute(selection)]
-    log = Path(log).resolve() if log is not None else workdir / "engine.log"
-    seconds = run_logged(cmd, workdir, log, threads=threads)
-    out = workdir / "refined.mmcif"
-    if not out.exists():
-        raise RuntimeError(f"servalcat finished but wrote no refined.mmcif in {workdir} (see {log})")
-    refined = read_model(out)
+    result = engine.run(merged, resolution, workdir / "servalcat", target_map=target_map, threads=threads, log=log,
+                        step="adp", adp_chains=chains)
+    refined = read_model(result.model)
     by_chain = {ch.name: [a.b_iso for r in ch for a in r] for ch in refined[0] if ch.name in chains}
     b = np.concatenate([np.asarray(by_chain.get(c, []), dtype=float) for c in chains])
     if b.size != n:
-        raise RuntimeError(f"servalcat returned {b.size} of the {n} pseudo-atoms (see {log})")
+        raise RuntimeError(f"servalcat returned {b.size} of the {n} pseudo-atoms (see {result.workdir})")
     record = {"pseudo_atom_b_rule": "refined by servalcat against the B target, the model's atoms held (median "
                                     "given; the start value was the model's median B)",
               "pseudo_atom_b": float(np.median(b)), "pseudo_atom_b_range": [float(b.min()), float(b.max())],
-              "refine_command": shlex.join(cmd), "refine_seconds": round(seconds, 3)}
+              "refine_command": shlex.join(result.command), "refine_seconds": round(result.seconds, 3)}
     return set_pseudo_atom_b(pseudo, b), record
 
 

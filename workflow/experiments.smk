@@ -44,7 +44,11 @@ if not workflow.overwrite_configfiles:
 validate(config, "schemas/experiments.schema.yaml")
 
 
-OUT = config.get("outdir", "results/experiments")
+OUT = config["outdir"]
+# the refinement engine (refine.engine) chooses the refining rules' conda environment, as in the cycle's refine rule
+from locscale.engines import make_engine
+
+REFINE_ENV = f"../envs/{make_engine(config['refine']).conda_env}"
 PHANTOMS = list(config["phantoms"])
 TABLES = [
     "truth_table",
@@ -100,6 +104,8 @@ rule phantom:
         phantom=lambda wildcards: config["phantoms"][wildcards.ph],
     log:
         f"{OUT}/{{ph}}/logs/phantom.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/phantom.tsv",
     threads: 1
     resources:
         mem_mb=2000,
@@ -121,12 +127,14 @@ rule refine_phantom:
         workdir=lambda wildcards, output: str(Path(output.info).parent / "servalcat"),
     log:
         f"{OUT}/{{ph}}/logs/refine_phantom.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/refine_phantom.tsv",
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_refine.py"
 
@@ -143,6 +151,8 @@ rule truth_table:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/truth_table.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/truth_table.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -167,6 +177,8 @@ rule window_sweep:
         reference=config["reference"],
     log:
         f"{OUT}/{{ph}}/logs/window_sweep.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/window_sweep.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -191,6 +203,8 @@ rule model_bias:
         reference=config["reference"],
     log:
         f"{OUT}/{{ph}}/logs/model_bias.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/model_bias.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -214,6 +228,8 @@ rule b_misestimation:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/b_misestimation.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/b_misestimation.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -240,12 +256,14 @@ rule model_completion:
         workdir=lambda wildcards, output: str(Path(output.table).parent / "model_completion"),
     log:
         f"{OUT}/{{ph}}/logs/model_completion.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/model_completion.tsv",
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_model_completion.py"
 
@@ -261,7 +279,7 @@ rule partial_models:
         settings=config["partial_models"],
         mode=config["mode"],
         window=config.get("window"),
-        reference=config["partial_models"].get("reference", "refined"),
+        reference=config["partial_models"]["reference"],
     log:
         f"{OUT}/{{ph}}/logs/partial_models.log",
     threads: 2
@@ -287,6 +305,8 @@ rule local_resolution:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/local_resolution.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/local_resolution.tsv",
     threads: 2
     resources:
         mem_mb=3000,
@@ -310,12 +330,14 @@ rule crossval_phantom:
         workdir=lambda wildcards, output: str(Path(output.table).parent / "crossval"),
     log:
         f"{OUT}/{{ph}}/logs/crossval.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/crossval.tsv",
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_crossval.py"
 
@@ -332,6 +354,8 @@ rule summary:
         outdir=lambda wildcards, output: str(Path(output[0]).parent),
     log:
         f"{OUT}/logs/summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/summary.tsv",
     conda:
         "../envs/locscale.yaml"
     script:

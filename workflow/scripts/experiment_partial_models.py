@@ -16,11 +16,10 @@ def main(smk):
     s = smk.params.settings
     bench = Bench.from_dir(Path(smk.input.json).parent, window=smk.params.window, mode=smk.params.mode)
     model = bench.structure if smk.params.reference == "truth" else read_model(smk.input.refined)
-    table = partial_models(bench, model, kinds=s.get("kinds"), fraction=float(s.get("fraction", 0.2)),
-                           fdr=s.get("fdr"))
+    table = partial_models(bench, model, kinds=s["kinds"], fraction=float(s["fraction"]), fdr=float(s["fdr"]))
     write_table(table, smk.output.table, {"phantom": smk.wildcards.ph, "mode": bench.mode,
                                           "window_voxels": bench.window, "reference": smk.params.reference,
-                                          "fraction": s.get("fraction", 0.2), "fdr": s.get("fdr")})
+                                          "fraction": s["fraction"], "fdr": s["fdr"]})
     plot_partial_models(table, smk.output.plot, title=f"partial models, SIMULATED phantom {smk.wildcards.ph}")
     print(table.to_string())
 

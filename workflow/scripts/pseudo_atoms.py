@@ -17,12 +17,12 @@ def main(smk):
     model = read_model(smk.input.model)
     resolution = resolution_of(smk.input.info)
     half_maps = read_half_maps(smk.input.half1, smk.input.half2) if "half1" in smk.input.keys() else None
-    why_on = "sharpen.hybrid: true" if cfg.get("hybrid") else "on with model completion (sharpen.hybrid: null)"
+    why_on = "sharpen.hybrid: true" if cfg["hybrid"] else "on with model completion (sharpen.hybrid: null)"
     try:
         ref = hybrid.hybrid_reference(emap, model, resolution, half_maps=half_maps, fdr=cfg["hybrid_fdr"],
                                       modelmap=modelmap)
     except hybrid.NoiseNotMeasurable as err:
-        if cfg.get("hybrid"):  # asked for explicitly: stop with the reason and the fix
+        if cfg["hybrid"]:  # asked for explicitly: stop with the reason and the fix
             raise
         # the default: the cycle goes on with the model alone as the reference, and says why
         print(f"WARNING: hybrid reference not used in cycle {smk.wildcards.cycle}: {err.problem}")

@@ -38,7 +38,7 @@ def main(smk):
     result = engine.run(model_in, resolution, Path(smk.params.workdir) / "adp", target_map=target,
                         threads=smk.threads, log=smk.log[0], step="adp" if "xyz_target" in smk.input.keys() else None)
     refined = read_model(result.model)
-    if smk.params.refine.get("b_level", "fixed") == "fixed" and int(smk.wildcards.cycle) > 1:
+    if smk.params.refine["b_level"] == "fixed" and int(smk.wildcards.cycle) > 1:
         # the overall B level is not determined by the data (README): cycles after the first keep the mean B of
         # the model that enters them and refine only the relative B-factors (and coordinates)
         from locscale.models import b_factors, shift_b_to_mean
@@ -50,7 +50,7 @@ def main(smk):
         record["b_level"] = "free" if int(smk.wildcards.cycle) > 1 else "refined (cycle 1)"
     write_model(refined, smk.output.model)
     record.update({"target": str(target), **result.record()})
-    record["refine_xyz"] = bool(smk.params.refine.get("refine_xyz"))
+    record["refine_xyz"] = bool(smk.params.refine["refine_xyz"])
     if "xyz_refine_seconds" in record:
         record["refine_seconds"] = round(record["refine_seconds"] + record["xyz_refine_seconds"], 3)
     write_json(smk.output.info, record)
