@@ -73,5 +73,9 @@ rule all:
     default_target: True
 
 
+onstart:
+    check_downloads()
+
+
 onsuccess:
     print_run_summary()
