@@ -76,6 +76,22 @@ def test_global_sharpen_command(tmp_path, emd3488_map):
 
 
 # ---------------------------------------------------------------------- bad input: exit 2, message, nothing left
+def test_help_states_each_default_once():
+    """`locscale COMMAND --help`: a default the help text already names is not appended again, and options
+    without a default do not say "(default: None)"."""
+    import re
+
+    from locscale.cli import _parser
+
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        text = " ".join(parser.format_help().split())
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        assert not re.search(r"\(default:[^()]*(\([^()]*\)[^()]*)*\) \(default:", text), name
+    sharpen = " ".join(sub.choices["sharpen"].format_help().split())
+    assert "FFT threads (default: all cores)" in sharpen and "all cores) (default" not in sharpen
+
+
 def test_missing_map_exits_2_and_writes_nothing(tmp_path, model_5me2, capsys):
     out = tmp_path / "out.mrc"
     rc = main(["sharpen", str(tmp_path / "nope.mrc"), "-m", str(model_5me2), "-r", "3.2", "-o", str(out), "-q"])
