@@ -44,9 +44,6 @@ from locscale.cycle.config import validate_workflow_config
 validate_workflow_config(config, workflow.basedir, validate)
 
 
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/prepare.smk"
@@ -58,6 +55,10 @@ include: "workflow/rules/model_validation.smk"
 include: "workflow/rules/converged.smk"
 include: "workflow/rules/completion.smk"
 include: "workflow/rules/report.smk"
+
+
+# the report's landing page: workflow/report/workflow.rst followed by each dataset's latest cycle table
+report: report_landing_page()
 
 
 localrules:

@@ -422,6 +422,8 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     r = snakemake(tmp_path, "--report", "report.html", config=cfg)
     assert r.returncode == 0, output(r)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+    landing = (tmp_path / "report.html").read_text()
+    assert "Cycle table: crop" in landing and ": final</strong>" in landing  # the table on the landing page
     print(f"\nworkflow on the crop: first run (cycles 0-1) {t_first:.0f} s, extension (cycle 2) {t_second:.0f} s")
 
 

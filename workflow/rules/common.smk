@@ -12,6 +12,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from locscale.cycle.convergence import read_decision, walk_cycles
+from locscale.cycle.report import write_landing_page
 from locscale.download import (
     emdb_half_map_urls,
     emdb_half_maps_missing,
@@ -415,6 +416,17 @@ def summary_input(wildcards):
             if COMPLETION["mode"] == "coot" and c < last and completion_after(c):
                 inp[f"completion_{c:02d}"] = f"{d}/completion_coot.json"  # the model built after cycle c
     return inp
+
+
+def report_landing_page():
+    """The report's landing page (`snakemake --report`): workflow/report/workflow.rst followed by each dataset's
+    latest cycle table with the final cycle marked, written to .snakemake/locscale/report.rst; the template alone
+    before any summary exists (and in the jobs' own processes)."""
+    template = Path(workflow.basedir) / "workflow" / "report" / "workflow.rst"
+    if not workflow.is_main_process:
+        return str(template)
+    page = write_landing_page(template, RESULTS, DATASETS, Path(".snakemake/locscale/report.rst").resolve())
+    return str(page or template)
 
 
 def print_run_summary():
