@@ -30,7 +30,6 @@ import pandas as pd
 import pytest
 import yaml
 from slurm_cluster import SlurmCluster, SlurmStartError, unavailable_reason
-from test_refine import crop_example
 from test_workflow import crop_config, jobs_run, needs_servalcat
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,11 +79,6 @@ def _slurm_logs(workdir: Path, n: int = 40) -> str:
         lines = log.read_text(errors="replace").splitlines()
         parts.append(f"--- {log.relative_to(workdir)}\n" + "\n".join(lines[-n:]))
     return "\n".join(parts)
-
-
-@pytest.fixture(scope="module")
-def crop(tmp_path_factory, emd3488_map, model_5me2):
-    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
 
 
 @needs_servalcat

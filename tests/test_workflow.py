@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_refine import crop_example
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_SERVALCAT = shutil.which("servalcat") is not None
@@ -58,11 +57,6 @@ def crop_config(crop_map: Path, crop_model: Path, **overrides) -> dict:
     }
     cfg.update(overrides)
     return cfg
-
-
-@pytest.fixture(scope="module")
-def crop(tmp_path_factory, emd3488_map, model_5me2):
-    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
 
 
 def jobs_run(r: subprocess.CompletedProcess) -> list[tuple[str, str]]:
@@ -478,7 +472,7 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     assert r.returncode != 0 and "wrote neither" in output(r), output(r)[-3000:]
     assert not (tmp_path / built).exists()
 
-    # mode coot: the library's builder (locscale.building.completion; the builder itself: tests/test_model_building.py)
+    # mode coot: the library's builder (locscale.building.completion; the builder itself: tests/test_building.py)
     # completes cycle 1's model against the input model's sequence, in the rule build_model_coot; the crop's chain A
     # is complete, so nothing is built and the record says so
     if importlib.util.find_spec("coot_headless_api") is None:
