@@ -36,7 +36,7 @@ def test_sharpen_output_overlays_input_and_reports_kurtosis(sharpened_5ni1, emd3
 
 
 def test_locscale_raises_cc_mask_to_the_model_map(sharpened_5ni1, emd3488_map, model_5ni1):
-    """Issue 2: on EMD-3488 + 5NI1 the LocScale map correlates better with the model map than the input does.
+    """On EMD-3488 + 5NI1 the LocScale map correlates better with the model map than the input does.
 
     The deposited map is globally sharpened, so the model-based local scaling must bring its local amplitude
     fall-off closer to the model's; CC inside the model envelope (DESIGN §6) is the measure.

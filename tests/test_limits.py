@@ -1,4 +1,4 @@
-"""Issue 11: never destroy an input, never return a plausible wrong map.
+"""Never destroy an input, never return a plausible wrong map.
 
 One regression test per defect of the issue, through the real command line (``locscale.cli.main``) on small
 synthetic maps (conftest.py) or the bundled example. Each asserts the exit status (2 = refused), a one-line

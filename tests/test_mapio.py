@@ -110,7 +110,7 @@ def test_int8_and_uint16_modes(odd_mode_maps, mode):
 
 
 def test_image_stack_is_refused_as_a_stack(image_stack):
-    """Issue 11 (7): a stack of 2-D images (ISPG 0, MZ 1) was told to "resample to cubic voxels"."""
+    """A stack of 2-D images (ISPG 0, MZ 1) was told to "resample to cubic voxels"."""
     with pytest.raises(LocScaleInputError, match="stack of 10 2-D images") as exc:
         read_map(image_stack)
     assert "resample" not in str(exc.value) and "fix:" in str(exc.value)

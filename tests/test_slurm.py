@@ -1,5 +1,5 @@
 """The cluster profile (profiles/slurm) running this repository's workflow on a real single-node SLURM started by
-the test (DESIGN.md §7).
+the test (docs/cluster.md).
 
 The daemons (munged, slurmctld, slurmd) are started from tests/slurm_cluster.py in a temporary folder and
 stopped afterwards. The test skips, with the reason, only where SLURM cannot be installed or started (no
@@ -88,7 +88,7 @@ def test_profiles_are_valid_snakemake_settings(repo_root, tmp_path, crop):
     slurm = yaml.safe_load((repo_root / "profiles" / "slurm" / "config.yaml").read_text())
     default = yaml.safe_load((repo_root / "profiles" / "default" / "config.yaml").read_text())
     assert slurm["executor"] == "slurm"
-    assert slurm["slurm-status-command"] == "squeue"  # works without accounting (DESIGN.md §7)
+    assert slurm["slurm-status-command"] == "squeue"  # works without accounting
     # the workflow profile overrides --profile key by key; a default-resources key there would drop the
     # cluster's partition/account, and executor/jobs/cores there would break one of the two modes
     assert not {"executor", "jobs", "cores", "default-resources", "latency-wait"} & set(default)

@@ -533,16 +533,16 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
 @pytest.mark.slow
 @needs_servalcat
 def test_cycles_keep_the_sharpening_on_a_realistic_phantom(tmp_path, model_5me2):
-    """Issue 9: judged against the known truth, the cycles must not undo their own sharpening.
+    """Judged against the known truth, the cycles must not undo their own sharpening.
 
-    A realistic phantom (DESIGN.md §8) of 5ME2 chain A: the truth keeps a B gradient of 20-140 Å² (flexibility
-    the model can describe), the data add a global B of 120 Å² and half-map noise (FSC 0.143 at 3.5 Å). The
-    default config (B refined against the fixed cycle-0 global target) run for 3 cycles from B = 40: the last
-    cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves by less than the
-    drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9653 / 0.9651 / 0.9650,
-    mean B 49.5 / 49.6 / 49.6. With ``refine: {b_target: locscale, b_level: free}`` (the loop before the fix) the
-    same run drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 -> 0.9449, both cycles flagged --
-    and fails the first assertion.
+    A realistic phantom (docs/design.md "Phantoms with a known truth") of 5ME2 chain A: the truth keeps a B gradient of
+    20-140 Å² (flexibility the model can describe), the data add a global B of 120 Å² and half-map noise (FSC 0.143 at
+    3.5 Å). The default config (B refined against the fixed cycle-0 global target) run for 3 cycles from B = 40: the
+    last cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves by less than the
+    drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9653 / 0.9651 / 0.9650, mean
+    B 49.5 / 49.6 / 49.6. With ``refine: {b_target: locscale, b_level: free}`` (the loop before the fix) the same run
+    drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 -> 0.9449, both cycles flagged -- and fails the
+    first assertion.
     """
     from locscale.cycle.selection import DEFAULT_SELECTION
     from locscale.models import read_model
