@@ -12,7 +12,6 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from locscale.cycle.convergence import read_decision, walk_cycles
-from locscale.cycle.report import write_landing_page
 from locscale.download import (
     emdb_half_map_urls,
     emdb_half_maps_missing,
@@ -423,8 +422,11 @@ def report_landing_page():
     latest cycle table with the final cycle marked, written to .snakemake/locscale/report.rst; the template alone
     before any summary exists (and in the jobs' own processes)."""
     template = Path(workflow.basedir) / "workflow" / "report" / "workflow.rst"
-    if not workflow.is_main_process:
+    tables = [t for ds in DATASETS for t in Path(RESULTS, ds).glob("summary_upto_*.tsv")]
+    if not workflow.is_main_process or not tables:
         return str(template)
+    from locscale.cycle.report import write_landing_page  # plotting libraries: only once there is a table
+
     page = write_landing_page(template, RESULTS, DATASETS, Path(".snakemake/locscale/report.rst").resolve())
     return str(page or template)
 
