@@ -111,11 +111,12 @@ class Map:
 
 
 # ---------------------------------------------------------------------- reading
-def read_map(path: str | os.PathLike, *, allow_anisotropic: bool = True) -> Map:
+def read_map(path: str | os.PathLike) -> Map:
     """Read an MRC/CCP4 map into the internal frame.
 
     Any axis order, nstart- or ORIGIN-based placement and data modes 0, 1, 2, 6 and 12 are supported.
-    Non-orthogonal cells are refused (cryo-EM maps are always orthogonal).
+    Non-orthogonal cells are refused (cryo-EM maps are always orthogonal). Anisotropic voxels are read;
+    :attr:`Map.apix` refuses them where a step needs one voxel size.
     """
     path = Path(path)
     if not path.exists():

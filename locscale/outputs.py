@@ -2,9 +2,9 @@
 
 * :func:`guard_outputs`: checked before any computation — never write over an input (same file by path, symbolic
   link or hard link), never replace a read-only file, find an unwritable folder before the work, not after.
-* :func:`atomic_output` (and :func:`write_text_atomic`): every file is written under a temporary name beside its
-  destination and renamed only when complete, so an interrupted run never leaves a partial file that looks
-  complete.
+* :func:`atomic_output` (and :func:`write_text_atomic`, :func:`save_figure`): every file is written under a
+  temporary name beside its destination and renamed only when complete, so an interrupted run never leaves a
+  partial file that looks complete.
 
 This module imports nothing heavier than :mod:`locscale.errors`, so the tool processes (coot, cctbx) use it too.
 """
@@ -144,4 +144,24 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     with atomic_output(path) as tmp:
         tmp.write_text(text)
+    return path
+
+
+#: resolution of the figures (PNG) every report writes
+FIGURE_DPI = 110
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = FIGURE_DPI, bbox_inches: str | None = "tight",
+                suffix: str = ".png") -> Path:
+    """Write a matplotlib Figure as PNG, atomically (temporary name, renamed when complete).
+
+    Uses the Agg canvas directly: no pyplot, no global backend switch, so it works on headless nodes and leaves
+    the caller's matplotlib state alone. Build the figure with ``matplotlib.figure.Figure(...)``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path = Path(path)
+    FigureCanvasAgg(fig)
+    with atomic_output(path, suffix=suffix) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=bbox_inches)
     return path

@@ -468,7 +468,12 @@ def test_tests_need_nothing_outside_the_repository(repo_root, monlib):
 def test_writing_next_to_an_input_is_fine(tmp_path, small):
     """An output beside an input, or in a folder still to be created, passes the guard."""
     m = _copy(small[0], tmp_path / "map.mrc")
-    outputs.guard_outputs({"-o": tmp_path / "map_sharpened.mrc", "--info": tmp_path / "new" / "info.json"}, [m])
+    before = m.read_bytes()
+    out, info = tmp_path / "map_sharpened.mrc", tmp_path / "new" / "info.json"
+    outputs.guard_outputs({"-o": out, "--info": info}, [m])  # raises on a refused output
+    write_map(out, read_map(m))
+    outputs.write_text_atomic(info, "{}")
+    assert out.is_file() and info.read_text() == "{}" and m.read_bytes() == before
 
 
 def test_every_record_written_inside_a_collect_block_lists_its_warnings(tmp_path):

@@ -7,9 +7,9 @@
 
 
 rule download:
+    localrule: True
     input:
         download_targets(),
-    localrule: True
 
 
 rule download_file:
@@ -22,6 +22,8 @@ rule download_file:
         timeout=config["download"]["timeout"],
     log:
         "resources/{ds}/logs/download_{filename}.log",
+    benchmark:
+        "resources/{ds}/benchmarks/download_{filename}.tsv",
     localrule: True
     threads: 1
     resources:
