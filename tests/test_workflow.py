@@ -309,6 +309,7 @@ def test_paper_case_offline_stops_at_once_naming_every_file(tmp_path):
         assert out.count(f"resources/trpv1/{name}") == 1, out[-3000:]
     assert re.search(r"`snakemake --cores 1 --configfile \S*trpv1.yaml download`", out)
     assert "RuleException" not in out and "download_file:" not in out and "attempts" not in out
+    assert "Traceback" not in out and "WorkflowError" not in out and 'File "' not in out  # the message alone
     assert not (tmp_path / "resources" / "trpv1" / "3J5P.cif").exists()
     assert elapsed < 60  # about 6 s on 2 loaded cores; the bound only catches retries and back-off waits
 

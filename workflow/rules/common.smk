@@ -150,7 +150,8 @@ def check_downloads():
                if not Path(path).exists()}
     message = offline_report(missing, fetch_command(), DOWNLOAD_NOTES)
     if message:
-        raise WorkflowError(message)
+        print(f"ERROR: {message}", file=sys.stderr)
+        sys.exit(1)  # before any job (nothing to clean up), and without a traceback around the message
 
 
 def has_half_maps(ds):
