@@ -32,9 +32,9 @@ has to build. The hybrid reference fills that density with pseudo-atoms, placed 
    their own.
 5. **B-factors.** By default every pseudo-atom takes the median B of the model's atoms
    (:func:`pseudo_atom_b`): only the relative B is fixed by the data, so the model's own level is the one to
-   match. Measured on phantoms (README, "Density the model does not explain"), it gave maps as good as B refined
-   for the pseudo-atoms with the model held (:func:`refine_pseudo_atom_b`): a refinement against the map lets
-   pseudo-atoms, which stand at approximate positions, absorb their position errors into higher B.
+   match. Measured on phantoms (docs/science.md, "Density the model does not explain"), it gave maps as good as
+   B refined for the pseudo-atoms with the model held (:func:`refine_pseudo_atom_b`): a refinement against the map
+   lets pseudo-atoms, which stand at approximate positions, absorb their position errors into higher B.
 
 Pseudo-atoms only shape the reference and the mask; they never enter a model file of the user or of a cycle.
 """
