@@ -282,6 +282,8 @@ rule partial_models:
         reference=config["partial_models"]["reference"],
     log:
         f"{OUT}/{{ph}}/logs/partial_models.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/partial_models.tsv",
     threads: 2
     resources:
         mem_mb=4000,
