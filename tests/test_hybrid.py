@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -251,9 +249,13 @@ def test_complete_model_gives_the_plain_map(bench, refined):
 
 
 # ---------------------------------------------------------------------- the command line
-def _run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "locscale.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
+def _run(capsys, *args) -> tuple[int, str]:
+    """`locscale ARGS` in this process: (exit status, stderr)."""
+    from locscale.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -270,13 +272,13 @@ def phantom_files(phantom, tmp_path_factory):
     return paths
 
 
-def test_cli_hybrid_writes_pseudo_atoms_mask_and_record(phantom_files, tmp_path):
+def test_cli_hybrid_writes_pseudo_atoms_mask_and_record(phantom_files, tmp_path, capsys):
     p = phantom_files
     out = tmp_path / "hybrid.mrc"
-    r = _run("sharpen", "--half-maps", p["half1"], p["half2"], "-m", p["partial"], "-r", RES, "--hybrid",
-             "-o", out, "--info", tmp_path / "hybrid.json", "-q")
-    assert r.returncode == 0, r.stderr
-    assert "pseudo-atoms" in r.stderr and "false discovery rate 0.01" in r.stderr
+    code, err = _run(capsys, "sharpen", "--half-maps", p["half1"], p["half2"], "-m", p["partial"], "-r", RES,
+                     "--hybrid", "-o", out, "--info", tmp_path / "hybrid.json", "-q")
+    assert code == 0, err
+    assert "pseudo-atoms" in err and "false discovery rate 0.01" in err
     rec = json.loads((tmp_path / "hybrid.json").read_text())["hybrid"]
     atoms = read_model(tmp_path / "hybrid_pseudo_atoms.cif")
     mask = read_map(tmp_path / "hybrid_unexplained.mrc")
@@ -288,14 +290,14 @@ def test_cli_hybrid_writes_pseudo_atoms_mask_and_record(phantom_files, tmp_path)
     assert rec["pseudo_atoms_file"].endswith("hybrid_pseudo_atoms.cif")
     # the input model is not changed and the plain map differs from the hybrid one only where pseudo-atoms are
     plain = tmp_path / "plain.mrc"
-    assert _run("sharpen", "--half-maps", p["half1"], p["half2"], "-m", p["partial"], "-r", RES, "-o", plain,
-                "-q").returncode == 0
+    assert _run(capsys, "sharpen", "--half-maps", p["half1"], p["half2"], "-m", p["partial"], "-r", RES, "-o",
+                plain, "-q")[0] == 0
     assert read_model(p["partial"])[0].count_atom_sites() == read_model(p["model_true"])[0].count_atom_sites() - \
         len([a for r in read_model(p["model_true"])[0]["B"] for a in r])
     assert not np.array_equal(read_map(plain).data, read_map(out).data)
 
 
-def test_cli_hybrid_refuses_bad_requests(phantom_files, emd3488_map, model_5me2, tmp_path):
+def test_cli_hybrid_refuses_bad_requests(phantom_files, emd3488_map, model_5me2, tmp_path, capsys):
     p = phantom_files
     out = tmp_path / "o.mrc"
     cases = [
@@ -308,9 +310,9 @@ def test_cli_hybrid_refuses_bad_requests(phantom_files, emd3488_map, model_5me2,
         ((emd3488_map, "-m", model_5me2, "-r", 3.2, "--hybrid"), "flat patches"),
     ]
     for args, message in cases:
-        r = _run("sharpen", *args, "-o", out, "-q")
-        assert r.returncode == 2, (args, r.stderr)
-        assert message in r.stderr and "fix:" in r.stderr, r.stderr
+        code, err = _run(capsys, "sharpen", *args, "-o", out, "-q")
+        assert code == 2, (args, err)
+        assert message in err and "fix:" in err, err
         assert not out.exists() and not (tmp_path / "o_pseudo_atoms.cif").exists()
 
 
