@@ -107,9 +107,11 @@ class ServalcatEngine(RefinementEngine):
         return self.monlib is not None
 
     def command(self, model: str | os.PathLike, resolution: float, prefix: str = "refined", *,
-                target_map: str | os.PathLike | None = None, half_maps=None, step: str | None = None) -> list[str]:
+                target_map: str | os.PathLike | None = None, half_maps=None, step: str | None = None,
+                config: str | os.PathLike | None = None) -> list[str]:
         """The command line (run it in its own folder). `step` (see :data:`STEPS`) refines only coordinates
-        (``xyz``: ``--adp fix``) or only B-factors (``adp``: ``--fix_xyz``); default: what the engine was made for."""
+        (``xyz``: ``--adp fix``) or only B-factors (``adp``: ``--fix_xyz``); default: what the engine was made for.
+        `config` is a servalcat ``--config`` file (e.g. an atom selection, :meth:`run`'s ``adp_chains``)."""
         if (target_map is None) == (half_maps is None):
             raise ValueError("give exactly one of target_map or half_maps")
         xyz, adp = step_parts(step, self.refine_xyz)
@@ -127,6 +129,8 @@ class ServalcatEngine(RefinementEngine):
             cmd += ["--weight", f"{self.weight:g}"]
         if self.ncycle is not None:
             cmd += ["--ncycle", str(self.ncycle)]
+        if config is not None:
+            cmd += ["--config", str(config)]
         return cmd + self.extra_args
 
     def check_without_running(self) -> str:
@@ -164,16 +168,23 @@ class ServalcatEngine(RefinementEngine):
 
     def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
             target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
-            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None
-            ) -> RefinementResult:
+            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None,
+            adp_chains: list[str] | None = None) -> RefinementResult:
         """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first); `step` as in
-        :meth:`command`."""
+        :meth:`command`. `adp_chains`: refine the B-factors of these chains' atoms only, every other atom held
+        (servalcat's ``--config`` atom selection; the hybrid reference's pseudo-atoms)."""
         self.check_available()
         self.check_monomers(model)
         workdir = fresh_dir(Path(workdir))
+        config = None
+        if adp_chains:
+            config = workdir / "adp_selection.yaml"
+            config.write_text("refine:\n  atom_selection:\n    adp:\n      include: ["
+                              + ", ".join(f"'//{c}'" for c in adp_chains) + "]\n")
         cmd = self.command(absolute(model), resolution, prefix,
                            target_map=None if target_map is None else absolute(target_map),
-                           half_maps=None if half_maps is None else [absolute(h) for h in half_maps], step=step)
+                           half_maps=None if half_maps is None else [absolute(h) for h in half_maps], step=step,
+                           config=None if config is None else absolute(config))
         log = Path(log).resolve() if log is not None else workdir / "engine.log"
         seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True)
         out = workdir / f"{prefix}.mmcif"

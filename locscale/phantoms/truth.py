@@ -143,3 +143,26 @@ def truth_table(half1: Map, half2: Map, truth: Map, resolution: float, reference
     table = pd.DataFrame(rows)
     table.attrs["b_scan"] = scan
     return table, maps, curves
+
+
+# ---------------------------------------------------------------------- partial models: scores by region
+#: the removed region: voxels within this distance (Å) of the removed residues' true atoms
+REMOVED_REGION_RADIUS = 2.5
+
+
+def removed_region_masks(truth_structure, removed: set, like: Map, resolution: float,
+                         radius: float = REMOVED_REGION_RADIUS) -> dict[str, np.ndarray]:
+    """The regions a partial model is scored in: ``removed`` (voxels within `radius` Å of the true atoms of the
+    residues in `removed`, keys (chain, number, insertion code)) and ``rest`` (the true model's envelope at
+    ``metrics.envelope_radius(resolution)`` without the removed region)."""
+    from ..models import envelope_mask
+    from .edits import sub_structure
+
+    gone = envelope_mask(sub_structure(truth_structure, set(removed)), like, radius)
+    env = envelope_mask(truth_structure, like, metrics.envelope_radius(resolution))
+    return {"removed": gone, "rest": env & ~gone}
+
+
+def region_cc(data: np.ndarray, truth: Map, regions: dict[str, np.ndarray]) -> dict[str, float]:
+    """CC to the truth in each region: {``cc_<region>``: Pearson correlation over its voxels}."""
+    return {f"cc_{name}": metrics.pearson(np.asarray(data)[m], truth.data[m]) for name, m in regions.items()}

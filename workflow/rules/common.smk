@@ -28,6 +28,9 @@ RESULTS = "results"
 DATASETS = list(config["datasets"])
 MAX_CYCLES = int(config["max_cycles"])
 COMPLETION = config["model_completion"]
+# the hybrid reference (model + pseudo-atoms in the density it does not explain): sharpen.hybrid, or by default
+# whenever the model is being completed (README, "Hybrid reference")
+HYBRID = COMPLETION["mode"] != "none" if config["sharpen"]["hybrid"] is None else bool(config["sharpen"]["hybrid"])
 DOWNLOADS = {}  # (dataset, file name) -> {"urls": [...], "sha256": ...}
 DOWNLOAD_NOTES = []  # lines for the offline message (e.g. what happens if an archive lacks the half maps)
 WALKS = {}  # dataset -> locscale.cycle.convergence.Walk (filled by all_input, read by print_run_summary)
@@ -224,6 +227,22 @@ def completed_model(ds, cycle):
     return status["model"]
 
 
+def hybrid_input(wildcards):
+    """The pseudo-atoms of cycle c (and their record) for its LocScale step, when the hybrid reference is on."""
+    if not HYBRID:
+        return {}
+    d = cdir(wildcards.ds, wildcards.cycle)
+    return {"pseudo_atoms": f"{d}/pseudo_atoms.cif", "pseudo_info": f"{d}/pseudo_atoms.json"}
+
+
+def pseudo_atom_b_target(wildcards):
+    """With sharpen.pseudo_atom_b: refined, the map the pseudo-atoms' B are refined against: the cycle-0 global
+    target (the default B target of the model, so pseudo-atoms and model share one B level)."""
+    if config["sharpen"]["pseudo_atom_b"] != "refined":
+        return {}
+    return {"target": f"{cdir(wildcards.ds, 0)}/target.mrc"}
+
+
 def refine_model(wildcards):
     """The model refined in cycle c: cycle c-1's refined (or rebuilt) model; the checked input for c = 1."""
     c = int(wildcards.cycle)
@@ -383,9 +402,13 @@ def all_input(wildcards):
     return targets
 
 
+#: files of the hybrid reference that final/ holds beside the chosen cycle's LocScale map
+HYBRID_FINAL = ("pseudo_atoms.cif", "unexplained_mask.mrc") if HYBRID else ()
+
+
 def final_targets(ds):
     return [f"{RESULTS}/{ds}/final/{name}" for name in ("locscale.mrc", "model.cif", "modelmap.mrc",
-                                                         "metrics.json", "selection.json")]
+                                                         "metrics.json", "selection.json", *HYBRID_FINAL)]
 
 
 def final_input(wildcards):
@@ -396,7 +419,7 @@ def final_input(wildcards):
     last = WALKS[wildcards.ds].last
     inp = {"selection": f"{RESULTS}/{wildcards.ds}/summary_upto_{last:02d}/selection.json"}
     for c in range(1, last + 1):
-        for name in ("locscale.mrc", "model.cif", "modelmap.mrc", "metrics.json"):
+        for name in ("locscale.mrc", "model.cif", "modelmap.mrc", "metrics.json", *HYBRID_FINAL):
             inp[f"{name.split('.')[0]}_{c:02d}"] = f"{cdir(wildcards.ds, c)}/{name}"
     return inp
 
