@@ -16,8 +16,13 @@ def main(smk):
         emap, mask_path=smk.input.get("mask"), structure=read_model(smk.input.model),
         mask_radius=cfg.get("mask_radius"), window_voxels=win.voxels)
     options = {"workers": smk.threads, **({"stride": cfg["stride"]} if cfg.get("stride") else {})}
+    half = None
+    if "half1" in smk.input.keys():  # the tapered mode's noise weights come from the half maps
+        from locscale.mapio import read_half_maps
+
+        half = read_half_maps(smk.input.half1, smk.input.half2)
     out, info = sharpen.sharpen_map(emap, modelmap, resolution, window=win.voxels, mask=mask, mode=cfg["mode"],
-                                    progress=False, **options)
+                                    half_maps=half, progress=False, **options)
     write_map(smk.output.map, out, label=sharpen.sharpened_label(info))
     info.update(cycle=int(smk.wildcards.cycle), mask=mask_rule, window_rule=win.rule)
     write_json(smk.output.info, info)
