@@ -143,6 +143,7 @@ rule truth_table:
     input:
         unpack(phantom_files),
         refined=f"{OUT}/{{ph}}/refined/model.cif",
+        refined_info=f"{OUT}/{{ph}}/refined/refine.json",
     output:
         table=f"{OUT}/{{ph}}/truth_table.tsv",
         plot=f"{OUT}/{{ph}}/truth_table.png",

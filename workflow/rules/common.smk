@@ -195,7 +195,8 @@ def truth_input(wildcards):
         if d.get("truth_model"):
             _fail(f"dataset {wildcards.ds!r} gives truth_model but no truth map", "give truth (the truth map) too")
         return {}
-    return {"truth": str(d["truth"]), "truth_model": str(d.get("truth_model") or FILES[wildcards.ds]["model"])}
+    return {"truth": str(d["truth"]), "truth_model": str(d.get("truth_model") or FILES[wildcards.ds]["model"]),
+            "start_model": f"{cdir(wildcards.ds, 0)}/model.cif"}
 
 
 def dataset_params(wildcards):
@@ -268,9 +269,12 @@ def refine_targets(wildcards):
     * ``target``: B-factors (refine.b_target): the fixed cycle-0 global target (global, default), or the previous
       LocScale map (locscale; locscale_signal divides it by the half-map FSC weight first, with ``half1/2``);
     * ``xyz_target``: with refine.refine_xyz and b_target global, coordinates are refined against the previous
-      LocScale map (the cycle-0 target in cycle 1) in a step of their own.
+      LocScale map (the cycle-0 target in cycle 1) in a step of their own;
+    * ``data_blur``: b_target global, cycle 1: the B level (the unsharpened refinement less the data's blur).
     """
     out = {"target": f"{cdir(wildcards.ds, 0)}/target.mrc" if B_TARGET == "global" else _locscale_target(wildcards)}
+    if B_TARGET == "global" and int(wildcards.cycle) == 1:
+        out["data_blur"] = f"{cdir(wildcards.ds, 0)}/data_blur.json"
     if config["refine"]["refine_xyz"] and B_TARGET == "global":
         out["xyz_target"] = _locscale_target(wildcards)
     if B_TARGET == "locscale_signal" and int(wildcards.cycle) > 1:

@@ -40,6 +40,7 @@ rule sharpen:
     input:
         unpack(mask_input),
         unpack(hybrid_input),
+        unpack(half_maps_input),
         map="results/{ds}/cycle_00/map.mrc",
         modelmap="results/{ds}/cycle_{cycle}/modelmap.mrc",
         model="results/{ds}/cycle_{cycle}/model.cif",

@@ -29,8 +29,13 @@ def main(smk):
     if hybrid_record:
         mask_rule = hybrid.mask_rule(mask_rule, hybrid_record["pseudo_atoms"])
     options = {"workers": smk.threads, **({"stride": cfg["stride"]} if cfg.get("stride") else {})}
+    half = None
+    if "half1" in smk.input.keys():  # the tapered mode's noise weights come from the half maps
+        from locscale.mapio import read_half_maps
+
+        half = read_half_maps(smk.input.half1, smk.input.half2)
     out, info = sharpen.sharpen_map(emap, modelmap, resolution, window=win.voxels, mask=mask, mode=cfg["mode"],
-                                    progress=False, **options)
+                                    half_maps=half, progress=False, **options)
     write_map(smk.output.map, out, label=sharpen.sharpened_label(info))
     info.update(cycle=int(smk.wildcards.cycle), mask=mask_rule, window_rule=win.rule,
                 reference=(f"hybrid: model + {hybrid_record['pseudo_atoms']} pseudo-atoms" if hybrid_record
