@@ -205,6 +205,29 @@ def test_servalcat_b_refinement_on_crop(crop, tmp_path):
     assert rec["engine"] == "servalcat" and rec["restrained"] is False and rec["refine_seconds"] > 0
 
 
+@pytest.mark.skipif(shutil.which("servalcat") is None, reason="servalcat is not installed")
+def test_servalcat_without_difference_maps_refines_the_same_model(crop, tmp_path):
+    """By default servalcat runs without its Fo-Fc maps, MTZ and viewer scripts (nothing in the cycle reads them):
+    the refined model and the statistics are the ones servalcat's own command line writes, the maps are not
+    written; refine.servalcat.write_maps: true runs servalcat's command line unchanged."""
+    crop_map, crop_model = crop
+    lean, full = ServalcatEngine(ncycle=2), ServalcatEngine(ncycle=2, write_maps=True)
+    cmd = lean.command(crop_model, 3.2, target_map=crop_map)
+    assert lean.launch_command(cmd)[1:3] == ["-m", "locscale.engines.servalcat_lean"]
+    assert lean.launch_command(cmd)[3:] == cmd[1:]
+    assert full.launch_command(cmd) == cmd
+    assert ServalcatEngine(executable="/elsewhere/servalcat").launch_command(cmd) == cmd
+    a = lean.run(crop_model, 3.2, tmp_path / "lean", target_map=crop_map)
+    b = full.run(crop_model, 3.2, tmp_path / "full", target_map=crop_map)
+    assert a.command[2] == "locscale.engines.servalcat_lean" and b.command[0] == "servalcat"
+    np.testing.assert_array_equal(b_factors(read_model(a.model)), b_factors(read_model(b.model)))
+    np.testing.assert_array_equal(atom_positions(read_model(a.model)), atom_positions(read_model(b.model)))
+    assert a.stats == b.stats
+    written = {p.name for p in (tmp_path / "full").iterdir()} - {p.name for p in (tmp_path / "lean").iterdir()}
+    assert {"refined_maps.mtz", "refined_normalized_fofc.mrc"} <= written, written
+    assert not list((tmp_path / "lean").glob("*.mtz")) and not list((tmp_path / "lean").glob("*fofc*"))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("servalcat") is None, reason="servalcat is not installed")
 def test_servalcat_restrained_with_monomer_library(crop, tmp_path, monlib):

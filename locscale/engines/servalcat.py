@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..errors import LocScaleInputError
-from ..tools.process import absolute, fresh_dir, run_logged
+from ..tools.process import absolute, fresh_dir, run_logged, tool_environment
 from ..tools.restraints import missing_monomers, resolve_monlib
 from .base import EngineUnavailableError, RefinementEngine, RefinementResult, step_parts
 
@@ -31,11 +32,17 @@ class ServalcatEngine(RefinementEngine):
     name = "servalcat"
     conda_env = "servalcat.yaml"
     mem_mb_base = 3000
+    #: servalcat 0.4.142 refines on one core: its structure-factor and map FFTs (gemmi) and its C++ extension are
+    #: single-threaded (the extension links no OpenMP runtime) and it has no thread option; measured 97-99 % of
+    #: one core with OMP_NUM_THREADS=2 on the 256³ TRPV1 phantom
+    max_threads = 1
 
     def __init__(self, executable: str = "servalcat", monlib: str | os.PathLike | None = None,
                  refine_xyz: bool = False, ncycle: int | None = None, extra_args: list[str] | tuple = (),
-                 ligands: list | tuple = (), jellybody: bool = True, weight: float | None = None):
+                 ligands: list | tuple = (), jellybody: bool = True, weight: float | None = None,
+                 write_maps: bool = False):
         self.executable = str(executable)
+        self.write_maps = bool(write_maps)
         self.monlib = None if monlib is None else Path(monlib)
         self.refine_xyz = bool(refine_xyz)
         self.ncycle = None if ncycle is None else int(ncycle)
@@ -59,14 +66,16 @@ class ServalcatEngine(RefinementEngine):
     @classmethod
     def from_config(cls, refine_config: dict, environ: dict | None = None) -> ServalcatEngine:
         """From the ``refine`` section: ``restrained``/``monlib`` (resolved with :func:`resolve_monlib`),
-        ``ligands``, ``refine_xyz`` and ``servalcat.{executable, ncycle, extra_args, jellybody, weight}``."""
+        ``ligands``, ``refine_xyz`` and ``servalcat.{executable, ncycle, extra_args, jellybody, weight,
+        write_maps}``."""
         sv = refine_config.get("servalcat", {}) or {}
         restrained = bool(refine_config.get("restrained", True))
         return cls(executable=sv.get("executable", "servalcat"),
                    monlib=resolve_monlib(refine_config.get("monlib"), environ, restrained=restrained),
                    refine_xyz=bool(refine_config.get("refine_xyz", False)), ncycle=sv.get("ncycle"),
                    extra_args=sv.get("extra_args", []) or [], ligands=refine_config.get("ligands") or [],
-                   jellybody=sv.get("jellybody", True), weight=sv.get("weight"))
+                   jellybody=sv.get("jellybody", True), weight=sv.get("weight"),
+                   write_maps=sv.get("write_maps", False))
 
     def for_cross_validation(self, refine_xyz: bool | None = None) -> ServalcatEngine:
         """The same program, library, ligands and cycles, refining against half map 1 only
@@ -75,7 +84,8 @@ class ServalcatEngine(RefinementEngine):
         not used."""
         return ServalcatEngine(executable=self.executable, monlib=self.monlib,
                                refine_xyz=self.restrained if refine_xyz is None else refine_xyz, ncycle=self.ncycle,
-                               extra_args=["--cross_validation"], ligands=self.ligands, jellybody=False)
+                               extra_args=["--cross_validation"], ligands=self.ligands, jellybody=False,
+                               write_maps=self.write_maps)
 
     @property
     def restrained(self) -> bool:
@@ -102,7 +112,23 @@ class ServalcatEngine(RefinementEngine):
             cmd += ["--weight", f"{self.weight:g}"]
         if self.ncycle is not None:
             cmd += ["--ncycle", str(self.ncycle)]
+        if not self.write_maps:  # its closing model-map FSC only to d (the cycle reads none beyond d), not Nyquist
+            cmd += ["--fsc_resolution", f"{float(resolution):g}"]
         return cmd + self.extra_args
+
+    def launch_command(self, cmd: list[str]) -> list[str]:
+        """The command that runs `cmd` (from :meth:`command`): without ``write_maps``, and when the servalcat on
+        PATH is the one installed next to this Python, servalcat's own command line minus its Fo−Fc maps
+        (:mod:`locscale.engines.servalcat_lean`); else `cmd` itself."""
+        if self.write_maps or self.executable != "servalcat":
+            return cmd
+        import importlib.util
+
+        found = shutil.which(self.executable)
+        if found is None or Path(found).parent != Path(sys.executable).parent or \
+                importlib.util.find_spec("servalcat") is None:
+            return cmd
+        return [sys.executable, "-m", "locscale.engines.servalcat_lean", *cmd[1:]]
 
     def check_available(self, *, envmodules_active: bool = False) -> str:
         """Path of the servalcat executable; raises :class:`EngineUnavailableError` if it is not found."""
@@ -143,7 +169,8 @@ class ServalcatEngine(RefinementEngine):
                            target_map=None if target_map is None else absolute(target_map),
                            half_maps=None if half_maps is None else [absolute(h) for h in half_maps], step=step)
         log = Path(log).resolve() if log is not None else workdir / "engine.log"
-        seconds = run_logged(cmd, workdir, log, threads=threads)
+        cmd = self.launch_command(cmd)
+        seconds = run_logged(cmd, workdir, log, threads=threads, environ=tool_environment())
         out = workdir / f"{prefix}.mmcif"
         if not out.exists():
             out = workdir / f"{prefix}.pdb"

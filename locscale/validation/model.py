@@ -190,7 +190,8 @@ def _prepare_inputs(model: Path, map_path: Path, workdir: Path):
 
 
 def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands=(), tools=None, log=None,
-                   timeout: float = DEFAULT_TIMEOUT) -> tuple[dict, pd.DataFrame]:
+                   timeout: float = DEFAULT_TIMEOUT, coot_density_correlation_only: bool = False
+                   ) -> tuple[dict, pd.DataFrame]:
     """Validate `model` (PDB/mmCIF) against `map_path` with Coot, cctbx and servalcat, each in its own process.
 
     Parameters
@@ -204,6 +205,8 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
     tools : the tools to run, a subset of :data:`TOOLS` (or {tool: bool}); None runs all. The others are
         reported ``"not available: not requested"``.
     log : file the tools' commands, stdout and stderr are appended to (default ``workdir/model_validation.log``).
+    coot_density_correlation_only : coot computes only the per-residue density correlation (``cc_coot``; the
+        other coot values are NaN): what :mod:`locscale.validation.reuse` recomputes for unchanged coordinates.
 
     Returns
     -------
@@ -274,6 +277,8 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
            "--json", str(workdir / "coot.json"), "--tsv", str(workdir / "coot.tsv")]
     for lig in ligands:
         cmd += ["--ligand", str(lig.resolve())]
+    if coot_density_correlation_only:
+        cmd.append("--density-correlation-only")
     attempt("coot", cmd, read_coot)
 
     # cctbx
@@ -376,9 +381,12 @@ def merge_per_residue(per_residue: pd.DataFrame, validation) -> pd.DataFrame:
 
 
 def cycle_record(summary: dict) -> dict:
-    """The summary as columns of the per-cycle table: the values, the seconds and ``model_validation_tools`` as
-    one text cell (``coot 1.3.3rc1; cctbx not available: ...``)."""
+    """The summary as columns of the per-cycle table: the values, the seconds, ``model_validation_tools`` as
+    one text cell (``coot 1.3.3rc1; cctbx not available: ...``) and the cycle whose values were reused
+    (``model_validation_reused_from``, None when computed; :mod:`locscale.validation.reuse`)."""
     tools = summary.get("model_validation_tools") or {}
+    reused = summary.get("reused_from_cycle")
     return {**{k: float(summary.get(k, math.nan)) for k in SUMMARY_KEYS},
             "model_validation_tools": "; ".join(f"{name} {status}" for name, status in tools.items()) or "none",
-            "model_validation_seconds": float(summary.get("model_validation_seconds", math.nan))}
+            "model_validation_seconds": float(summary.get("model_validation_seconds", math.nan)),
+            "model_validation_reused_from": None if reused is None else int(reused)}

@@ -218,6 +218,26 @@ def refine_targets(wildcards):
     return out
 
 
+def previous_model_validation(wildcards):
+    """The previous cycle's model validation, which cycle c reuses when its model has the same coordinates
+    (locscale.validation.reuse); none for cycle 0 or with model_validation.reuse_unchanged false."""
+    c = int(wildcards.vcycle)
+    if c < 1 or not config["model_validation"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_summary": f"{d}/model_validation.json", "previous_residues": f"{d}/model_validation.tsv"}
+
+
+def previous_crossval(wildcards):
+    """The previous cycle's cross-validation, which cycle c reuses when its model has the same coordinates
+    (locscale.validation.reuse); none for cycle 1 or with cross_validation.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["cross_validation"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_info": f"{d}/crossval.json", "previous_curve": f"{d}/crossval.tsv"}
+
+
 def previous_metrics(wildcards):
     return f"{cdir(wildcards.ds, int(wildcards.cycle) - 1)}/metrics.json"
 
