@@ -115,8 +115,7 @@ def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str |
     mask = envelope_mask(refined, h1, metrics.envelope_radius(resolution))
     soft = soft_mask(mask)
     apix = h1.apix
-    work = metrics.fsc(model_map.data, h1.data, apix, mask=soft)
-    test = metrics.fsc(model_map.data, h2.data, apix, mask=soft)
+    work, test = metrics.fsc_against(model_map.data, [h1.data, h2.data], apix, mask=soft)
     curve = pd.DataFrame({"shell": work.shell, "freq": work.freq, "resolution": work.resolution,
                           "n_coeffs": work.n_coeffs, "fsc_work": work.fsc, "fsc_test": test.fsc})
     curve["gap"] = curve["fsc_work"] - curve["fsc_test"]

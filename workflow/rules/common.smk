@@ -238,6 +238,16 @@ def previous_crossval(wildcards):
     return {"previous_info": f"{d}/crossval.json", "previous_curve": f"{d}/crossval.tsv"}
 
 
+def crossval_beside(wildcards):
+    """The previous cycle's cross-validation as an input of cycle c's convergence check: it enters the job graph
+    with cycle c (the loop adds a cycle's jobs only once the previous check is done), runs beside cycle c's
+    steps on the cores they leave idle, and is done before the loop moves on; the last cycle's is the summary's."""
+    c = int(wildcards.cycle)
+    if c < 2 or not crossval_enabled(wildcards.ds):
+        return {}
+    return {"crossval_previous": f"{cdir(wildcards.ds, c - 1)}/crossval.json"}
+
+
 def previous_metrics(wildcards):
     return f"{cdir(wildcards.ds, int(wildcards.cycle) - 1)}/metrics.json"
 
