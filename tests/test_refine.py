@@ -3,6 +3,7 @@ library, availability checks, and a real servalcat B-factor refinement on a crop
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -318,3 +319,27 @@ def test_cross_validation_engines():
     assert "--cross_validation" in cv.command("m", 3, half_maps=["a", "b"])
     with pytest.raises(LocScaleInputError, match="cross_validation.enabled: false"):
         PhenixEngine().for_cross_validation()
+
+
+def test_usage_line_counts_the_tools_a_job_ran(tmp_path):
+    """Every workflow job ends its log with the CPU seconds and peak memory of its own process and of the tools it
+    waited for (the kernel's figures), which benchmarks/bench_cycle.py reads back; run_logged's environment
+    argument reaches the tool."""
+    import json
+
+    from locscale.tools.process import USAGE_PREFIX, process_usage, read_usage_line, run_logged, usage_line
+
+    before = process_usage()
+    log = tmp_path / "job.log"
+    code = "import os, time; x = bytearray(200 * 2**20); t = time.process_time()\n" \
+           "while time.process_time() - t < 0.3: pass\nprint(os.environ['LOCSCALE_TEST_VALUE'])"
+    run_logged([sys.executable, "-c", code], tmp_path, log, environ={**os.environ, "LOCSCALE_TEST_VALUE": "seen"})
+    with open(log, "a") as fh:
+        fh.write("some tool output\n" + usage_line(start=0.0) + "\nmore output\n")
+    u = read_usage_line(log)
+    assert "seen" in log.read_text()
+    assert u["cpu_children_s"] - before["cpu_children_s"] >= 0.25  # the child's busy loop, not this process
+    assert u["peak_children_mb"] >= 200  # the child's 200 MB buffer
+    assert u["wall_s"] == pytest.approx(u["end"] - u["start"]) and u["start"] == 0.0
+    assert json.loads(usage_line()[len(USAGE_PREFIX):])["peak_self_mb"] > 0
+    assert read_usage_line(tmp_path / "missing.log") is None
