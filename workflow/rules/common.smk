@@ -277,6 +277,16 @@ def mem_mb(per_mb, base):
     return lambda wildcards, input: int(base + per_mb * input.size_mb)
 
 
+def sharpen_threads():
+    """sharpen.threads, but with cross-validation at most --cores − 1: a cycle's cross-validation runs beside the
+    next cycle (one core), and a LocScale job asking for every core would wait for it to finish."""
+    threads = int(config["sharpen"]["threads"])
+    cores = workflow.cores
+    if any(crossval_enabled(ds) for ds in DATASETS) and isinstance(cores, int) and cores > 1:
+        threads = min(threads, cores - 1)
+    return max(1, threads)
+
+
 def runtime_min(per_mb, base):
     """Run-time request in minutes, growing with the size of the rule's input files."""
     return lambda wildcards, input: int(base + per_mb * input.size_mb)
