@@ -37,9 +37,11 @@ DIGEST_KEY, REUSED_KEY = "inputs_digest", "reused_from_cycle"
 def coordinates_digest(model) -> str:
     """SHA-256 of everything in a model that validation reads except the B-factors: per atom (every model, file
     order) chain, residue name and number, insertion code, hetero flag, atom name, alternate location, element,
-    charge, occupancy and the exact (float64) coordinates; plus the connections (LINK / struct_conn) and the
-    cell to 0.01 Å / 0.01° (refinement programs rewrite it from the map's header with more or fewer digits:
-    servalcat writes 311.1936 where the input said 311.194). `model`: a gemmi.Structure or a model file."""
+    charge, occupancy and the exact (float64) coordinates; the connections (LINK / struct_conn, in either partner
+    order: servalcat writes HEM-HIS for an input's HIS-HEM) and the space group (none = P 1). The cell is left
+    out: refinement programs rewrite it from the map (servalcat sets one where the input had none, and writes
+    311.1936 where it said 311.194), and the validation tools measure against the map's own grid. `model`: a
+    gemmi.Structure or a model file."""
     import gemmi
 
     st = model if isinstance(model, gemmi.Structure) else gemmi.read_structure(str(model))
@@ -54,8 +56,9 @@ def coordinates_digest(model) -> str:
                     h.update(f"{at.name}|{at.altloc}|{at.element.name}|{at.charge}|".encode())
                     h.update(struct.pack("<4d", at.pos.x, at.pos.y, at.pos.z, at.occ))
     for con in st.connections:
-        h.update(f"link {con.type}|{con.partner1}|{con.partner2}|{con.asu}\n".encode())
-    h.update(("cell " + " ".join(f"{v:.2f}" for v in st.cell.parameters)).encode())
+        partners = "|".join(sorted((str(con.partner1), str(con.partner2))))
+        h.update(f"link {con.type}|{partners}|{con.asu}\n".encode())
+    h.update(f"space group {(st.spacegroup_hm or 'P 1').replace(' ', '')}\n".encode())
     return h.hexdigest()
 
 
