@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import LocScaleInputError
-from ..tools.process import absolute, fresh_dir, run_logged
+from ..tools.process import absolute, fresh_dir, run_logged, tool_environment
 from ..tools.restraints import missing_monomers, resolve_monlib
 from .base import (
     EngineUnavailableError,
@@ -57,11 +58,17 @@ class ServalcatEngine(RefinementEngine):
     name = "servalcat"
     conda_env = "servalcat.yaml"
     mem_mb_base = 3000
+    #: servalcat 0.4.142 refines on one core: its structure-factor and map FFTs (gemmi) and its C++ extension are
+    #: single-threaded (the extension links no OpenMP runtime) and it has no thread option; measured 97-99 % of
+    #: one core with OMP_NUM_THREADS=2 on the 256³ TRPV1 phantom
+    max_threads = 1
 
     def __init__(self, executable: str = "servalcat", monlib: str | os.PathLike | None = None,
                  refine_xyz: bool = False, ncycle: int | None = None, extra_args: list[str] | tuple = (),
-                 ligands: list | tuple = (), jellybody: bool = True, weight: float | None = None):
+                 ligands: list | tuple = (), jellybody: bool = True, weight: float | None = None,
+                 write_maps: bool = False):
         self.executable = str(executable)
+        self.write_maps = bool(write_maps)
         self.monlib = None if monlib is None else Path(monlib)
         self.refine_xyz = bool(refine_xyz)
         self.ncycle = None if ncycle is None else int(ncycle)
@@ -85,13 +92,15 @@ class ServalcatEngine(RefinementEngine):
     @classmethod
     def from_config(cls, refine_config: dict, environ: dict | None = None) -> ServalcatEngine:
         """From the ``refine`` section: ``restrained``/``monlib`` (resolved with :func:`resolve_monlib`),
-        ``ligands``, ``refine_xyz`` and ``servalcat.{executable, ncycle, extra_args, jellybody, weight}``."""
+        ``ligands``, ``refine_xyz`` and ``servalcat.{executable, ncycle, extra_args, jellybody, weight,
+        write_maps}``."""
         sv = refine_config["servalcat"]
         return cls(executable=sv["executable"],
                    monlib=resolve_monlib(refine_config["monlib"], environ, restrained=refine_config["restrained"]),
                    refine_xyz=refine_config["refine_xyz"], ncycle=sv["ncycle"],
                    extra_args=refuse_options(sv["extra_args"], RESERVED_OPTIONS, "refine.servalcat.extra_args"),
-                   ligands=refine_config["ligands"], jellybody=sv["jellybody"], weight=sv["weight"])
+                   ligands=refine_config["ligands"], jellybody=sv["jellybody"], weight=sv["weight"],
+                   write_maps=sv["write_maps"])
 
     def for_cross_validation(self, refine_xyz: bool | None = None) -> ServalcatEngine:
         """The same program, library, ligands and cycles, refining against half map 1 only
@@ -100,7 +109,8 @@ class ServalcatEngine(RefinementEngine):
         not used."""
         return ServalcatEngine(executable=self.executable, monlib=self.monlib,
                                refine_xyz=self.restrained if refine_xyz is None else refine_xyz, ncycle=self.ncycle,
-                               extra_args=["--cross_validation"], ligands=self.ligands, jellybody=False)
+                               extra_args=["--cross_validation"], ligands=self.ligands, jellybody=False,
+                               write_maps=self.write_maps)
 
     @property
     def restrained(self) -> bool:
@@ -131,7 +141,22 @@ class ServalcatEngine(RefinementEngine):
             cmd += ["--ncycle", str(self.ncycle)]
         if config is not None:
             cmd += ["--config", str(config)]
+        if not self.write_maps:  # its closing model-map FSC only to d (the cycle reads none beyond d), not Nyquist
+            cmd += ["--fsc_resolution", f"{float(resolution):g}"]
         return cmd + self.extra_args
+    def launch_command(self, cmd: list[str]) -> list[str]:
+        """The command that runs `cmd` (from :meth:`command`): without ``write_maps``, and when the servalcat on
+        PATH is the one installed next to this Python, servalcat's own command line minus its Fo−Fc maps
+        (:mod:`locscale.engines.servalcat_lean`); else `cmd` itself."""
+        if self.write_maps or self.executable != "servalcat":
+            return cmd
+        import importlib.util
+
+        found = shutil.which(self.executable)
+        if found is None or Path(found).parent != Path(sys.executable).parent or \
+                importlib.util.find_spec("servalcat") is None:
+            return cmd
+        return [sys.executable, "-m", "locscale.engines.servalcat_lean", *cmd[1:]]
 
     def check_without_running(self) -> str:
         """Path of the servalcat executable (looked up, not run); raises :class:`EngineUnavailableError`."""
@@ -186,7 +211,8 @@ class ServalcatEngine(RefinementEngine):
                            half_maps=None if half_maps is None else [absolute(h) for h in half_maps], step=step,
                            config=None if config is None else absolute(config))
         log = Path(log).resolve() if log is not None else workdir / "engine.log"
-        seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True)
+        cmd = self.launch_command(cmd)
+        seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True, environ=tool_environment())
         out = workdir / f"{prefix}.mmcif"
         if not out.exists():
             out = workdir / f"{prefix}.pdb"
