@@ -1,23 +1,30 @@
-"""Cycle step 1: refine the model with the configured engine (locscale.engines).
+"""Cycle step 1: refine the model with the configured engine (locscale.engines) and place its B level
+(locscale.cycle.b_level).
 
 B-factors are refined against ``input.target`` (refine.b_target); with ``input.xyz_target`` (refine_xyz and
 b_target global) the coordinates are first refined against that map with B fixed, then B against the target with
-coordinates fixed, each run in its own folder.
+coordinates fixed, each run in its own folder. The refined B then keep cycle 1's reference level (refine.b_level
+fixed, from ``input.first_cycle``) and are raised off the B floor where the target asks for less; the record says
+by how much, and the simulate step sharpens the model map by the same amount.
 """
 
-from _wf import resolution_of, run, write_json
+from _wf import read_json, resolution_of, run, write_json
 
 
 def main(smk):
     from pathlib import Path
 
+    import gemmi
+
+    from locscale.cycle.b_level import held_level, place_refined_b
     from locscale.engines import make_engine
-    from locscale.models import read_model, write_model
+    from locscale.models import write_model
 
     engine = make_engine(smk.params.refine)
     resolution = resolution_of(smk.input.info)
     model_in = smk.input.model
-    record = {"cycle": int(smk.wildcards.cycle), "model_in": model_in}
+    cycle = int(smk.wildcards.cycle)
+    record = {"cycle": cycle, "model_in": model_in}
     if "xyz_target" in smk.input.keys():
         xyz = engine.run(model_in, resolution, Path(smk.params.workdir) / "xyz", target_map=smk.input.xyz_target,
                          threads=smk.threads, log=smk.log[0], step="xyz")
@@ -37,18 +44,12 @@ def main(smk):
         record["signal_target"] = {"from": smk.input.target, **info}
     result = engine.run(model_in, resolution, Path(smk.params.workdir) / "adp", target_map=target,
                         threads=smk.threads, log=smk.log[0], step="adp" if "xyz_target" in smk.input.keys() else None)
-    refined = read_model(result.model)
-    if smk.params.refine.get("b_level", "fixed") == "fixed" and int(smk.wildcards.cycle) > 1:
-        # the overall B level is not determined by the data (README): cycles after the first keep the mean B of
-        # the model that enters them and refine only the relative B-factors (and coordinates)
-        from locscale.models import b_factors, shift_b_to_mean
-
-        level = float(b_factors(read_model(smk.input.model)).mean())
-        record.update({"b_level": "fixed", "b_mean_refined": float(b_factors(refined).mean())})
-        refined, record["b_shift_applied"] = shift_b_to_mean(refined, level)
-    else:
-        record["b_level"] = "free" if int(smk.wildcards.cycle) > 1 else "refined (cycle 1)"
-    write_model(refined, smk.output.model)
+    mode = smk.params.refine.get("b_level", "fixed")
+    first = read_json(smk.input.first_cycle) if "first_cycle" in smk.input.keys() else None
+    level = held_level(cycle, mode, first)
+    model, placed = place_refined_b(gemmi.read_structure(str(result.model)), level=level)
+    write_model(model, smk.output.model)
+    record.update({"b_level": mode if cycle > 1 else "refined (cycle 1)", **placed})
     record.update({"target": str(target), **result.record()})
     record["refine_xyz"] = bool(smk.params.refine.get("refine_xyz"))
     if "xyz_refine_seconds" in record:
