@@ -463,10 +463,11 @@ def test_cycles_keep_the_sharpening_on_a_realistic_phantom(tmp_path, model_5me2)
     the model can describe), the data add a global B of 120 Å² and half-map noise (FSC 0.143 at 3.5 Å). The
     default config (B refined against the fixed cycle-0 global target) run for 3 cycles from B = 40: the last
     cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves by less than the
-    drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9653 / 0.9651 / 0.9650,
-    mean B 49.5 / 49.6 / 49.6. With ``refine: {b_target: locscale, b_level: free}`` (the loop before the fix) the
-    same run drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 -> 0.9449, both cycles flagged --
-    and fails the first assertion.
+    drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9654 in all three cycles,
+    mean B 57.7 (every cycle refines the same B from a uniform start; before that, 0.9653 / 0.9651 / 0.9650 and
+    49.5 / 49.6 / 49.6 with B clipped at the floor). With ``refine: {b_target: locscale, b_level: free}`` (the
+    loop before the fix) the same run drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 ->
+    0.9449, both cycles flagged -- and fails the first assertion.
     """
     from locscale.cycle.selection import DEFAULT_SELECTION
     from locscale.models import read_model
