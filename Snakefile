@@ -38,10 +38,11 @@ if not workflow.overwrite_configfiles:
 
 
 # the schema check with one short line per problem (key, what it expects) instead of the whole schema, plus what
-# a schema cannot check (NaN, min_cycles <= max_cycles, inputs inside results/)
+# a schema cannot check (keys repeated in the YAML files, NaN/inf anywhere, min_cycles <= max_cycles, inputs
+# inside results/, the model-completion command's placeholders)
 from locscale.cycle.config import validate_workflow_config
 
-validate_workflow_config(config, workflow.basedir, validate)
+validate_workflow_config(config, workflow.basedir, validate, workflow.configfiles)
 
 
 report: "workflow/report/workflow.rst"
@@ -75,3 +76,7 @@ rule all:
 
 onsuccess:
     print_run_summary()
+
+
+onerror:
+    print_run_summary(failed=True)

@@ -118,10 +118,11 @@ def sharpen_map(emap: Map, modelmap: Map, resolution: float | None = None, *, wi
         if not mask.any():
             raise LocScaleInputError("the mask is empty (no voxel ≥ 0.5)",
                                      "check the mask file or its threshold, or use --mask-radius")
-    from .checks import check_map_content
+    from .checks import check_map_content, check_model_map_differs
 
     check_map_content(emap.data, emap.path, "map")
     check_map_content(modelmap.data, modelmap.path, "model map")
+    check_model_map_differs(emap.data, modelmap.data, emap.path, modelmap.path)
     limits.warn_window_exceeds_box(win.voxels, emap.shape)
     limits.check_device(mode_options.get("device"))
     limits.check_sharpen_memory(emap.shape, win.voxels, mode, None if mask is None else int(mask.sum()),

@@ -348,7 +348,7 @@ def test_workflow_config_errors_name_the_key_not_the_schema(repo_root):
     cfg["datasets"]["x"]["resolution"] = "3.2 A"
     with pytest.raises(LocScaleInputError, match=r"key datasets\.x\.resolution.*expected type: number or null"):
         cycle_config.validate_config(cfg, schema)
-    for bad, words in ((100, "maximum of 50"), (math.nan, "not a finite number"), (math.inf, "maximum of 50")):
+    for bad, words in ((100, "maximum of 50"), (math.nan, "not a finite number"), (math.inf, "not a finite number")):
         cfg = _workflow_config()
         cfg["datasets"]["x"]["resolution"] = bad
         with pytest.raises(LocScaleInputError, match=words):
@@ -473,7 +473,12 @@ def test_tests_need_nothing_outside_the_repository(repo_root, monlib):
 def test_writing_next_to_an_input_is_fine(tmp_path, small):
     """An output beside an input, or in a folder still to be created, passes the guard."""
     m = _copy(small[0], tmp_path / "map.mrc")
-    outputs.guard_outputs({"-o": tmp_path / "map_sharpened.mrc", "--info": tmp_path / "new" / "info.json"}, [m])
+    before = m.read_bytes()
+    out, info = tmp_path / "map_sharpened.mrc", tmp_path / "new" / "info.json"
+    outputs.guard_outputs({"-o": out, "--info": info}, [m])  # raises on a refused output
+    write_map(out, read_map(m))
+    outputs.write_text_atomic(info, "{}")
+    assert out.is_file() and info.read_text() == "{}" and m.read_bytes() == before
 
 
 def test_every_record_written_inside_a_collect_block_lists_its_warnings(tmp_path):

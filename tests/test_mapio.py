@@ -237,10 +237,13 @@ def test_missing_file(tmp_path):
 # ---------------------------------------------------------------------- half maps and atomic writes
 def test_half_map_grid_mismatch(tmp_path):
     xyz = _xyz_array()
-    h1 = _write_raw(tmp_path / "h1.mrc", xyz, (1, 2, 3))
-    same = _write_raw(tmp_path / "h2.mrc", xyz + 1, (3, 2, 1))  # other axis order, same grid: fine
+    # two independent halves (noise only: a copy of one map is refused, see test_checks)
+    n1, n2 = (np.random.default_rng(seed).normal(size=xyz.shape).astype(np.float32) for seed in (1, 2))
+    h1 = _write_raw(tmp_path / "h1.mrc", n1, (1, 2, 3))
+    same = _write_raw(tmp_path / "h2.mrc", n2, (3, 2, 1))  # other axis order, same grid: fine
     a, b = read_half_maps(h1, same)
-    np.testing.assert_array_equal(b.data - a.data, 1)
+    np.testing.assert_array_equal(a.data, n1)
+    np.testing.assert_array_equal(b.data, n2)
     shifted = _write_raw(tmp_path / "h2_shifted.mrc", xyz, (1, 2, 3), origin=(1.0, 0.0, 0.0))
     with pytest.raises(LocScaleInputError, match="half maps are not on the same grid") as exc:
         read_half_maps(h1, shifted)

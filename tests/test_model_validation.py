@@ -20,13 +20,13 @@ from locscale.validation.model import (
     RESIDUE_COLUMNS,
     SUMMARY_KEYS,
     TOOLS,
-    installed_tools,
     is_available,
+    missing_tools,
     validate_model,
 )
 
 RESOLUTION = 3.2  # EMD-3488 (recorded only: none of the tools uses it)
-MISSING = [name for name, why in installed_tools().items() if why is not None]
+MISSING = [name for name, why in missing_tools().items() if why is not None]
 needs_all = pytest.mark.skipif(bool(MISSING), reason=f"not installed: {MISSING}")
 
 
@@ -181,7 +181,7 @@ def test_tool_switched_off_or_missing(monkeypatch, tmp_path, model_5me2, emd3488
     for key in ("emringer_score", "bond_rmsz", "angle_rmsz"):
         assert math.isnan(summary[key])
     assert (table.rama_cctbx == "").all()
-    if installed_tools()["coot"] is None:
+    if missing_tools()["coot"] is None:
         assert is_available(tools["coot"]) and math.isfinite(summary["q_score_median"])
         assert table.q_score.notna().all()
 
@@ -195,7 +195,7 @@ def test_no_tool(tmp_path, model_5me2, emd3488_map):
 
 def test_failing_tool_is_not_available(tmp_path, model_5me2, emd3488_map):
     """A residue type no dictionary defines makes servalcat fail: reported, not raised; coot's overlaps are NaN."""
-    if installed_tools()["servalcat"] is not None:
+    if missing_tools()["servalcat"] is not None:
         pytest.skip("servalcat not installed")
     from locscale.models import read_model, write_model
 
@@ -208,13 +208,13 @@ def test_failing_tool_is_not_available(tmp_path, model_5me2, emd3488_map):
     assert summary["model_validation_tools"]["servalcat"].startswith(f"{NOT_AVAILABLE}: servalcat failed")
     assert "ZZQ" in summary["model_validation_tools"]["servalcat"]
     assert math.isnan(summary["bond_rmsz"])
-    if installed_tools()["coot"] is None:
+    if missing_tools()["coot"] is None:
         # coot finds no overlaps at all when a residue type has no dictionary: NaN, not a perfect 0
         assert math.isnan(summary["atom_overlaps_per_1000_atoms"])
         assert math.isfinite(summary["q_score_median"]) and math.isnan(table.rotamer_outlier[0])
 
 
-@pytest.mark.skipif(installed_tools()["coot"] is not None, reason="coot-headless-api not installed")
+@pytest.mark.skipif(missing_tools()["coot"] is not None, reason="coot-headless-api not installed")
 def test_nonzero_origin_map(tmp_path, model_5me2, emd3488_map, deposited):
     """A map placed by the MRC2014 ORIGIN field with the model moved with it gives the same values (the tools see
     a zero-origin copy and the model shifted back; the origin is a whole number of voxels, so nothing changes)."""
@@ -249,7 +249,7 @@ def test_bad_inputs(tmp_path, emd3488_map, model_5me2):
 
 # ---------------------------------------------------------------------- validation that changes decisions
 @pytest.mark.slow
-@pytest.mark.skipif(bool(installed_tools()["servalcat"] or installed_tools()["coot"]),
+@pytest.mark.skipif(bool(missing_tools()["servalcat"] or missing_tools()["coot"]),
                     reason="needs servalcat and coot-headless-api")
 def test_coordinates_refined_with_a_far_too_loose_weight_are_flagged_and_never_final(tmp_path, emd3488_map,
                                                                                      model_5me2, monlib):

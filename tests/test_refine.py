@@ -4,7 +4,6 @@ library, availability checks, and a real servalcat B-factor refinement on a crop
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import gemmi
@@ -165,13 +164,19 @@ def test_phenix_missing_says_how_to_provide_it(tmp_path, monkeypatch):
 
 
 def test_env_script_is_sourced_before_the_lookup(tmp_path):
-    """The env-script route finds a program that only the sourced script puts on PATH (here the Python running
-    the tests, reached through a PATH entry the script adds)."""
-    exe_dir = Path(sys.executable).parent
+    """The env-script route finds a program that only the sourced script puts on PATH (here a stand-in named
+    phenix.real_space_refine in a folder only the script adds); another program's name is refused."""
+    exe_dir = tmp_path / "phenix_bin"
+    exe_dir.mkdir()
+    exe = exe_dir / "phenix.real_space_refine"
+    exe.write_text("#!/bin/sh\necho 1.21.2\n")
+    exe.chmod(0o755)
     script = tmp_path / "env.sh"
     script.write_text(f'export PATH="{exe_dir}:$PATH"\n')
-    found = PhenixEngine(executable=Path(sys.executable).name, env_script=script).check_available()
-    assert Path(found).parent == exe_dir
+    found = PhenixEngine(env_script=script).check_available()
+    assert Path(found) == exe
+    with pytest.raises(EngineUnavailableError, match="not phenix.real_space_refine"):
+        PhenixEngine(executable="bash", env_script=script).check_available()
 
 
 def test_servalcat_is_available_or_says_how_to_install():

@@ -80,16 +80,40 @@ def jobs_run(r: subprocess.CompletedProcess) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------------- static checks
-def test_lint_passes():
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True,
-                       timeout=300)
+def like_repository_root(tmp_path: Path) -> Path:
+    """A folder that looks like the repository root to Snakemake (config/ and examples/ linked), so that a run
+    "from the root" writes its .snakemake/ there and never into the checkout."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name in ("config", "examples"):
+        (tmp_path / name).symlink_to(REPO / name)
+    return tmp_path
+
+
+def test_lint_passes(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile")],
+                       cwd=like_repository_root(tmp_path), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, output(r)[-3000:]
     assert "Congratulations" in output(r)
 
 
-def test_experiments_lint_passes():
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/experiments.smk", "--lint"], cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+def test_every_rule_has_a_log_a_conda_environment_and_a_benchmark_file():
+    """Every job leaves its log and its time and memory (benchmark file), and names its software environment."""
+    import re
+
+    missing = []
+    for path in sorted((REPO / "workflow").rglob("*.smk")):
+        for m in re.finditer(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", path.read_text(), re.S | re.M):
+            name, body = m.groups()
+            if name == "all" or "\n    input:" in body and "\n    output:" not in body:  # target rules
+                continue
+            missing += [f"{path.name}: {name} has no {key}" for key in ("log:", "conda:", "benchmark:")
+                        if f"\n    {key}" not in body]
+    assert not missing, missing
+
+
+def test_experiments_lint_passes(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "experiments.smk"), "--lint"],
+                       cwd=like_repository_root(tmp_path), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, output(r)[-3000:]
     assert "Congratulations" in output(r)
 
@@ -153,10 +177,10 @@ def test_bundled_and_paper_configs_validate_and_dry_run(tmp_path):
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     for name in WORKFLOW_CONFIGS:
         jsonschema.Draft202012Validator(schema).validate(yaml.safe_load((REPO / "config" / name).read_text()))
-    # the bundled example dry-runs from the repository root, as a user would start it (-F: whatever results/
-    # already holds there)
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-F", "--cores", "2"], cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+    # the bundled example dry-runs from (a copy of) the repository root, as a user would start it
+    root = like_repository_root(tmp_path / "root")
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile",
+                        str(REPO / "Snakefile")], cwd=root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, output(r)[-3000:]
     assert "prepare_inputs" in output(r) and "converged" in output(r)
     # a paper case named by accessions: the DAG starts with the downloads
@@ -348,7 +372,10 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
 @pytest.mark.slow
 @needs_servalcat
 def test_manual_model_completion_waits_and_continues(tmp_path, crop):
-    """mode manual: the run ends after cycle 1 saying where to put the rebuilt model; the next call continues."""
+    """mode manual: the run ends after cycle 1 saying where to put the rebuilt model; the next call continues.
+    The run's folder is named like a shell command: mode command's placeholders are substituted quoted."""
+    tmp_path = tmp_path / "my dir;touch PWNED;x"
+    tmp_path.mkdir()
     cfg = crop_config(*crop, tolerances={"cc_mask": 1e-9}, model_completion={"mode": "manual", "after_cycles": [1]})
     r = snakemake(tmp_path, config=cfg)
     assert r.returncode == 0, output(r)[-4000:]
@@ -390,6 +417,7 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     assert r.returncode == 0, output(r)[-4000:]
     assert len(read_model(tmp_path / built)[0]["A"]) == n_res
     assert "built at 3.2 A in" in (res / "cycle_01" / "logs" / "build_model.log").read_text()
+    assert not list(tmp_path.parent.rglob("PWNED")) and not (tmp_path / "PWNED").exists()
     (tmp_path / built).unlink()
     cfg["model_completion"]["command"] = "echo no model written"
     r = snakemake(tmp_path, built, config=cfg)

@@ -42,7 +42,11 @@ if not workflow.overwrite_configfiles:
 validate(config, "schemas/experiments.schema.yaml")
 
 
-OUT = config.get("outdir", "results/experiments")
+OUT = config["outdir"]
+# the refinement engine (refine.engine) chooses the refining rules' conda environment, as in the cycle's refine rule
+from locscale.engines import make_engine
+
+REFINE_ENV = f"../envs/{make_engine(config['refine']).conda_env}"
 PHANTOMS = list(config["phantoms"])
 TABLES = [
     "truth_table",
@@ -97,6 +101,8 @@ rule phantom:
         phantom=lambda wildcards: config["phantoms"][wildcards.ph],
     log:
         f"{OUT}/{{ph}}/logs/phantom.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/phantom.tsv",
     threads: 1
     resources:
         mem_mb=2000,
@@ -118,12 +124,14 @@ rule refine_phantom:
         workdir=lambda wildcards, output: str(Path(output.info).parent / "servalcat"),
     log:
         f"{OUT}/{{ph}}/logs/refine_phantom.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/refine_phantom.tsv",
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_refine.py"
 
@@ -140,6 +148,8 @@ rule truth_table:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/truth_table.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/truth_table.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -164,6 +174,8 @@ rule window_sweep:
         reference=config["reference"],
     log:
         f"{OUT}/{{ph}}/logs/window_sweep.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/window_sweep.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -188,6 +200,8 @@ rule model_bias:
         reference=config["reference"],
     log:
         f"{OUT}/{{ph}}/logs/model_bias.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/model_bias.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -211,6 +225,8 @@ rule b_misestimation:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/b_misestimation.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/b_misestimation.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -237,12 +253,14 @@ rule model_completion:
         workdir=lambda wildcards, output: str(Path(output.table).parent / "model_completion"),
     log:
         f"{OUT}/{{ph}}/logs/model_completion.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/model_completion.tsv",
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_model_completion.py"
 
@@ -260,6 +278,8 @@ rule local_resolution:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/local_resolution.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/local_resolution.tsv",
     threads: 2
     resources:
         mem_mb=3000,
@@ -283,12 +303,14 @@ rule crossval_phantom:
         workdir=lambda wildcards, output: str(Path(output.table).parent / "crossval"),
     log:
         f"{OUT}/{{ph}}/logs/crossval.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/crossval.tsv",
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_crossval.py"
 
@@ -305,6 +327,8 @@ rule summary:
         outdir=lambda wildcards, output: str(Path(output[0]).parent),
     log:
         f"{OUT}/logs/summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/summary.tsv",
     conda:
         "../envs/locscale.yaml"
     script:

@@ -47,6 +47,7 @@ import gemmi
 import numpy as np
 import pandas as pd
 
+from ..cycle.defaults import with_schema_defaults
 from ..errors import LocScaleInputError
 from ..outputs import atomic_output
 from ..tools.process import run_logged, tool_environment
@@ -69,10 +70,10 @@ OPEN_GAP_PENALTY = 0.2
 #: not separate them; 0.55 trims 6 of the 19 and none of the 36 good placements above 0.6 (0.35: 4 of 19). In the
 #: crop run of the workflow (EMD-3488, LocScale map of cycle 1) the kept good residues had CC ≥ 0.60. In the
 #: deposited EMD-3488 map CC runs lower (good placements 0.41–0.69): the tests build there with min_fit 0.35.
-MIN_FIT = 0.55
-
-DEFAULTS = {"trials": 2, "seed": 0, "min_fit": MIN_FIT, "max_residues_per_end": 10, "max_gap_residues": 20,
-            "refine_cycles": 5}
+#: The value (0.55) is written only in the workflow's config schema (model_completion.coot.min_fit), as are the
+#: other DEFAULTS.
+DEFAULTS = with_schema_defaults("model_completion")["coot"]
+MIN_FIT = DEFAULTS["min_fit"]
 
 TABLE_COLUMNS = ["chain", "resnum", "resname", "segment", "kind", "status", "reason", "trial", "cc",
                  "rama_probability", "ca_x", "ca_y", "ca_z"]
@@ -127,6 +128,15 @@ def _fasta_chains(header: str) -> list[str]:
     return [n for n in names if n] + ([first] if first else [])
 
 
+def _named_chains(header: str) -> list[str]:
+    """Chains a header names explicitly: 'Chain(s) A, B', or a header that is a bare chain ID of one or two
+    characters ('>A'); a longer first word may be a sequence name (e.g. '>sp|P69905|HBA_HUMAN')."""
+    m = re.search(r"Chains?\s+([A-Za-z0-9, ]+?)(?:\||$)", header)
+    if m:
+        return [c.strip().split("[")[0] for c in m.group(1).split(",") if c.strip()]
+    return [header.strip()] if re.fullmatch(r"[A-Za-z0-9]{1,2}", header.strip()) else []
+
+
 def _protein_chains(structure: gemmi.Structure) -> list[str]:
     return [ch.name for ch in structure[0]
             if ch.get_polymer().check_polymer_type() in (gemmi.PolymerType.PeptideL, gemmi.PolymerType.PeptideD)]
@@ -140,6 +150,17 @@ def chain_sequences(structure: gemmi.Structure, fasta=None, sequence_model=None)
     out: dict[str, str] = {}
     if fasta is not None:
         records = read_fasta(fasta)
+        present = [ch.name for ch in structure[0]]
+        for header, _ in records:
+            # a record must name a chain the model has: one for a chain that does not exist is a mistake (a
+            # wrong chain ID, or a sequence file for another model), not something to skip silently
+            named = _fasta_chains(header) if len(records) > 1 else _named_chains(header)
+            if named and not set(named) & set(present):
+                raise LocScaleInputError(
+                    f"the FASTA record '>{header}' names chain(s) {', '.join(dict.fromkeys(named))}, which the model "
+                    f"does not have (its chains: {', '.join(present)})",
+                    "name the model's chains in the headers ('>A', or 'Chains A, B'), or give one record for every "
+                    "protein chain", fasta)
         if len(records) == 1:
             return {c: records[0][1] for c in chains}
         for header, seq in records:

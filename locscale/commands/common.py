@@ -56,10 +56,12 @@ def read_density(a):
 
 
 def check_inputs(emap, structure, resolution: float, min_inside: float = 0.9) -> float:
-    """The checks `locscale check` runs (and `sharpen` with a model): model inside the box, model fits the map.
-    Returns the CC inside the model envelope."""
-    from ..models import check_model_in_map
+    """The checks `locscale check` runs (and `sharpen` with a model): a model, not a CA trace; model inside the
+    box; model fits the map, and fits it best where it is. Returns the CC inside the model envelope."""
+    from ..checks import check_model_atoms
+    from ..models import check_model_in_map, model_path
     from ..simulate import check_model_fits_map
 
+    check_model_atoms(structure, model_path(structure))
     check_model_in_map(structure, emap, min_inside)
     return check_model_fits_map(structure, emap, resolution)

@@ -15,29 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..errors import LocScaleInputError
 from ..mapio import Map
-from ..outputs import atomic_output
+from ..outputs import atomic_output, save_figure
 from . import registry
-
-_DPI = 110
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = _DPI, bbox_inches: str | None = "tight",
-                suffix: str = ".png") -> Path:
-    """Write a matplotlib Figure as PNG, atomically (temporary name, renamed when complete).
-
-    Uses the Agg canvas directly: no pyplot, no global backend switch, so it works on headless nodes and leaves
-    the caller's matplotlib state alone. Build the figure with ``matplotlib.figure.Figure(...)``.
-    """
-    path = Path(path)
-    FigureCanvasAgg(fig)
-    with atomic_output(path, suffix=suffix) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=bbox_inches)
-    return path
 
 
 def _colours(n: int, cmap: str = "viridis"):

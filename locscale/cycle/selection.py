@@ -31,17 +31,17 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-#: Defaults (config ``selection``), from benchmarks/bench_cycles.py (README, "Which map the B-factors are refined
-#: against"): the default design moved mean B and sharpness by at most 1.2 and 2.7 Å² over three cycles (EMD-3488,
-#: phantoms A and B); a fixed target with a free B level by +7 / +4 Å² on phantom A, but +18 / +13 Å² on EMD-3488,
-#: where CC_mask fell by 0.03 (flagged at cycle 4); the smallest first step of a drifting design was +25 / +15 Å²
-#: (phantom B), and the paper's loop added +34 … +70 Å² in one cycle.
-#: Geometry: servalcat's weight adjustment aims at bond RMSZ 0.5-1.0 (``--target_bond_rmsz_range``), so RMSZ under
-#: 1.0 is never flagged; 0.5 percentage points of Ramachandran outliers is 3 residues of the bundled 574-residue
-#: model, more than restrained B-only or jelly-body refinement moved them (0).
-DEFAULT_SELECTION: dict[str, float] = {"max_b_drift": 15.0, "max_sharpness_change": 15.0,
-                                       "fsc_tolerance": 0.002, "max_rama_outliers_increase": 0.5,
-                                       "max_rmsz_increase": 0.5, "rmsz_ceiling": 1.0}
+from .defaults import with_schema_defaults
+
+#: Defaults: the schema's (config ``selection``, the only place they are written), from benchmarks/bench_cycles.py
+#: (README, "Which map the B-factors are refined against"): the default design moved mean B and sharpness by at most 1.2
+#: and 2.7 Å² over three cycles (EMD-3488, phantoms A and B); a fixed target with a free B level by +7 / +4 Å² on
+#: phantom A, but +18 / +13 Å² on EMD-3488, where CC_mask fell by 0.03 (flagged at cycle 4); the smallest first step of
+#: a drifting design was +25 / +15 Å² (phantom B), and the paper's loop added +34 … +70 Å² in one cycle. Geometry:
+#: servalcat's weight adjustment aims at bond RMSZ 0.5-1.0 (``--target_bond_rmsz_range``), so RMSZ under 1.0 is never
+#: flagged; 0.5 percentage points of Ramachandran outliers is 3 residues of the bundled 574-residue model, more than
+#: restrained B-only or jelly-body refinement moved them (0).
+DEFAULT_SELECTION: dict[str, float] = with_schema_defaults("selection")
 
 
 @dataclass
@@ -109,7 +109,7 @@ def geometry_flags(row: Mapping, reference: Mapping, settings: Mapping[str, floa
     if limit is not None and math.isfinite(rise) and rise > float(limit):
         f.append(f"geometry: Ramachandran outliers {_num(row, 'rama_outliers_pct'):.2f} %, {rise:+.2f} points "
                  f"above the input model's (> {float(limit):g})")
-    limit, ceiling = settings.get("max_rmsz_increase"), float(settings.get("rmsz_ceiling", 1.0))
+    limit, ceiling = settings.get("max_rmsz_increase"), float(settings["rmsz_ceiling"])
     for key, what in (("bond_rmsz", "bond"), ("angle_rmsz", "angle")):
         value = _num(row, key)
         rise = value - _num(reference, key)

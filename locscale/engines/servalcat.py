@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
 import gemmi
@@ -47,7 +48,14 @@ from ..errors import LocScaleInputError
 from ..models import b_factors, write_model
 from ..tools.process import absolute, fresh_dir, run_logged
 from ..tools.restraints import missing_monomers, resolve_monlib
-from .base import EngineUnavailableError, RefinementEngine, RefinementResult, step_parts
+from .base import (
+    EngineUnavailableError,
+    RefinementEngine,
+    RefinementResult,
+    identify_program,
+    refuse_options,
+    step_parts,
+)
 
 SERVALCAT_VERSION = "0.4.142"
 #: servalcat's lower bound on B (Å²): its overall scaling and every refinement step keep B at or above it
@@ -60,6 +68,26 @@ RELATIVE_B_BLUR = 200.0
 RELATIVE_B_TRIES = 3
 #: cycles of the relative-B run (it starts from the first run's B-factors)
 RELATIVE_B_CYCLES = 5
+
+#: options the workflow sets itself, refused in refine.servalcat.extra_args (-> the setting that owns them)
+RESERVED_OPTIONS = {
+    "--model": "the cycle's model", "--map": "the cycle's target map", "--halfmaps": "the cycle's target map",
+    "--hklin": "the cycle's target map", "--pixel_size": "the map's voxel size",
+    "-d": "the dataset's resolution", "--resolution": "the dataset's resolution",
+    "-o": "the step's own folder and file names", "--output_prefix": "the step's own folder and file names",
+    "--config": "every setting comes from the workflow config", "--monlib": "refine.monlib",
+    "--ligand": "refine.ligands", "--unrestrained": "refine.restrained",
+    "--hydrogen": "one hydrogen policy for every cycle: none", "--hout": "one hydrogen policy for every cycle: none",
+    "--fix_xyz": "refine.refine_xyz", "--adp": "refine.refine_xyz", "--ncycle": "refine.servalcat.ncycle",
+    "--weight": "refine.servalcat.weight", "--cross_validation": "cross_validation.enabled",
+    "--bfactor": "every B-factor refinement starts from a uniform B (the result must not depend on the start)",
+    "--blur": "the relative-B run blurs the target itself",
+}
+
+
+@lru_cache(maxsize=8)
+def _identified(path: str) -> str:
+    return identify_program(path, "Servalcat", script_signature="from servalcat")
 
 
 class ServalcatEngine(RefinementEngine):
@@ -102,13 +130,12 @@ class ServalcatEngine(RefinementEngine):
     def from_config(cls, refine_config: dict, environ: dict | None = None) -> ServalcatEngine:
         """From the ``refine`` section: ``restrained``/``monlib`` (resolved with :func:`resolve_monlib`),
         ``ligands``, ``refine_xyz`` and ``servalcat.{executable, ncycle, extra_args, jellybody, weight}``."""
-        sv = refine_config.get("servalcat", {}) or {}
-        restrained = bool(refine_config.get("restrained", True))
-        return cls(executable=sv.get("executable", "servalcat"),
-                   monlib=resolve_monlib(refine_config.get("monlib"), environ, restrained=restrained),
-                   refine_xyz=bool(refine_config.get("refine_xyz", False)), ncycle=sv.get("ncycle"),
-                   extra_args=sv.get("extra_args", []) or [], ligands=refine_config.get("ligands") or [],
-                   jellybody=sv.get("jellybody", True), weight=sv.get("weight"))
+        sv = refine_config["servalcat"]
+        return cls(executable=sv["executable"],
+                   monlib=resolve_monlib(refine_config["monlib"], environ, restrained=refine_config["restrained"]),
+                   refine_xyz=refine_config["refine_xyz"], ncycle=sv["ncycle"],
+                   extra_args=refuse_options(sv["extra_args"], RESERVED_OPTIONS, "refine.servalcat.extra_args"),
+                   ligands=refine_config["ligands"], jellybody=sv["jellybody"], weight=sv["weight"])
 
     def for_cross_validation(self, refine_xyz: bool | None = None) -> ServalcatEngine:
         """The same program, library, ligands and cycles, refining against half map 1 only
@@ -159,14 +186,21 @@ class ServalcatEngine(RefinementEngine):
             model, resolution, prefix, target_map=target_map, half_maps=half_maps, step="adp")
         return cmd + ["--blur", f"{float(blur):g}", "--ncycle", str(RELATIVE_B_CYCLES)]
 
-    def check_available(self, *, envmodules_active: bool = False) -> str:
-        """Path of the servalcat executable; raises :class:`EngineUnavailableError` if it is not found."""
+    def check_without_running(self) -> str:
+        """Path of the servalcat executable (looked up, not run); raises :class:`EngineUnavailableError`."""
         path = shutil.which(self.executable)
         if path is None:
             raise EngineUnavailableError(
                 f"the refinement program '{self.executable}' (servalcat) is not on PATH",
                 f"install it (pip install servalcat=={SERVALCAT_VERSION}), or run snakemake with --sdm conda to use "
                 "envs/servalcat.yaml")
+        return path
+
+    def check_available(self, *, envmodules_active: bool = False) -> str:
+        """Path of the servalcat executable, checked to be servalcat (``--version`` says so); raises
+        :class:`EngineUnavailableError` if it is not found or is another program."""
+        path = self.check_without_running()
+        _identified(path)
         return path
 
     def check_monomers(self, model: str | os.PathLike) -> None:
@@ -204,7 +238,7 @@ class ServalcatEngine(RefinementEngine):
         if offset is not None:
             model_in = str(write_shifted_model(model_in, -offset, workdir / "model_in_servalcat_frame.cif"))
         cmd = self.command(model_in, resolution, prefix, step=step, **maps_kw)
-        seconds = run_logged(cmd, workdir, log, threads=threads)
+        seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True)
         out = _servalcat_output(workdir, prefix, log)
         stats = read_servalcat_stats(workdir / f"{prefix}_stats.json")
         xyz, adp = step_parts(step, self.refine_xyz)
@@ -227,7 +261,7 @@ class ServalcatEngine(RefinementEngine):
         for tries in range(1, RELATIVE_B_TRIES + 1):
             fresh_dir(workdir)
             cmd = self.relative_b_command(absolute(refined), resolution, blur, **maps_kw)
-            seconds += run_logged(cmd, workdir, log, threads=threads)
+            seconds += run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True)
             b = b_factors(gemmi.read_structure(str(_servalcat_output(workdir, "relative", log))))
             at_floor = int(np.count_nonzero(b <= SERVALCAT_MIN_B + 0.01))
             if at_floor == 0 or tries == RELATIVE_B_TRIES:
@@ -303,6 +337,8 @@ def write_shifted_model(path, shift: np.ndarray, out: Path) -> Path:
     for model in st:
         model.transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*map(float, shift))))
     return write_model(st, out)
+
+
 
 
 def read_servalcat_stats(path: str | os.PathLike) -> dict:

@@ -125,12 +125,11 @@ def _blurred_from_info(structure: gemmi.Structure, info: dict) -> gemmi.Structur
 def refinement_engine(refine_config: dict, environ: dict | None = None):
     """The refinement engine of the experiments' ``refine`` section (config/experiments.yaml: ``engine``,
     default servalcat; ``restrained``, ``monlib``, ``ncycle``): B-factors only, coordinates fixed."""
-    from ..engines import DEFAULT_ENGINE, make_engine
+    from ..engines import make_engine
 
-    cfg = refine_config
-    return make_engine({"engine": cfg.get("engine", DEFAULT_ENGINE), "restrained": cfg.get("restrained", True),
-                        "monlib": cfg.get("monlib"), "refine_xyz": False,
-                        "servalcat": {"ncycle": cfg.get("ncycle")}}, environ)
+    cfg = refine_config  # what it leaves out takes the workflow schema's defaults (make_engine)
+    given = {k: cfg[k] for k in ("engine", "restrained", "monlib") if k in cfg}
+    return make_engine({**given, "refine_xyz": False, "servalcat": {"ncycle": cfg.get("ncycle")}}, environ)
 
 
 def global_target(half1: Map, half2: Map, resolution: float) -> tuple[Map, dict]:

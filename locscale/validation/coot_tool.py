@@ -110,6 +110,7 @@ def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, 
     seconds = {}
     t0 = time.perf_counter()
     mc = coot_headless_api.molecules_container_t(False)
+    mc.set_make_backups(False)  # no coot-backup/ folder in the current directory
     for lig in ligands:
         mc.import_cif_dictionary(str(lig), mc.get_imol_enc_any())  # types still missing are listed below
     imol, imap = read_model_and_map(mc, model, map_path)

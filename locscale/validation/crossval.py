@@ -152,7 +152,7 @@ def plot_crossval(curve: pd.DataFrame, path: str | os.PathLike, resolution: floa
     """FSCwork, FSCtest and their gap against resolution (PNG)."""
     from matplotlib.figure import Figure
 
-    from ..cycle.report import save_figure
+    from ..outputs import save_figure
 
     c = curve[curve["shell"] >= 1]
     fig = Figure(figsize=(6, 4), layout="tight")

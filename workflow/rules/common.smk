@@ -5,7 +5,7 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
+from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
 from locscale.cycle.convergence import read_decision, walk_cycles
 from locscale.download import emdb_half_map_urls, emdb_map_url, emdb_number, pdb_model_url
@@ -19,6 +19,7 @@ MAX_CYCLES = int(config["max_cycles"])
 COMPLETION = config["model_completion"]
 DOWNLOADS = {}  # (dataset, file name) -> {"urls": [...], "sha256": ...}
 WALKS = {}  # dataset -> locscale.cycle.convergence.Walk (filled by all_input, read by print_run_summary)
+RUN_STARTED = workflow.start_time.timestamp()  # logs written since belong to this run (print_run_summary)
 
 
 wildcard_constraints:
@@ -56,8 +57,8 @@ def _download(name, url_or_urls, sha256):
 def _dataset_files(name):
     """Input paths of a dataset (downloaded ones under resources/<dataset>/), checked for consistency."""
     d = config["datasets"][name]
-    sha = d.get("sha256", {}) or {}
-    urls = d.get("urls", {}) or {}
+    sha = d.get("sha256") or {}  # optional sections without defaults
+    urls = d.get("urls") or {}
     files = {}
     sources = [k for k in ("map", "half_maps", "emdb") if d.get(k)]
     sources += [f"urls.{k}" for k in ("map", "half_map_1") if urls.get(k)]
@@ -72,7 +73,7 @@ def _dataset_files(name):
             n = emdb_number(d["emdb"])
         except LocScaleInputError as err:
             _fail(f"dataset {name!r}: {err.problem}", err.fix)
-        if d.get("use_half_maps", False):
+        if d["use_half_maps"]:
             files["half_maps"] = [
                 _download(name, _mirror_urls(emdb_half_map_urls, n, i), sha.get(f"half_map_{i + 1}")) for i in (0, 1)
             ]
@@ -292,8 +293,8 @@ def _check_engine():
     """Fail before any job runs when the selected refinement program is missing (the engine decides, given how
     Snakemake deploys software: with --sdm conda, servalcat comes from its conda environment)."""
     methods = {m.name for m in workflow.deployment_settings.deployment_method}
-    try:
-        ENGINE.check_before_workflow(methods)
+    try:  # a dry run runs and sources nothing (no --version probe, no environment script)
+        ENGINE.check_before_workflow(methods, dry_run=bool(workflow.output_settings.dryrun))
     except LocScaleInputError as err:
         raise WorkflowError(f"refinement engine not available: {err}") from None
 
@@ -327,10 +328,18 @@ def summary_targets(ds, last):
 
 
 def all_input(wildcards):
-    """Targets of `all`: walk the converged checkpoints of cycles 1, 2, ... (the only walker, DESIGN.md §7)."""
+    """Targets of `all`: walk the converged checkpoints of cycles 1, 2, ... (the only walker, DESIGN.md §7).
+
+    Datasets are walked independently: a dataset whose next checkpoint has not run yet contributes that
+    checkpoint's output (flagged as a checkpoint target, so Snakemake re-evaluates this function when it is done)
+    and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's."""
     targets = []
     for ds in DATASETS:
-        walk = walk_cycles(_is_converged(ds), MAX_CYCLES, _is_waiting(ds))
+        try:
+            walk = walk_cycles(_is_converged(ds), MAX_CYCLES, _is_waiting(ds))
+        except IncompleteCheckpointException as pending:
+            targets.append(pending.targetfile)
+            continue
         WALKS[ds] = walk
         targets += summary_targets(ds, walk.last)
         targets += final_targets(ds)
@@ -382,8 +391,21 @@ def summary_input(wildcards):
     return inp
 
 
-def print_run_summary():
-    """What the run ended with, per dataset (called on success)."""
+def print_run_summary(failed=False):
+    """What the run ended with, per dataset (called on success and on error): where each finished dataset
+    stopped, and after an error which datasets failed, in which step and why."""
+    from locscale.cycle.status import failed_steps
+
+    if failed:
+        for ds in DATASETS:
+            steps = failed_steps(ds, RUN_STARTED)
+            for step in steps:
+                where = f"cycle {int(step.cycle)}" if step.cycle else "outside the cycles"
+                print(f"LocScale cycles: {ds} FAILED in step {step.rule} ({where}): {step.message}\n"
+                      f"  log: {step.log}")
+            if not steps and ds not in WALKS:
+                print(f"LocScale cycles: {ds} did not finish (stopped with the run; snakemake --keep-going lets "
+                      "the other datasets finish when one fails)")
     for ds, walk in WALKS.items():
         table = f"{RESULTS}/{ds}/summary_upto_{walk.last:02d}.tsv"
         selection = Path(f"{RESULTS}/{ds}/final/selection.json")

@@ -17,6 +17,8 @@ checkpoint await_model:
         candidates=lambda wildcards: user_model_candidates(wildcards.ds, wildcards.cycle),
     log:
         "results/{ds}/cycle_{cycle}/logs/await_model.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/await_model.tsv",
     localrule: True
     threads: 1
     resources:
@@ -72,6 +74,8 @@ rule build_model:
         workdir=lambda wildcards, output: str(Path(output.model).parent / "model_building"),
     log:
         "results/{ds}/cycle_{cycle}/logs/build_model.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/build_model.tsv",
     threads: config["model_completion"]["threads"]
     resources:
         mem_mb=mem_mb(40, 4000),

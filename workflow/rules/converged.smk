@@ -15,6 +15,8 @@ checkpoint converged:
         model_rebuilt=model_rebuilt,
     log:
         "results/{ds}/cycle_{cycle}/logs/converged.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/converged.tsv",
     localrule: True
     threads: 1
     resources:

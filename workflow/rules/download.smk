@@ -13,6 +13,8 @@ rule download:
         timeout=config["download"]["timeout"],
     log:
         "resources/{ds}/logs/download_{filename}.log",
+    benchmark:
+        "resources/{ds}/benchmarks/download_{filename}.tsv",
     localrule: True
     threads: 1
     resources:

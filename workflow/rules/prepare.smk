@@ -16,6 +16,8 @@ rule prepare_inputs:
         dataset=dataset_params,
     log:
         "results/{ds}/cycle_00/logs/prepare_inputs.log",
+    benchmark:
+        "results/{ds}/cycle_00/benchmarks/prepare_inputs.tsv",
     threads: 1
     resources:
         mem_mb=mem_mb(12, 1000),
@@ -36,6 +38,8 @@ rule global_sharpen:
         info="results/{ds}/cycle_00/global_sharpen.json",
     log:
         "results/{ds}/cycle_00/logs/global_sharpen.log",
+    benchmark:
+        "results/{ds}/cycle_00/benchmarks/global_sharpen.tsv",
     threads: 1
     resources:
         mem_mb=mem_mb(12, 1000),
@@ -65,6 +69,8 @@ rule validate_inputs:
         cycle=0,
     log:
         "results/{ds}/cycle_00/logs/validate.log",
+    benchmark:
+        "results/{ds}/cycle_00/benchmarks/validate.tsv",
     threads: 1
     resources:
         mem_mb=mem_mb(8, 1000),

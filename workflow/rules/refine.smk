@@ -51,6 +51,8 @@ rule crossval:
         workdir=lambda wildcards, output: str(Path(output.info).parent / "crossval"),
     log:
         "results/{ds}/cycle_{cycle}/logs/crossval.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/crossval.tsv",
     threads: config["refine"]["threads"]
     resources:
         mem_mb=mem_mb(40, 3000),

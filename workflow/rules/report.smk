@@ -54,6 +54,8 @@ rule summary:
         },
     log:
         "results/{ds}/logs/summary_upto_{last}.log",
+    benchmark:
+        "results/{ds}/benchmarks/summary_upto_{last}.tsv",
     threads: 1
     resources:
         mem_mb=mem_mb(3, 2000),
@@ -74,6 +76,8 @@ rule chimerax:
         style=config["report"]["chimerax_style"],
     log:
         "results/{ds}/cycle_{cycle}/logs/chimerax.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/chimerax.tsv",
     threads: 1
     resources:
         mem_mb=mem_mb(6, 500),
@@ -98,6 +102,8 @@ rule final:
         selection="results/{ds}/final/selection.json",
     log:
         "results/{ds}/logs/final.log",
+    benchmark:
+        "results/{ds}/benchmarks/final.tsv",
     localrule: True
     threads: 1
     resources:

@@ -17,7 +17,7 @@ def main(smk):
     write_model(set_uniform_b(read_model(smk.input.model_true), float(cfg["start_b"])), start)
     engine = refinement_engine(cfg)
     resolution = float(__import__("json").loads(Path(smk.input.json).read_text())["noise"]["requested_resolution"])
-    target = cfg.get("target", "global")
+    target = cfg["target"]
     if target == "global":
         gmap, _ = global_target(read_map(smk.input.half1), read_map(smk.input.half2), resolution)
         path = Path(smk.params.workdir).parent / "SIMULATED_global_target.mrc"

@@ -44,14 +44,14 @@ def main(smk):
         record["signal_target"] = {"from": smk.input.target, **info}
     result = engine.run(model_in, resolution, Path(smk.params.workdir) / "adp", target_map=target,
                         threads=smk.threads, log=smk.log[0], step="adp" if "xyz_target" in smk.input.keys() else None)
-    mode = smk.params.refine.get("b_level", "fixed")
+    mode = smk.params.refine["b_level"]
     first = read_json(smk.input.first_cycle) if "first_cycle" in smk.input.keys() else None
     level = held_level(cycle, mode, first)
     model, placed = place_refined_b(gemmi.read_structure(str(result.model)), level=level)
     write_model(model, smk.output.model)
     record.update({"b_level": mode if cycle > 1 else "refined (cycle 1)", **placed})
     record.update({"target": str(target), **result.record()})
-    record["refine_xyz"] = bool(smk.params.refine.get("refine_xyz"))
+    record["refine_xyz"] = bool(smk.params.refine["refine_xyz"])
     if "xyz_refine_seconds" in record:
         record["refine_seconds"] = round(record["refine_seconds"] + record["xyz_refine_seconds"], 3)
     write_json(smk.output.info, record)
