@@ -324,7 +324,10 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     assert ("converged", "01") in ran and ("refine", "02") in ran and ("sharpen", "02") in ran
     assert not [j for j in ran if j[1] == "01" and j[0] != "converged"], ran  # cycle 1 not recomputed
     assert _mtimes(finished) == before
-    assert "reached max_cycles = 2 without converging" in output(r)
+    # cycle 2 refines exactly cycle 1's B (every B refinement starts from a uniform B against the fixed target), so
+    # it may count as converged even at these tolerances; either way the loop ends at max_cycles = 2
+    assert re.search(r"crop (converged at cycle 2|reached max_cycles = 2 without converging)", output(r)), \
+        output(r)[-2000:]
 
     table = pd.read_csv(res / "summary_upto_02.tsv", sep="\t")
     assert table["cycle"].tolist() == [0, 1, 2]
@@ -335,7 +338,7 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     assert table[metrics].notna().all().all()
     for col in ("engine", "time_refine_s", "time_sharpen_s", "convergence", "window_voxels", "sharpen_mode"):
         assert col in table.columns
-    assert set(refined["convergence"]) == {"not_converged"}
+    assert refined["convergence"].iloc[0] == "not_converged"  # cycle 1 against cycle 0, at the tight tolerances
     # refined B spread out from the deposited, nearly uniform B (std 3.9 Å² in chain A)
     assert table["b_std"].iloc[0] < 5 and (refined["b_std"] > 10).all()
     for png in ("metrics_vs_cycle", "fsc_curves", "radial_profiles", "bfactor_distributions", "central_sections",

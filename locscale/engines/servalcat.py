@@ -81,7 +81,6 @@ RESERVED_OPTIONS = {
     "--fix_xyz": "refine.refine_xyz", "--adp": "refine.refine_xyz", "--ncycle": "refine.servalcat.ncycle",
     "--weight": "refine.servalcat.weight", "--cross_validation": "cross_validation.enabled",
     "--bfactor": "every B-factor refinement starts from a uniform B (the result must not depend on the start)",
-    "--blur": "the relative-B run blurs the target itself",
 }
 
 
@@ -180,7 +179,8 @@ class ServalcatEngine(RefinementEngine):
     def relative_b_command(self, model: str | os.PathLike, resolution: float, blur: float, prefix: str = "relative",
                            *, target_map: str | os.PathLike | None = None, half_maps=None) -> list[str]:
         """The relative-B run (module docstring, step 2): B only, from `model`'s B, against the target blurred by
-        `blur` Å², :data:`RELATIVE_B_CYCLES` cycles."""
+        `blur` Å², :data:`RELATIVE_B_CYCLES` cycles. The extra arguments apply as in the first run; this run's own
+        ``--blur`` and ``--ncycle`` come last, so they win over any there."""
         cmd = ServalcatEngine(executable=self.executable, monlib=self.monlib, ligands=self.ligands,
                               extra_args=self.extra_args, uniform_start_b=None).command(
             model, resolution, prefix, target_map=target_map, half_maps=half_maps, step="adp")
