@@ -9,11 +9,11 @@ region (within 2.5 Å of the removed residues' true atoms) and in the whole enve
 
     python benchmarks/bench_building.py [--cores 2] [--trials 2] [--min-fit 0.55]
 
-The numbers in config/README.md ("Model completion") were measured with ``--min-fit 0.35`` (the default then).
+The crop and workflow numbers in docs/model-completion.md were measured with ``--min-fit 0.35`` (the default then).
 
-The paper's claim that LocScale maps make building easier, measured with the same builder and budget (issue 13):
+The paper's claim that LocScale maps make building easier, measured with the same builder and budget:
 
-    python benchmarks/bench_building.py --compare [--seeds 0,10,20] [--write-readme]
+    python benchmarks/bench_building.py --compare [--seeds 0,10,20] [--write-docs]
 
 builds the same handed-out model (20 % removed) into (a) the original map (the half maps' average), (b) global
 sharpening, both the workflow's own (cycle 0: Guinier B, FSC-weighted) and the best B by truth (an oracle a user does
@@ -26,7 +26,7 @@ residues kept, how many of them have CA within 1 Å of the truth, their CA RMSD,
 trim (what the map let the builder place, independent of the CC threshold), CC of the map to the truth in the removed
 region (what the builder saw), and CC of the built model to the true model in that region (both simulated at one B, so
 it measures where the atoms are, not their B).
-``--write-readme`` puts the table into README.md between its ``building-comparison`` markers.
+``--write-docs`` puts the table into docs/model-completion.md between its ``building-comparison`` markers.
 
 Outputs go to benchmarks/out/building/ (gitignored); the workflow run and each build are reused when present
 (delete to recompute).
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import gemmi
 import numpy as np
-from _common import run_workflow
+from _common import run_workflow, write_into_doc
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -182,7 +182,6 @@ def report_cycles(args) -> int:
 
 #: the one B both the built and the true model are simulated with for the model CC (Å²)
 MODEL_CC_B = 40.0
-README_START, README_END = "<!-- building-comparison:start -->", "<!-- building-comparison:end -->"
 
 
 def comparison_maps(phantom: Path, results: Path, resolution: float, truth_map, env) -> dict[str, Path]:
@@ -290,17 +289,8 @@ def compare(args) -> int:
                      f"{cell(g.model_cc_truth_region, '{:.3f}')} |")
     text = "\n".join(lines)
     print(f"\nsame builder and budget for every map: {params}; mean (min–max) over the seeds\n\n{text}")
-    if args.write_readme:
-        readme = REPO / "README.md"
-        s = readme.read_text()
-        i, j = s.find(README_START), s.find(README_END)
-        if i < 0 or j < i:
-            raise SystemExit(f"README.md has no {README_START} … {README_END} block to write the table into")
-        s = s[:i + len(README_START)] + "\n" + text + "\n" + s[j:]
-        tmp = readme.with_suffix(".md.tmp")
-        tmp.write_text(s)
-        tmp.replace(readme)
-        print(f"table written into {readme}")
+    if args.write_docs:
+        write_into_doc("model-completion.md", "building-comparison", text)
     return 0
 
 
@@ -315,7 +305,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,10,20", help="with --compare: builder seeds (model_completion.coot.seed; "
                     "trial t of a build uses seed + t, so seeds 10 apart share no trial), "
                     "one build per map and seed")
-    ap.add_argument("--write-readme", action="store_true", help="with --compare: write the table into README.md")
+    ap.add_argument("--write-docs", action="store_true", help="with --compare: write the table into "
+                    "docs/model-completion.md")
     args = ap.parse_args(argv)
     return compare(args) if args.compare else report_cycles(args)
 

@@ -1,10 +1,10 @@
 """Refinement cycles judged against a known truth: which map should the B-factors be refined against?
 
-Builds realistic phantoms (DESIGN.md §8: the truth keeps the atoms' own B variation; the data add a global B and
-half-map noise), runs the real Snakemake workflow on each of them and on the bundled EMD-3488 example once per
-design (``refine.b_target`` and ``refine.b_level``), forced to a fixed number of cycles, and prints per cycle: CC
-to the truth of the LocScale map (phantoms), refined mean B, FSCaverage, sharpness against the global target, the
-drift flags and the cycle the run hands out (results/<ds>/final/).
+Builds realistic phantoms (docs/design.md "Phantoms with a known truth": the truth keeps the atoms' own B variation; the
+data add a global B and half-map noise), runs the real Snakemake workflow on each of them and on the bundled EMD-3488
+example once per design (``refine.b_target`` and ``refine.b_level``), forced to a fixed number of cycles, and prints per
+cycle: CC to the truth of the LocScale map (phantoms), refined mean B, FSCaverage, sharpness against the global target,
+the drift flags and the cycle the run hands out (results/<ds>/final/).
 
     python benchmarks/bench_cycles.py                       # phantoms A and B + EMD-3488, both designs, 4 cycles
     python benchmarks/bench_cycles.py --cases A --designs global --cycles 3
@@ -69,11 +69,11 @@ def dataset(case: str) -> dict:
 
 def run_case(case: str, design: str, cycles: int, cores: int, restrained: bool = True) -> pd.DataFrame:
     """Run `case` with `design` = B_TARGET[:B_LEVEL] (refine.b_target, refine.b_level; level default fixed);
-    `restrained`: refine.restrained (the README's design table was measured unrestrained: --unrestrained)."""
+    `restrained`: refine.restrained (the design table in docs/science.md was measured unrestrained: --unrestrained)."""
     b_target, _, b_level = design.partition(":")
     b_level = b_level or "fixed"
     design = f"{b_target}:{b_level}"
-    # unrestrained runs keep the folder names of the README's measurement (benchmarks/out/cycles is reused)
+    # unrestrained runs keep the folder names of the measurement in docs/science.md (benchmarks/out/cycles is reused)
     workdir = OUT / f"{case}_{b_target}-{b_level}_{cycles}{'_restrained' if restrained else ''}"
     workdir.mkdir(parents=True, exist_ok=True)
     table = workdir / "results" / case / f"summary_upto_{cycles:02d}.tsv"
@@ -116,8 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cycles", type=int, default=4, help="cycles per run (forced: min_cycles = max_cycles)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--unrestrained", action="store_true",
-                    help="refine.restrained: false, as the README's design table was measured (before restrained "
-                         "refinement became the default)")
+                    help="refine.restrained: false, as the design table in docs/science.md was measured (before "
+                         "restrained refinement became the default)")
     args = ap.parse_args(argv)
     # locscale_signal needs half maps, which the bundled EMD-3488 example does not have
     tables = [run_case(c, d, args.cycles, args.cores, not args.unrestrained) for c in args.cases.split(",")

@@ -237,7 +237,8 @@ def write_map(path: str | os.PathLike, emap: Map, data: np.ndarray | None = None
     """Write `data` (default ``emap.data``) with `emap`'s geometry and header conventions, atomically.
 
     The file keeps the source's axis order and origin convention (nstart or ORIGIN), so it overlays the input.
-    `label` is stored as an MRC header label (e.g. "LocScale exact w=24"; phantoms say "SIMULATED").
+    `label` is stored as an MRC header label (e.g. "LocScale exact w=24"; phantoms say "SIMULATED"). A name
+    ending in ``.gz`` is written gzip-compressed (read back by :func:`read_map`, ChimeraX and Coot).
     """
     path = Path(path)
     arr = emap.data if data is None else np.asarray(data, dtype=np.float32)
@@ -248,7 +249,8 @@ def write_map(path: str | os.PathLike, emap: Map, data: np.ndarray | None = None
     file_data = np.ascontiguousarray(np.transpose(arr, [a - 1 for a in file_axes]).astype(np.float32))
     shape_xyz = np.array(arr.shape)
     with atomic_output(path, size=1024 + file_data.nbytes) as tmp:
-        with mrcfile.new(tmp, overwrite=True) as mrc:
+        compression = "gzip" if path.name.lower().endswith(".gz") else None
+        with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
             mrc.set_data(file_data)
             h = mrc.header
             h.mapc, h.mapr, h.maps = axis_order

@@ -1,4 +1,5 @@
-"""Map and model-vs-map metrics (DESIGN.md §6): one definition each, used in every cycle.
+"""Map and model-vs-map metrics: one definition each, used in every cycle (docs/design.md "Metrics: one
+definition each").
 
 Arrays are in the package's [x, y, z] frame with an isotropic voxel size ``apix`` (Å).
 
@@ -35,7 +36,7 @@ import pandas as pd
 from .shells import rfft_multiplicity
 
 #: Smallest envelope / per-residue radius in Å. CC_mask and per-residue CC use voxels within
-#: ``max(ENVELOPE_MIN_RADIUS, d)`` of the model's atoms (DESIGN.md §6 "points within max(3 Å, d)"). The
+#: ``max(ENVELOPE_MIN_RADIUS, d)`` of the model's atoms (docs/design.md "Metrics: one definition each"). The
 #: model/simulate helper calibrates CC_mask (0.74 for 5me2 at 3.2 Å) against the same definition; keep the two in
 #: step through this constant and :func:`envelope_radius` (the lead reconciles).
 ENVELOPE_MIN_RADIUS = 3.0

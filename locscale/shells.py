@@ -1,6 +1,6 @@
 """Fourier-shell geometry of a cubic window of w voxels (the one definition every scaling mode shares).
 
-Exact mode (DESIGN.md §1, decided): a coefficient's shell is its *wrapped* radius |k| in Fourier pixels,
+Exact mode (docs/design.md "Exact mode"): a coefficient's shell is its *wrapped* radius |k| in Fourier pixels,
 rounded to the nearest integer; radii beyond ⌊w/2⌋ (the cube's corners) belong to shell ⌊w/2⌋. The window
 around voxel x spans x−⌊w/2⌋ … x−⌊w/2⌋+w−1 on each axis, so its centre sits at index ⌊w/2⌋.
 

@@ -6,10 +6,10 @@ import numpy as np
 
 
 def naive_exact(emmap: np.ndarray, modelmap: np.ndarray, w: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """Paper eq. 2 with DESIGN.md §1's definition, one voxel at a time in float64, sharing no code with the
-    module: pad each map by the window with its mean outside the mask (mean of the box's faces if
-    nothing is outside); window x−⌊w/2⌋ … x−⌊w/2⌋+w−1; full complex FFT; shell = wrapped radius rounded, clipped to
-    ⌊w/2⌋; k = sqrt(Σ|F_model|²/Σ|F_map|²) (0 where the map shell's power is ≤ 1e-9·w⁶·mean(map²));
+    """Paper eq. 2 with exact mode's definition (docs/design.md "Exact mode"), one voxel at a time in float64,
+    sharing no code with the module: pad each map by the window with its mean outside the mask (mean of the box's
+    faces if nothing is outside); window x−⌊w/2⌋ … x−⌊w/2⌋+w−1; full complex FFT; shell = wrapped radius rounded,
+    clipped to ⌊w/2⌋; k = sqrt(Σ|F_model|²/Σ|F_map|²) (0 where the map shell's power is ≤ 1e-9·w⁶·mean(map²));
     scale; inverse FFT; centre voxel ⌊w/2⌋."""
     if mask is None:
         mask = np.ones(emmap.shape, dtype=bool)

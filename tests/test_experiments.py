@@ -1,5 +1,5 @@
 """The paper's experiments on a B-gradient phantom (near-exact LocScale: in-mask CC ≥ 0.999 to exact mode, see
-tests/test_convolution.py; exact mode is compared with the truth in tests/test_truth.py)."""
+tests/test_near_exact.py; exact mode is compared with the truth in tests/test_truth.py)."""
 
 from __future__ import annotations
 

@@ -197,7 +197,7 @@ ls -A '{small}'; echo listed""")
 def test_servalcat_on_a_full_disk_leaves_no_truncated_output(emd3488_map, model_5me2, tmp_path):
     """servalcat writes its own files; on a full disk it left a truncated refined.mmcif (73 of 107 KB) or
     refined_normalized_fofc.mrc with their final names. Now the run fails with one line and only its logs stay."""
-    from test_refine import crop_example
+    from conftest import crop_example
 
     crop_map, crop_model = crop_example(emd3488_map, model_5me2, tmp_path / "crop")
     small = tmp_path / "small"

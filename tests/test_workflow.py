@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_refine import crop_example
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_SERVALCAT = shutil.which("servalcat") is not None
@@ -58,11 +57,6 @@ def crop_config(crop_map: Path, crop_model: Path, **overrides) -> dict:
     }
     cfg.update(overrides)
     return cfg
-
-
-@pytest.fixture(scope="module")
-def crop(tmp_path_factory, emd3488_map, model_5me2):
-    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
 
 
 def jobs_run(r: subprocess.CompletedProcess) -> list[tuple[str, str]]:
@@ -171,7 +165,8 @@ def test_env_files_install_the_project_and_list_no_dependencies():
 
 
 def test_bundled_and_paper_configs_validate_and_dry_run(tmp_path):
-    """config/config.yaml and every paper-case config pass the schema and build a DAG (downloads included)."""
+    """config/config.yaml and every paper-case config pass the schema and build a DAG (downloads included;
+    offline, as the half maps' existence cannot be asked, they stay planned)."""
     import jsonschema
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -183,6 +178,7 @@ def test_bundled_and_paper_configs_validate_and_dry_run(tmp_path):
                         str(REPO / "Snakefile")], cwd=root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, output(r)[-3000:]
     assert "prepare_inputs" in output(r) and "converged" in output(r)
+    assert "Shell command" not in output(r)  # every rule runs a script: nothing to print but "None"
     # a paper case named by accessions: the DAG starts with the downloads
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile",
                         str(REPO / "config" / "trpv1.yaml"), "--directory", str(tmp_path),
@@ -283,8 +279,87 @@ def test_download_rule_checksum_and_missing_file(tmp_path, crop, http_server):
     missing.mkdir()
     r = snakemake(missing, target, config=cfg(f"{http_server}/not_there.mrc", None))
     assert r.returncode != 0 and f"{http_server}/not_there.mrc" in output(r), output(r)[-3000:]
-    assert "404" in output(r)
+    assert output(r).count("not found (HTTP 404)") == 1  # the error once (the log shown by Snakemake), no copy
     assert not (missing / "resources/crop/not_there.mrc").exists()
+
+
+def _offline_env() -> dict:
+    """The environment of a machine without network: every http(s) request goes through a proxy whose name does
+    not resolve (".invalid", RFC 6761), so nothing here can reach the real EMDB or PDB."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
+    env.update(http_proxy="http://proxy.invalid:3128", https_proxy="http://proxy.invalid:3128")
+    return env
+
+
+def test_paper_case_offline_stops_at_once_naming_every_file(tmp_path):
+    """`snakemake --cores 16 --configfile config/trpv1.yaml` offline: one message before any job, naming the three
+    files to fetch and the fetch-only target, each once; no retries, no job started, nothing written."""
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "16", "--configfile",
+                        str(REPO / "config" / "trpv1.yaml"), "--snakefile", str(REPO / "Snakefile"),
+                        "--directory", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env=_offline_env())
+    elapsed = time.monotonic() - t0
+    out = output(r)
+    assert r.returncode != 0
+    start = out.index("input files must be downloaded")
+    own = out[start:out.index("gunzip the .gz ones") + 20].splitlines()
+    assert len(own) <= 10, own
+    for name in ("emd_5778_half_map_1.map", "emd_5778_half_map_2.map", "3J5P.cif"):
+        assert out.count(f"resources/trpv1/{name}") == 1, out[-3000:]
+    assert re.search(r"`snakemake --cores 1 --configfile \S*trpv1.yaml download`", out)
+    assert "RuleException" not in out and "download_file:" not in out and "attempts" not in out
+    assert "Traceback" not in out and "WorkflowError" not in out and 'File "' not in out  # the message alone
+    assert not (tmp_path / "resources" / "trpv1" / "3J5P.cif").exists()
+    assert elapsed < 60  # about 6 s on 2 loaded cores; the bound only catches retries and back-off waits
+
+
+@pytest.fixture
+def emdb_mirror(tmp_path, crop):
+    """A local copy of the archive layout for an entry without half maps (EMD-9999: the crop's map) plus the
+    crop's model, served over HTTP on 127.0.0.1."""
+    import functools
+    import gzip
+    import http.server
+    import threading
+
+    root = tmp_path / "mirror"
+    (root / "EMD-9999" / "map").mkdir(parents=True)
+    (root / "EMD-9999" / "map" / "emd_9999.map.gz").write_bytes(gzip.compress(crop[0].read_bytes(), 1))
+    shutil.copy(crop[1], root / crop[1].name)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_download_target_fetches_only_and_falls_back_to_the_primary_map(tmp_path, crop, emdb_mirror):
+    """`snakemake download` fetches every input named by accession and runs nothing else; an entry asked for
+    half maps that the archive does not have uses its primary map, with a warning, and the decision is kept."""
+    cfg = crop_config(*crop)
+    cfg["datasets"]["crop"] = {"emdb": "EMD-9999", "use_half_maps": True, "resolution": 3.2,
+                               "urls": {"model": f"{emdb_mirror}/{crop[1].name}"}}
+    cfg["download"] = {"emdb_mirrors": [emdb_mirror], "retries": 0}
+    work = tmp_path / "work"
+    work.mkdir()
+    r = snakemake(work, "download", config=cfg)
+    assert r.returncode == 0, output(r)[-3000:]
+    assert "EMD-9999 has no half maps in EMDB" in output(r) and "using its primary map" in output(r)
+    res = work / "resources" / "crop"
+    assert (res / "emd_9999.map").read_bytes() == crop[0].read_bytes()
+    assert (res / crop[1].name).read_bytes() == crop[1].read_bytes()
+    assert json.loads((res / "emdb_half_maps.json").read_text())["half_maps_exist"] is False
+    assert not (work / "results").exists()  # fetch only
 
 
 # ---------------------------------------------------------------------- real runs
@@ -369,6 +444,8 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     r = snakemake(tmp_path, "--report", "report.html", config=cfg)
     assert r.returncode == 0, output(r)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+    landing = (tmp_path / "report.html").read_text()
+    assert "Cycle table: crop" in landing and ": final</strong>" in landing  # the table on the landing page
     print(f"\nworkflow on the crop: first run (cycles 0-1) {t_first:.0f} s, extension (cycle 2) {t_second:.0f} s")
 
 
@@ -427,7 +504,7 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     assert r.returncode != 0 and "wrote neither" in output(r), output(r)[-3000:]
     assert not (tmp_path / built).exists()
 
-    # mode coot: the library's builder (locscale.building.completion; the builder itself: tests/test_model_building.py)
+    # mode coot: the library's builder (locscale.building.completion; the builder itself: tests/test_building.py)
     # completes cycle 1's model against the input model's sequence, in the rule build_model_coot; the crop's chain A
     # is complete, so nothing is built and the record says so
     if importlib.util.find_spec("coot_headless_api") is None:
@@ -488,17 +565,17 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
 @pytest.mark.slow
 @needs_servalcat
 def test_cycles_keep_the_sharpening_on_a_realistic_phantom(tmp_path, model_5me2):
-    """Issue 9: judged against the known truth, the cycles must not undo their own sharpening.
+    """Judged against the known truth, the cycles must not undo their own sharpening.
 
-    A realistic phantom (DESIGN.md §8) of 5ME2 chain A: the truth keeps a B gradient of 20-140 Å² (flexibility
-    the model can describe), the data add a global B of 120 Å² and half-map noise (FSC 0.143 at 3.5 Å). The
-    default config (B refined against the fixed cycle-0 global target) run for 3 cycles from B = 40: the last
-    cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves by less than the
-    drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9654 in all three cycles,
-    mean B 57.7 (every cycle refines the same B from a uniform start; before that, 0.9653 / 0.9651 / 0.9650 and
-    49.5 / 49.6 / 49.6 with B clipped at the floor). With ``refine: {b_target: locscale, b_level: free}`` (the
-    loop before the fix) the same run drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 ->
-    0.9449, both cycles flagged -- and fails the first assertion.
+    A realistic phantom (docs/design.md "Phantoms with a known truth") of 5ME2 chain A: the truth keeps a B
+    gradient of 20-140 Å² (flexibility the model can describe), the data add a global B of 120 Å² and half-map noise
+    (FSC 0.143 at 3.5 Å). The default config (B refined against the fixed cycle-0 global target) run for 3 cycles
+    from B = 40: the last cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves
+    by less than the drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9654 in
+    all three cycles, mean B 57.7 (every cycle refines the same B from a uniform start; before that, 0.9653 /
+    0.9651 / 0.9650 and 49.5 / 49.6 / 49.6 with B clipped at the floor). With ``refine: {b_target: locscale,
+    b_level: free}`` (the loop before the fix) the same run drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth
+    0.9653 -> 0.9588 -> 0.9449, both cycles flagged -- and fails the first assertion.
     """
     from locscale.cycle.selection import DEFAULT_SELECTION
     from locscale.models import read_model

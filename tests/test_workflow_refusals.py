@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 from test_refusals import in_small_disk
-from test_workflow import REPO, crop, crop_config, needs_servalcat, output, snakemake  # noqa: F401 (crop: fixture)
+from test_workflow import REPO, crop_config, needs_servalcat, output, snakemake
 
 from locscale.mapio import read_map
 from locscale.models import read_model, shift_model, write_model

@@ -303,7 +303,7 @@ def _coot_agreed(step: str, model: Path, map_path: Path, out: Path, workdir: Pat
     For ``fill``: ``fill_partial_residues`` may refine the side chains it completes, and coot's refinement is not
     reproducible (:mod:`locscale.building.coot_tool`). The outcome two runs agree on is the likely one; the result says
     how many runs it took (``runs``) and ``agreed`` False if none of :data:`MAX_REFINE_RUNS` agreed (then the
-    first is used). Measured with side chains to complete (tests/test_model_building.py, ten aromatic side chains
+    first is used). Measured with side chains to complete (tests/test_building.py, ten aromatic side chains
     cut back to CB on the EMD-3488 crop): 20 of 20 single runs gave the same file, under load too, so the second
     run normally agrees with the first and the guard costs one extra run of a fast step."""
     outputs: list[tuple[bytes, dict]] = []

@@ -12,6 +12,17 @@ from ..records import write_json as _write_record
 EPILOG = f"Please cite: {CITATION}"
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default once: "(default: X)" is added only where the help text does not already say
+    what the default is, and never for options without one (None) or for flags (False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def add_subcommand(subparsers, command) -> argparse.ArgumentParser:
     """Add the subcommand of module `command` (see :mod:`locscale.commands`) to an argparse subparsers object:
     help and description from its docstring, ``FORMATTER`` and ``EPILOG`` if it sets them; returns its parser."""

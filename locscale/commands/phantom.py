@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 from ..errors import LocScaleInputError
-from .common import add_subcommand
+from .common import DefaultsFormatter, add_subcommand
 
 NAME = "phantom"
-FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+FORMATTER = DefaultsFormatter
 EPILOG = None  # (no citation line in its help)
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import check_inputs, map_inputs, read_density, write_json
+from .common import DefaultsFormatter, check_inputs, map_inputs, read_density, write_json
 
 NAME = "sharpen"
-FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+FORMATTER = DefaultsFormatter
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

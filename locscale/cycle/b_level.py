@@ -1,7 +1,7 @@
 """The overall B level of a cycle's refined model, and what the model map needs to keep it.
 
 Only the *relative* B-factors are fixed by the data; the overall level reflects how the target was sharpened
-(README, "Which map the B-factors are refined against"). The refine step hands this module the engine's model
+(docs/science.md, "Which map the B-factors are refined against"). The refine step hands this module the engine's model
 with B-factors at the level the refinement asks for -- servalcat's (:mod:`locscale.engines.servalcat`) may be
 ≤ 0 where the target is sharper than any physical model -- and gets back:
 

@@ -115,7 +115,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike, fill_defaults=
     if errors:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise LocScaleInputError("invalid config: " + "; ".join(errors[:5]) + more,
-                                 "fix these keys (every setting is described in config/README.md)")
+                                 "fix these keys (every key is described in docs/configuration.md)")
     if fill_defaults is not None:
         fill_defaults(config, str(schema_path))
     else:
@@ -211,3 +211,100 @@ def check_command_template(template: str | None) -> None:
             f"key model_completion.command: the placeholder {{{quoted[0][1]}}} is inside quotes; placeholders are "
             "substituted already quoted for the shell, so the quotes would become part of the value",
             "remove the quotes around the placeholders")
+
+
+# ---------------------------------------------------------------------- the key reference in docs/
+def _resolve(node: dict, defs: dict) -> dict:
+    """`node` with a ``$ref`` to ``#/$defs/NAME`` merged in (the node's own keys win)."""
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    return {**_resolve(defs[ref.rsplit("/", 1)[-1]], defs), **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def _type_text(node: dict) -> str:
+    if "enum" in node:
+        return " \\| ".join(f"`{v}`" for v in node["enum"])
+    t = node.get("type", "")
+    types = [str(x) for x in (t if isinstance(t, list) else [t]) if x]
+    if node.get("anyOf"):
+        types += [" \\| ".join(f"`{v}`" for v in alt["enum"]) for alt in node["anyOf"] if "enum" in alt]
+    text = " or ".join(types)
+    if "array" in types and isinstance(node.get("items"), dict):
+        item = node["items"]
+        inner = _type_text(item) if "type" in item or "enum" in item else "path"
+        text = text.replace("array", f"list of {inner}")
+    bounds = [f"{s} {node[k]}" for k, s in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
+                                             ("exclusiveMaximum", "<")) if k in node]
+    return text + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _default_text(node: dict) -> str:
+    if "default" not in node:
+        return ""
+    import json
+
+    d = node["default"]
+    if d == {} and node.get("properties"):
+        return ""
+    return f"`{json.dumps(d, ensure_ascii=False)}`"
+
+
+def _rows(node: dict, defs: dict, prefix: str) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for name, child in (node.get("properties") or {}).items():
+        child = _resolve(child, defs)
+        key = f"{prefix}{name}"
+        desc = " ".join(str(child.get("description", "")).split()).replace("|", "\\|")
+        rows.append((key, _type_text(child), _default_text(child), desc))
+        if child.get("properties"):
+            rows += _rows(child, defs, f"{key}.")
+        extra = child.get("additionalProperties")
+        if isinstance(extra, dict):
+            extra = _resolve(extra, defs)
+            if extra.get("properties"):
+                rows += _rows(extra, defs, f"{key}.<name>.")
+    return rows
+
+
+def config_reference(schema: dict) -> str:
+    """Every key of the workflow config as a markdown table (key, type, default, description), generated from
+    the schema (``workflow/schemas/config.schema.yaml``); docs/configuration.md holds it between markers and a
+    test checks that it is up to date (``python -m locscale.cycle.config --write-docs`` regenerates it)."""
+    defs = schema.get("$defs", {})
+    lines = ["| key | type | default | description |", "|---|---|---|---|"]
+    lines += [f"| `{k}` | {t} | {d} | {desc} |" for k, t, d, desc in _rows(schema, defs, "")]
+    return "\n".join(lines) + "\n"
+
+
+REFERENCE_START, REFERENCE_END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+
+
+def replace_between_markers(text: str, start: str, end: str, block: str) -> str:
+    """`text` with what lies between the marker lines `start` and `end` replaced by `block`."""
+    i, j = text.index(start) + len(start), text.index(end)
+    return text[:i] + "\n" + block + text[j:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    ap = argparse.ArgumentParser(description="Print the workflow config's key reference (from its schema), or "
+                                 "write it into docs/configuration.md")
+    ap.add_argument("--write-docs", action="store_true", help="update docs/configuration.md in place")
+    a = ap.parse_args(argv)
+    table = config_reference(yaml.safe_load((root / "workflow" / "schemas" / "config.schema.yaml").read_text()))
+    if not a.write_docs:
+        print(table, end="")
+        return 0
+    doc = root / "docs" / "configuration.md"
+    doc.write_text(replace_between_markers(doc.read_text(), REFERENCE_START, REFERENCE_END, table))
+    print(f"updated {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

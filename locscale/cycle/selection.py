@@ -16,7 +16,7 @@ geometry got worse than the input model's (cycle 0, ``locscale.validation.model`
 than ``max_rama_outliers_increase`` percentage points, or bond or angle RMSZ above ``rmsz_ceiling`` and more than
 ``max_rmsz_increase`` above the input's. A model that fits the map better by wrecking its geometry is not
 progress. RSCC against the original map is never used to choose: it rises as a model blurs to match an
-unsharpened map (DESIGN.md §8).
+unsharpened map (docs/science.md).
 
 **The choice** (:func:`choose_final_cycle`): among the cycles ≥ 1 that are not flagged, those whose model-map
 FSCaverage against the original map is within ``fsc_tolerance`` of the best; of these the last (the most

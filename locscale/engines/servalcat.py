@@ -1,4 +1,4 @@
-"""Servalcat (the default engine; 0.4.142).
+"""Servalcat (the default engine; 0.4.142; docs/workflow.md "Refinement engine").
 
 ``servalcat refine_spa_norefmac --model M --map F -d D --fix_xyz --adp iso --hydrogen no -o PREFIX``
 (``--halfmaps H1 H2`` instead of ``--map`` when refining against half maps). Restrained by default, with the

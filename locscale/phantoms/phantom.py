@@ -1,4 +1,4 @@
-"""Phantoms with a known truth: simulated half maps built from a real atomic model (issue 4).
+"""Phantoms with a known truth: simulated half maps built from a real atomic model (docs/phantoms.md).
 
 A phantom is made of
 
@@ -9,7 +9,7 @@ A phantom is made of
 * the **signal**: the same atoms with every B raised by a global ``b_global`` (the reconstruction's falloff: the
   blur that sharpening should remove) and, optionally, by a spatially varying extra ΔB(atom) (``b_core`` →
   ``b_periphery``, or set per chain; 0 by default). Adding ΔB to an atom's B convolves that atom's density with a
-  Gaussian, so this is a spatially varying blur that is exact atom by atom. A *realistic* phantom (DESIGN.md §8)
+  Gaussian, so this is a spatially varying blur that is exact atom by atom. A *realistic* phantom (docs/design.md)
   has ΔB = 0: the map's local variation of sharpness is the truth's own. ΔB > 0 on a uniform-B truth is a
   **stress case**: it counts local blur as something to remove, which no atomic-B reference can do;
 * two **half maps** = signal + independent coloured Gaussian noise. The noise amplitude falls like a B-factor

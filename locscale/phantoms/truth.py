@@ -1,4 +1,4 @@
-"""Truth-based quality metrics for phantoms (issue 4): how close does each sharpening get to the known truth?
+"""Truth-based quality metrics for phantoms (docs/phantoms.md): how close does each sharpening get to the known truth?
 
 Every map is scored against the truth map with the same two numbers, always inside the same evaluation mask
 (by default the true model's envelope at ``metrics.envelope_radius(d)``; maps and truth are multiplied by a

@@ -1,6 +1,6 @@
 """Near-exact and fast LocScale: per-shell convolutions with scale factors from a coarse grid of windows.
 
-Exact mode (DESIGN.md §1) keeps, for the window around every masked voxel x, the centre value of the window's
+Exact mode (docs/design.md) keeps, for the window around every masked voxel x, the centre value of the window's
 shell-scaled transform. That value splits over the exact-mode shells s (``locscale.shells``):
 
     out(x) = Σ_s k_s(x) · C_s(x),

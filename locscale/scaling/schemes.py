@@ -112,7 +112,7 @@ def exact_shell_membership(w: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def exact_shell_scheme(w: int) -> ShellScheme:
-    """Exact mode (DESIGN.md §1) for the batched engine: shells of ``shells.exact_shell_index``, shell power
+    """Exact mode (docs/design.md) for the batched engine: shells of ``shells.exact_shell_index``, shell power
     with the rfft multiplicities, centre ⌊w/2⌋."""
     mat = SlabMatrix(exact_shell_membership(w), w)
     re, im = centre_phase_rows(w, shells.centre_index(w))

@@ -13,8 +13,9 @@ from pathlib import Path
 
 def tool_environment() -> dict[str, str]:
     """``os.environ`` with the directory holding this ``locscale`` package first on ``PYTHONPATH``: the
-    environment for ``python -m locscale.<tool>`` processes (coot and cctbx run apart, DESIGN.md §9), so they run
-    this code whether or not the interpreter has the package installed (e.g. a tool environment without it)."""
+    environment for ``python -m locscale.<tool>`` processes (coot and cctbx crash in one process, so they run
+    apart), so they run this code whether or not the interpreter has the package installed (e.g. a tool
+    environment without it)."""
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)

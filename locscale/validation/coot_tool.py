@@ -4,7 +4,7 @@
 
 This is the only module of locscale that imports ``coot_headless_api``, and nothing imports this module: it runs
 as a separate program (:mod:`locscale.validation.model` starts it), because coot is GPLv3 and because importing
-coot and cctbx into one process crashes (DESIGN.md §9).
+coot and cctbx into one process crashes.
 
 What it measures, with Coot's own definitions (coot 1.3.3 source, ``api/molecules-container-analysis.cc``):
 

@@ -1,4 +1,5 @@
-"""Cross-validation of a model against half maps by the shake protocol (Brown et al. 2015; DESIGN.md §1, §5).
+"""Cross-validation of a model against half maps by the shake protocol (Brown et al. 2015; docs/design.md
+"Metrics: one definition each").
 
 1. shake every atom by a random vector of length ≤ ``shake`` Å (seeded, ``models.shake_model``) to erase the
    memory of the full map the model was built into;

@@ -1,4 +1,4 @@
-"""One cycle's validation record (DESIGN.md §6): always against the *original* map.
+"""One cycle's validation record (docs/design.md "Metrics: one definition each"): always against the *original* map.
 
 Used by the `locscale metrics` command and by the workflow's validate step, so every cycle is measured the same
 way: RSCC (CC_mask, CC_box, per residue) at the map resolution, model-vs-map FSC with one-voxel shells and its

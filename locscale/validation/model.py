@@ -1,7 +1,7 @@
 """Model validation of one cycle: geometry, Ramachandran, rotamers, atom overlaps, Q-score and EMRinger.
 
 The paper judged sharpened maps by the models refined into them; this step measures those models with three
-external tools, **each in its own process** (importing coot and cctbx into one process crashes, DESIGN.md §9,
+external tools, **each in its own process** (importing coot and cctbx into one process crashes,
 and coot is GPLv3: only :mod:`locscale.validation.coot_tool` (and the builder, :mod:`locscale.building.coot_tool`)
 import it, and only when run as a program):
 

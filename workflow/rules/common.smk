@@ -1,14 +1,25 @@
-# Input functions, dataset handling, the refinement-engine check and the loop walk (DESIGN.md §7).
-# Only functions and constants live here; the rules are in the other .smk files.
+# Input functions, dataset handling, the download check, the refinement-engine check and the loop walk (the
+# loop: docs/workflow.md "How the loop is built"). Only functions and constants live here; the rules are in the
+# other .smk files.
 
 import json
+import os
+import shlex
+import sys
 import urllib.parse
 from pathlib import Path
 
 from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
 from locscale.cycle.convergence import read_decision, walk_cycles
-from locscale.download import emdb_half_map_urls, emdb_map_url, emdb_number, pdb_model_url
+from locscale.download import (
+    emdb_half_map_urls,
+    emdb_half_maps_missing,
+    emdb_map_url,
+    emdb_number,
+    offline_report,
+    pdb_model_url,
+)
 from locscale.errors import LocScaleInputError
 from locscale.engines import make_engine
 
@@ -18,6 +29,7 @@ DATASETS = list(config["datasets"])
 MAX_CYCLES = int(config["max_cycles"])
 COMPLETION = config["model_completion"]
 DOWNLOADS = {}  # (dataset, file name) -> {"urls": [...], "sha256": ...}
+DOWNLOAD_NOTES = []  # lines for the offline message (e.g. what happens if an archive lacks the half maps)
 WALKS = {}  # dataset -> locscale.cycle.convergence.Walk (filled by all_input, read by print_run_summary)
 RUN_STARTED = workflow.start_time.timestamp()  # logs written since belong to this run (print_run_summary)
 
@@ -73,10 +85,17 @@ def _dataset_files(name):
             n = emdb_number(d["emdb"])
         except LocScaleInputError as err:
             _fail(f"dataset {name!r}: {err.problem}", err.fix)
-        if d["use_half_maps"]:
-            files["half_maps"] = [
-                _download(name, _mirror_urls(emdb_half_map_urls, n, i), sha.get(f"half_map_{i + 1}")) for i in (0, 1)
-            ]
+        half_urls = [_mirror_urls(emdb_half_map_urls, n, i) for i in (0, 1)]
+        # half maps asked for but not in the archive: the primary map, with a warning (decided once, then kept in
+        # resources/<dataset>/, so cluster jobs and offline re-runs decide the same)
+        lacking = d["use_half_maps"] and emdb_half_maps_missing(
+            n, half_urls[0], f"resources/{name}", probe=workflow.is_main_process)
+        if lacking and workflow.is_main_process:
+            print(f"WARNING: dataset {name!r}: {lacking}", file=sys.stderr)
+        if d["use_half_maps"] and not lacking:
+            files["half_maps"] = [_download(name, half_urls[i], sha.get(f"half_map_{i + 1}")) for i in (0, 1)]
+            DOWNLOAD_NOTES.append(f"(if EMDB has no half maps for EMD-{n}, the download fetches its primary map "
+                                  f"emd_{n}.map instead)")
         else:
             files["map"] = _download(name, _mirror_urls(emdb_map_url, n), sha.get("map"))
     elif urls.get("map"):
@@ -110,6 +129,30 @@ def _dataset_files(name):
 
 
 FILES = {name: _dataset_files(name) for name in DATASETS}
+
+
+def download_targets():
+    """Every file the datasets name by accession or URL: the target `download` (fetch only, for a login node)."""
+    return [f"resources/{ds}/{fname}" for ds, fname in DOWNLOADS]
+
+
+def fetch_command():
+    """The command that fetches this run's downloads (the config files as given on the command line)."""
+    parts = ["snakemake", "--cores", "1"]
+    if workflow.overwrite_configfiles:
+        parts += ["--configfile", *(os.path.relpath(p) for p in workflow.overwrite_configfiles)]
+    return shlex.join(parts + ["download"])
+
+
+def check_downloads():
+    """Before any job: when files still have to be downloaded and none of their hosts can be reached (offline,
+    e.g. a compute node), stop at once with one message naming every missing file and the fetch-only command."""
+    missing = {path: DOWNLOADS[key]["urls"] for key, path in zip(DOWNLOADS, download_targets())
+               if not Path(path).exists()}
+    message = offline_report(missing, fetch_command(), DOWNLOAD_NOTES)
+    if message:
+        print(f"ERROR: {message}", file=sys.stderr)
+        sys.exit(1)  # before any job (nothing to clean up), and without a traceback around the message
 
 
 def has_half_maps(ds):
@@ -328,7 +371,8 @@ def summary_targets(ds, last):
 
 
 def all_input(wildcards):
-    """Targets of `all`: walk the converged checkpoints of cycles 1, 2, ... (the only walker, DESIGN.md §7).
+    """Targets of `all`: walk the converged checkpoints of cycles 1, 2, ... (the only walker: an aggregation rule
+    with outputs that walked them would stop extending the loop when settings change).
 
     Datasets are walked independently: a dataset whose next checkpoint has not run yet contributes that
     checkpoint's output (flagged as a checkpoint target, so Snakemake re-evaluates this function when it is done)
@@ -389,6 +433,20 @@ def summary_input(wildcards):
             if COMPLETION["mode"] == "coot" and c < last and completion_after(c):
                 inp[f"completion_{c:02d}"] = f"{d}/completion_coot.json"  # the model built after cycle c
     return inp
+
+
+def report_landing_page():
+    """The report's landing page (`snakemake --report`): workflow/report/workflow.rst followed by each dataset's
+    latest cycle table with the final cycle marked, written to .snakemake/locscale/report.rst; the template alone
+    before any summary exists (and in the jobs' own processes)."""
+    template = Path(workflow.basedir) / "workflow" / "report" / "workflow.rst"
+    tables = [t for ds in DATASETS for t in Path(RESULTS, ds).glob("summary_upto_*.tsv")]
+    if not workflow.is_main_process or not tables:
+        return str(template)
+    from locscale.cycle.report import write_landing_page  # plotting libraries: only once there is a table
+
+    page = write_landing_page(template, RESULTS, DATASETS, Path(".snakemake/locscale/report.rst").resolve())
+    return str(page or template)
 
 
 def print_run_summary(failed=False):

@@ -1,6 +1,6 @@
 # Step 5 of cycle c: converged? A cheap local checkpoint comparing cycle c's validation with cycle c-1's under the
 # configured tolerances. max_cycles is deliberately NOT a parameter here (changing it must not re-run the checks);
-# the loop itself is walked only in rule all's input function (DESIGN.md §7).
+# the loop itself is walked only in rule all's input function (docs/design.md "How the loop is built").
 
 
 checkpoint converged:

@@ -1,6 +1,6 @@
 # Model validation of every cycle's model, cycle 0 (the input model) included: geometry (servalcat util geom: bond
 # and angle RMSZ), Ramachandran, rotamers, atom overlaps and Q-score (Coot), EMRinger (cctbx), all against the
-# ORIGINAL map. Each tool runs in its own process (Coot and cctbx crash in one process, DESIGN.md §9) and is
+# ORIGINAL map. Each tool runs in its own process (Coot and cctbx crash in one process) and is
 # optional: a tool that is not installed gives "not available" and NaN columns, and the cycle goes on. The validate
 # step merges the summary into metrics.json and the per-residue values into per_residue.tsv.
 

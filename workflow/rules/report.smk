@@ -90,7 +90,7 @@ rule chimerax:
 
 # results/<dataset>/final/: the cycle chosen by locscale.cycle.selection (its LocScale map, model, model map, metrics) and
 # selection.json saying which cycle and why. Its input names the summary of the last cycle of the loop, which only
-# rule all's walk knows (DESIGN.md §7): request `all`, not this file alone.
+# rule all's walk knows (docs/design.md "How the loop is built"): request `all`, not this file alone.
 rule final:
     input:
         unpack(final_input),

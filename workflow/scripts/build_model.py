@@ -24,7 +24,7 @@ def main(smk):
         command = format_command(smk.params.command, fields)  # every value shell-quoted
     except (KeyError, IndexError) as err:
         raise LocScaleInputError(f"model_completion.command uses an unknown placeholder {err}",
-                                 f"use only {{{'}, {'.join(fields)}}} (see config/README.md)") from err
+                                 f"use only {{{'}, {'.join(fields)}}} (see docs/model-completion.md)") from err
     run_logged(command, workdir, smk.log[0], threads=smk.threads, shell=True)
     built = out_cif if out_cif.exists() else out_pdb
     if not built.exists():

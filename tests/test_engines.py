@@ -19,36 +19,8 @@ from locscale.engines import (
     read_servalcat_stats,
 )
 from locscale.errors import LocScaleInputError
-from locscale.mapio import Map, read_map, write_map
-from locscale.models import atom_positions, b_factors, read_model, write_model
+from locscale.models import atom_positions, b_factors, read_model
 from locscale.tools.restraints import installed_monlib, missing_monomers, resolve_monlib
-
-
-def crop_example(map_path, model_path, dest: Path, chains=("A",), margin: float = 6.0) -> tuple[Path, Path]:
-    """A real crop of the bundled EMD-3488 map around some chains of 5ME2 (with the library's map/model I/O):
-    the box of the chains' atoms ± `margin` Å, even-sized, keeping the map's grid (origin moves with the crop)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    emap = read_map(map_path)
-    st = read_model(model_path)
-    for name in [ch.name for ch in st[0]]:
-        if name not in chains:
-            st[0].remove_chain(name)
-    pos = atom_positions(st)
-    lo = np.maximum(np.floor((pos.min(0) - margin - emap.origin) / emap.voxel_size).astype(int), 0)
-    hi = np.ceil((pos.max(0) + margin - emap.origin) / emap.voxel_size).astype(int) + 1
-    size = hi - lo
-    hi = np.minimum(lo + size + size % 2, emap.shape)
-    crop = Map(emap.data[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], voxel_size=emap.voxel_size,
-               origin=emap.origin + lo * emap.voxel_size, axis_order=emap.axis_order,
-               origin_convention=emap.origin_convention)
-    write_map(dest / "crop.mrc", crop, label="crop of EMD-3488")
-    write_model(st, dest / "crop.cif")
-    return dest / "crop.mrc", dest / "crop.cif"
-
-
-@pytest.fixture(scope="module")
-def crop(tmp_path_factory, emd3488_map, model_5me2):
-    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
 
 
 # ---------------------------------------------------------------------- command lines

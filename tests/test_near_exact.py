@@ -7,8 +7,6 @@ crops; on whole maps, ``locscale.scaling.local_scale_exact``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from naive_reference import naive_exact
@@ -30,34 +28,6 @@ def exact_reference(emmap, modelmap, w, mask):
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-def _bundled_inputs(emd3488_map, model_5me2, shared: Path | None):
-    from locscale.mapio import read_map
-
-    emap = read_map(emd3488_map)
-    ls2 = None if shared is None else shared / "emd3488" / "locscale2_output"
-    if ls2 is not None and (ls2 / "locscale2_modelmap.mrc").exists():
-        modelmap = read_map(ls2 / "locscale2_modelmap.mrc").data
-        mask = read_map(ls2 / "locscale2_mask.mrc").data >= 0.5
-    else:
-        from locscale.models import envelope_mask, read_model
-        from locscale.simulate import simulate_model_map
-
-        st = read_model(model_5me2)
-        modelmap = simulate_model_map(st, emap).data
-        mask = envelope_mask(st, emap, 3.0)
-    return emap.data, modelmap, mask
-
-
-def bundled_inputs(request, emd3488_map, model_5me2):
-    """EMD-3488 with LocScale 2's model map of 5me2 and its FDR mask (55 206 voxels) from ../shared/data, or,
-    without ../shared, our simulated 5me2 model map and a 3 Å model envelope."""
-    try:
-        shared = request.getfixturevalue("shared_data")
-    except pytest.skip.Exception:
-        shared = None
-    return _bundled_inputs(emd3488_map, model_5me2, shared)
-
-
 def crop_of(inputs):
     """A 26³ crop through the middle of the molecule, with the part of the mask inside it."""
     sl = (slice(38, 64),) * 3
@@ -65,8 +35,9 @@ def crop_of(inputs):
 
 
 @pytest.fixture(scope="module")
-def bundled(request, emd3488_map, model_5me2):
-    return bundled_inputs(request, emd3488_map, model_5me2)
+def bundled(emd3488_scaling_inputs):
+    """EMD-3488, the simulated model map of 5ME2 and its 3 Å envelope (conftest.py)."""
+    return emd3488_scaling_inputs
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +163,8 @@ def test_default_strides():
 
 # ---------------------------------------------------------------------------------------------- agreement
 def test_bundled_map_agreement(bundled):
-    """The targets of issue 5 on EMD-3488 with LocScale 2's mask and its 24-voxel window."""
+    """The agreement targets on EMD-3488 (the 5ME2 model map and its 3 Å envelope), at LocScale 2's 24-voxel
+    window."""
     emap, modelmap, mask = bundled
     exact = exact_reference(emap, modelmap, 24, mask)
     near = cv.local_scale_near_exact(emap, modelmap, 24, mask, progress=False)

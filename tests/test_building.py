@@ -22,7 +22,6 @@ import json
 import gemmi
 import numpy as np
 import pytest
-from test_refine import crop_example
 
 from locscale.building.completion import (
     Segment,
@@ -44,10 +43,10 @@ END = list(range(136, 141))
 
 
 @pytest.fixture(scope="module")
-def gapped(tmp_path_factory, emd3488_map, model_5me2):
+def gapped(tmp_path_factory, crop):
     """(crop map, gapped model, complete crop model)."""
     d = tmp_path_factory.mktemp("building")
-    crop_map, crop_model = crop_example(emd3488_map, model_5me2, d)
+    crop_map, crop_model = crop
     st = gemmi.read_structure(str(crop_model))
     chain = st[0]["A"]
     for i in reversed(range(len(chain))):

@@ -251,18 +251,15 @@ def test_bad_inputs(tmp_path, emd3488_map, model_5me2):
 @pytest.mark.slow
 @pytest.mark.skipif(bool(missing_tools()["servalcat"] or missing_tools()["coot"]),
                     reason="needs servalcat and coot-headless-api")
-def test_coordinates_refined_with_a_far_too_loose_weight_are_flagged_and_never_final(tmp_path, emd3488_map,
-                                                                                     model_5me2, monlib):
+def test_coordinates_refined_with_a_far_too_loose_weight_are_flagged_and_never_final(tmp_path, crop, monlib):
     """Real servalcat coordinate refinement of chain A into a crop of EMD-3488, with the default (jelly-body
     restraints, automatic weight) and with a data weight far too loose (1000, not adjusted, no jelly body). The
     loose run fits its target better (servalcat's FSCaverage) by wrecking the geometry; the selection flags it
     and hands out the restrained cycle. Measured: FSCaverage 0.843 vs 0.938; bond RMSZ ~1 vs ~30."""
-    from test_refine import crop_example
-
     from locscale.cycle.selection import choose_final_cycle, cycle_flags
     from locscale.engines import ServalcatEngine
 
-    crop_map, crop_model = crop_example(emd3488_map, model_5me2, tmp_path / "crop")
+    crop_map, crop_model = crop
     runs = {"restrained": ServalcatEngine(monlib=monlib, refine_xyz=True, ncycle=3),
             "loose": ServalcatEngine(monlib=monlib, refine_xyz=True, ncycle=3, jellybody=False, weight=1000,
                                      extra_args=["--no_weight_adjust"])}

@@ -48,15 +48,9 @@ def rel_max_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------------------------- inputs
 @pytest.fixture(scope="module")
-def full_maps(emd3488_map, model_5me2):
-    """The bundled EMD-3488 map and a model map of 5me2 simulated on its grid (Nyquist)."""
-    from locscale.mapio import read_map
-    from locscale.models import read_model
-    from locscale.simulate import simulate_model_map
-
-    emap = read_map(emd3488_map)
-    modelmap = simulate_model_map(read_model(model_5me2), emap)
-    return emap.data, modelmap.data
+def full_maps(emd3488_scaling_inputs):
+    """The bundled EMD-3488 map and a model map of 5me2 simulated on its grid (Nyquist; conftest.py)."""
+    return emd3488_scaling_inputs[:2]
 
 
 @pytest.fixture(scope="module")

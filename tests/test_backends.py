@@ -12,7 +12,8 @@ import importlib.util
 
 import numpy as np
 import pytest
-from test_convolution import bundled_inputs, crop_of, naive_exact
+from naive_reference import naive_exact
+from test_near_exact import crop_of
 
 from locscale.errors import LocScaleInputError
 from locscale.scaling import backends, local_scale, local_scale_exact, local_scale_fast, local_scale_near_exact
@@ -29,8 +30,8 @@ def _devices():
 
 
 @pytest.fixture(scope="module")
-def crop(request, emd3488_map, model_5me2):
-    return crop_of(bundled_inputs(request, emd3488_map, model_5me2))
+def crop(emd3488_scaling_inputs):
+    return crop_of(emd3488_scaling_inputs)
 
 
 @pytest.mark.skipif(HAS_TORCH, reason="torch is installed")
