@@ -238,6 +238,21 @@ def set_uniform_b(structure: gemmi.Structure, b: float) -> gemmi.Structure:
     return st
 
 
+def shift_b_to_mean(structure: gemmi.Structure, mean_b: float, min_b: float = 0.0) -> tuple[gemmi.Structure, float]:
+    """A copy with every isotropic B shifted by one constant so that the mean B is `mean_b` (Å²), keeping the
+    relative B-factors; B below `min_b` is raised to it (the mean is then slightly above `mean_b`). Returns
+    (structure, shift applied). Anisotropic ADPs are removed (the workflow refines isotropic B only)."""
+    shift = float(mean_b) - float(b_factors(structure).mean())
+    st = structure.clone()
+    for model in st:
+        for ch in model:
+            for res in ch:
+                for at in res:
+                    at.b_iso = max(float(min_b), float(at.b_iso) + shift)
+                    at.aniso = gemmi.SMat33f(0, 0, 0, 0, 0, 0)
+    return st, shift
+
+
 def shake_model(structure: gemmi.Structure, max_shift: float = 0.5, seed: int = 0) -> gemmi.Structure:
     """A copy with every atom of the first model moved by a random vector of length ≤ `max_shift` Å.
 

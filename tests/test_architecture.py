@@ -111,7 +111,7 @@ LAYERS = (
 SHARED_LEAVES = {"locscale.cycle.registry", "locscale.cycle.defaults"}
 #: the only modules at the top of locscale/ (the command-line entry, the I/O and numerical core, the input guards)
 TOP_LEVEL = {"__init__", "cli", "mapio", "models", "simulate", "metrics", "shells", "padding", "sharpen",
-             "global_sharpen", "localres", "records", "errors", "download", "limits", "outputs", "checks"}
+             "hybrid", "global_sharpen", "localres", "records", "errors", "download", "limits", "outputs", "checks"}
 
 
 def part_of(module: str) -> str:

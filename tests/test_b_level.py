@@ -71,6 +71,8 @@ def test_a_held_level_never_ratchets(small):
     with pytest.warns(UserWarning, match="sharper than any model"):
         _, first = place_refined_b(with_b(small, 30.0 + relative))
     assert held_level(1, "fixed", first) is None and held_level(3, "free", first) is None
+    # cycle 1 takes the level of cycle 0's data-blur record (the unsharpened refinement less the data's blur)
+    assert held_level(1, "fixed", None, {"b_mean_reference": 33.0, "b_data": 80.0}) == 33.0
     level = held_level(2, "fixed", first)
     assert level == pytest.approx(first["b_mean_reference"])
     for cycle, engine_mean in enumerate([160.0, 190.0, 205.0, 225.0], start=2):  # the engine's level wanders

@@ -16,7 +16,14 @@ from naive_reference import naive_exact
 from test_near_exact import crop_of
 
 from locscale.errors import LocScaleInputError
-from locscale.scaling import backends, local_scale, local_scale_exact, local_scale_fast, local_scale_near_exact
+from locscale.scaling import (
+    backends,
+    local_scale,
+    local_scale_exact,
+    local_scale_fast,
+    local_scale_near_exact,
+    local_scale_tapered,
+)
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -66,7 +73,7 @@ def test_exact_torch_equals_naive(crop, device):
 
 @pytest.mark.parametrize("device", _devices())
 @pytest.mark.parametrize("stride", [1, 3])
-@pytest.mark.parametrize("fn", [local_scale_near_exact, local_scale_fast])
+@pytest.mark.parametrize("fn", [local_scale_near_exact, local_scale_fast, local_scale_tapered])
 def test_near_exact_torch_equals_numpy(crop, device, stride, fn):
     emap, model, mask = crop
     ref = fn(emap, model, 12, mask, stride=stride, progress=False)

@@ -31,7 +31,8 @@ def test_sharpen_output_overlays_input_and_reports_kurtosis(sharpened_5ni1, emd3
     assert res.shape == src.shape and res.axis_order == src.axis_order
     np.testing.assert_allclose(res.origin, src.origin)
     np.testing.assert_allclose(res.voxel_size, src.voxel_size)
-    assert info["window_voxels"] == 21  # 7 × 3.2 Å / 1.05 Å = 21.3 → 21 (3·7, a fast FFT size)
+    # the default mode, tapered: 30 Å / 1.05 Å = 28.6 → 28 (2²·7, a fast FFT size)
+    assert info["mode"] == "tapered" and info["window_voxels"] == 28
     assert np.isfinite(info["kurtosis_input"]) and np.isfinite(info["kurtosis_output"])
 
 

@@ -222,7 +222,7 @@ def test_dispatcher(crop):
 
     assert np.array_equal(local_scale(emap, modelmap, 10, mask, mode="compat", progress=False),
                           local_scale_compat(emap, modelmap, 10, mask, progress=False))
-    assert set(MODES) == {"exact", "near-exact", "fast", "compat"}
+    assert set(MODES) == {"tapered", "exact", "near-exact", "fast", "compat"}
     with pytest.raises(LocScaleInputError, match="unknown LocScale mode"):
         local_scale(emap, modelmap, 10, mask, mode="sharpest")
 

@@ -23,6 +23,7 @@ from locscale.models import (
     residue_table,
     set_uniform_b,
     shake_model,
+    shift_b_to_mean,
     shift_model,
     write_model,
 )
@@ -120,6 +121,20 @@ def test_shift_and_uniform_b_return_copies(model_5me2):
     np.testing.assert_array_equal(atom_positions(st), pos)  # the input is untouched
     np.testing.assert_array_equal(b_factors(st), b)
     assert model_path(moved) == str(model_5me2)
+
+
+def test_shift_b_to_mean_keeps_relative_b(model_5me2):
+    """refine.b_level fixed: one constant shift, so B differences between atoms are kept exactly (float32 storage)
+    and the mean lands on the level; B below the floor is raised to it."""
+    st = read_model(model_5me2)
+    b = b_factors(st)
+    out, shift = shift_b_to_mean(st, b.mean() + 37.5)
+    assert shift == pytest.approx(37.5)
+    np.testing.assert_allclose(b_factors(out) - b, 37.5, atol=1e-4)
+    np.testing.assert_array_equal(b_factors(st), b)  # a copy
+    low, shift = shift_b_to_mean(st, 0.0)  # half the atoms would go negative
+    assert b_factors(low).min() == 0.0 and b_factors(low).mean() > 0.0
+    assert shift == pytest.approx(-b.mean())
 
 
 def test_shake_model_is_seeded_and_bounded(model_5me2):

@@ -210,6 +210,25 @@ def test_dataset_without_resolution_or_with_two_maps_fails_clearly(tmp_path, cro
     assert r.returncode != 0 and "exactly one of map" in output(r)
 
 
+def test_hybrid_reference_follows_model_completion(tmp_path, crop):
+    """sharpen.hybrid null (default): the pseudo-atom step runs whenever model_completion is on; true or false
+    decide by themselves; pseudo_atom_b refined needs the servalcat engine (checked before any job)."""
+    def plans_pseudo_atoms(**overrides):
+        cfg = crop_config(*crop, **overrides)
+        r = snakemake(tmp_path, "-n", config=cfg)
+        assert r.returncode == 0, output(r)[-3000:]
+        return "rule pseudo_atoms:" in output(r)
+
+    assert not plans_pseudo_atoms()
+    assert plans_pseudo_atoms(model_completion={"mode": "manual", "after_cycles": [1]})
+    assert not plans_pseudo_atoms(model_completion={"mode": "manual", "after_cycles": [1]},
+                                  sharpen={"mode": "near-exact", "hybrid": False})
+    assert plans_pseudo_atoms(sharpen={"mode": "near-exact", "hybrid": True})
+    cfg = crop_config(*crop, sharpen={"hybrid": True, "pseudo_atom_b": "refined"}, refine={"engine": "phenix"})
+    r = snakemake(tmp_path, "-n", config=cfg)
+    assert r.returncode != 0 and "sharpen.pseudo_atom_b: refined needs the servalcat engine" in output(r)
+
+
 def test_phenix_selected_but_missing_fails_before_any_job(tmp_path, crop):
     if shutil.which("phenix.real_space_refine"):
         pytest.skip("PHENIX is installed here")
@@ -464,6 +483,11 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     assert "WAITING FOR A REBUILT MODEL after cycle 1" in msg and "results/crop/cycle_01/rebuilt_model.cif" in msg
     assert json.loads((res / "cycle_01" / "completion.json").read_text())["status"] == "waiting"
     assert not (res / "cycle_02").exists() and (res / "summary_upto_01.tsv").exists()
+    # with model completion the hybrid reference is on by default; the crop of the deposited (masked) map has no
+    # noise to test against, so the cycle goes on with the model alone and its records say why
+    pseudo = json.loads((res / "cycle_01" / "pseudo_atoms.json").read_text())
+    assert pseudo["pseudo_atoms"] == 0 and "flat patches" in pseudo["not_used"]
+    assert json.loads((res / "cycle_01" / "sharpen.json").read_text())["reference"] == "hybrid: model + 0 pseudo-atoms"
 
     r = snakemake(tmp_path, "-n", config=cfg)  # still waiting: nothing to do
     assert r.returncode == 0 and "Nothing to be done" in output(r), output(r)[-3000:]
@@ -531,10 +555,12 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     from locscale.phantoms.phantom import crop_model, make_phantom
 
     st = crop_model(read_model(model_5me2), ["A"])
-    paths = make_phantom(st, (48, 1.05), seed=3, resolution=3.5, b_global=40.0, b_periphery=40.0).write(
-        tmp_path / "phantom")
+    paths = make_phantom(st, (48, 1.05), seed=3, resolution=3.5, b_global=40.0, b_periphery=40.0,
+                         remove_fraction=0.15).write(tmp_path / "phantom")
     cfg = crop_config(paths["half1"], paths["model"], max_cycles=2, min_cycles=2)
     cfg["refine"]["b_target"] = "locscale_signal"  # the paper's loop with the noise-aware target (half maps only)
+    # the model lacks 15 % of its residues: the hybrid reference, pseudo-atom B refined with the model held
+    cfg["sharpen"].update(hybrid=True, pseudo_atom_b="refined")
     data = cfg["datasets"]["crop"]
     del data["map"], data["resolution"]
     data["half_maps"] = [str(paths["half1"]), str(paths["half2"])]
@@ -560,6 +586,19 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     assert ref2["signal_target"]["from"].endswith("cycle_01/locscale.mrc")
     assert ref2["signal_target"]["max_gain"] == pytest.approx(2.0, rel=1e-3)
     assert Path(ref2["target"]).name == "signal_target.mrc" and (tmp_path / ref2["target"]).exists()
+    # the hybrid reference: pseudo-atoms in the removed residues' density, B refined by servalcat with the model
+    # held; they are in pseudo_atoms.cif (and final/), never in a model file
+    for c in ("cycle_01", "cycle_02"):
+        pseudo = json.loads((res / c / "pseudo_atoms.json").read_text())
+        assert pseudo["pseudo_atoms"] > 50 and pseudo["pseudo_atom_b_rule"].startswith("refined by servalcat")
+        assert pseudo["b_target"].endswith("cycle_00/target.mrc") and "--config" in pseudo["refine_command"]
+        assert read_model(res / c / "pseudo_atoms.cif")[0].count_atom_sites() == pseudo["pseudo_atoms"]
+        assert json.loads((res / c / "sharpen.json").read_text())["hybrid"]["pseudo_atoms"] == pseudo["pseudo_atoms"]
+    n_model = read_model(paths["model"])[0].count_atom_sites()
+    for m in (res / "cycle_01" / "model.cif", res / "cycle_02" / "model.cif", res / "final" / "model.cif"):
+        st_m = read_model(m)
+        assert st_m[0].count_atom_sites() == n_model and "HOH" not in {r.name for ch in st_m[0] for r in ch}
+    assert (res / "final" / "pseudo_atoms.cif").exists() and (res / "final" / "unexplained_mask.mrc").exists()
 
 
 @pytest.mark.slow

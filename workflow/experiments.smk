@@ -11,6 +11,8 @@
 #   model_bias          references with F->A, V->W, poly-Ala, perturbed coordinates
 #   b_misestimation     uniform reference B (0-300 Å²) vs refined / true B
 #   model_completion    a model with residues removed: CC to truth beyond the model, per cycle
+#   partial_models      a chain / 20 % in gaps / a domain removed: CC to truth in the removed region and the rest,
+#                       model-only LocScale, hybrid reference, global target, complete model; negative control
 #   local_resolution    windowed half-map FSC map, per residue, vs refined B
 #   crossval            FSCwork / FSCtest by the shake protocol
 # each as a TSV table and a PNG plot; <outdir>/summary.md collects every table.
@@ -54,6 +56,7 @@ TABLES = [
     "model_bias",
     "b_misestimation",
     "model_completion",
+    "partial_models",
     "local_resolution",
     "crossval",
 ]
@@ -140,6 +143,7 @@ rule truth_table:
     input:
         unpack(phantom_files),
         refined=f"{OUT}/{{ph}}/refined/model.cif",
+        refined_info=f"{OUT}/{{ph}}/refined/refine.json",
     output:
         table=f"{OUT}/{{ph}}/truth_table.tsv",
         plot=f"{OUT}/{{ph}}/truth_table.png",
@@ -263,6 +267,32 @@ rule model_completion:
         REFINE_ENV
     script:
         "scripts/experiment_model_completion.py"
+
+
+rule partial_models:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/partial_models.tsv",
+        plot=f"{OUT}/{{ph}}/partial_models.png",
+    params:
+        settings=config["partial_models"],
+        mode=config["mode"],
+        window=config.get("window"),
+        reference=config["partial_models"]["reference"],
+    log:
+        f"{OUT}/{{ph}}/logs/partial_models.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/partial_models.tsv",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_partial_models.py"
 
 
 rule local_resolution:

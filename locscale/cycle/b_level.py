@@ -37,12 +37,19 @@ B_FLOOR = 0.5
 B_LEVEL_MODES = ("fixed", "free")
 
 
-def held_level(cycle: int, mode: str, first_cycle_record: Mapping | None = None) -> float | None:
-    """The reference mean B (Å²) cycle `cycle` is shifted to: None (keep the refinement's level) in cycle 1 and
-    with ``mode`` free; with fixed, cycle 1's reference mean (``b_mean_reference`` of cycle 1's refine record)."""
+def held_level(cycle: int, mode: str, first_cycle_record: Mapping | None = None,
+               data_blur_record: Mapping | None = None) -> float | None:
+    """The reference mean B (Å²) cycle `cycle` is shifted to, or None (keep the refinement's level).
+
+    Cycle 1: the level of cycle 0's data-blur record (``b_mean_reference``: the model refined against the
+    unsharpened map less the data's own blur, :func:`locscale.global_sharpen.data_blur`) when there is one, else
+    None. Later cycles: None with ``mode`` free; with fixed, cycle 1's reference mean (``b_mean_reference`` of cycle
+    1's refine record)."""
     if mode not in B_LEVEL_MODES:
         raise ValueError(f"refine.b_level must be one of {B_LEVEL_MODES}, not {mode!r}")
-    if int(cycle) <= 1 or mode == "free":
+    if int(cycle) <= 1:
+        return None if data_blur_record is None else float(data_blur_record["b_mean_reference"])
+    if mode == "free":
         return None
     level = None if first_cycle_record is None else first_cycle_record.get("b_mean_reference")
     if level is None or not np.isfinite(level):

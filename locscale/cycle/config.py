@@ -85,6 +85,10 @@ def check_config(config: dict, results_dir: str | os.PathLike = "results", schem
                        ("mask_radius", check_mask_radius)):
         if sh[key] is not None:
             at(f"sharpen.{key}", check, sh[key])
+    if sh["pseudo_atom_b"] == "refined" and config["refine"]["engine"] != "servalcat":
+        raise LocScaleInputError(f"key sharpen.pseudo_atom_b: refined needs the servalcat engine (refine.engine is "
+                                 f"{config['refine']['engine']})",
+                                 "use sharpen.pseudo_atom_b: model_median, or refine.engine: servalcat")
     check_cycles(int(config["min_cycles"]), int(config["max_cycles"]))
     check_command_template(config["model_completion"]["command"])
     results = os.path.realpath(results_dir)

@@ -35,6 +35,7 @@ keeps the target's level.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -152,9 +153,11 @@ class ServalcatEngine(RefinementEngine):
         return self.monlib is not None
 
     def command(self, model: str | os.PathLike, resolution: float, prefix: str = "refined", *,
-                target_map: str | os.PathLike | None = None, half_maps=None, step: str | None = None) -> list[str]:
+                target_map: str | os.PathLike | None = None, half_maps=None, step: str | None = None,
+                config: str | os.PathLike | None = None) -> list[str]:
         """The command line (run it in its own folder). `step` (see :data:`STEPS`) refines only coordinates
-        (``xyz``: ``--adp fix``) or only B-factors (``adp``: ``--fix_xyz``); default: what the engine was made for."""
+        (``xyz``: ``--adp fix``) or only B-factors (``adp``: ``--fix_xyz``); default: what the engine was made for.
+        `config` is a servalcat ``--config`` file (e.g. an atom selection, :meth:`run`'s ``adp_chains``)."""
         if (target_map is None) == (half_maps is None):
             raise ValueError("give exactly one of target_map or half_maps")
         xyz, adp = step_parts(step, self.refine_xyz)
@@ -174,6 +177,8 @@ class ServalcatEngine(RefinementEngine):
             cmd += ["--bfactor", f"{self.uniform_start_b:g}"]
         if self.ncycle is not None:
             cmd += ["--ncycle", str(self.ncycle)]
+        if config is not None:
+            cmd += ["--config", str(config)]
         return cmd + self.extra_args
 
     def relative_b_command(self, model: str | os.PathLike, resolution: float, blur: float, prefix: str = "relative",
@@ -221,28 +226,40 @@ class ServalcatEngine(RefinementEngine):
 
     def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
             target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
-            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None
-            ) -> RefinementResult:
+            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None,
+            adp_chains: list[str] | None = None) -> RefinementResult:
         """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first); `step` as in
-        :meth:`command`. With B-factors refined and :attr:`relative_b`, the result is ``PREFIX_relative_b.mmcif``
-        (module docstring; its B may be ≤ 0) and the stats say how the relative B were obtained."""
+        :meth:`command`. `adp_chains`: refine the B-factors of these chains' atoms only, every other atom held
+        (servalcat's ``--config`` atom selection; the hybrid reference's pseudo-atoms). With B-factors refined and
+        :attr:`relative_b`, the result is ``PREFIX_relative_b.mmcif`` (module docstring; its B may be ≤ 0) and the
+        stats say how the relative B were obtained."""
         self.check_available()
         self.check_monomers(model)
         if (target_map is None) == (half_maps is None):
             raise ValueError("give exactly one of target_map or half_maps")
         workdir = fresh_dir(Path(workdir))
+        config = None
+        if adp_chains:
+            config = workdir / "adp_selection.yaml"
+            config.write_text("refine:\n  atom_selection:\n    adp:\n      include: ["
+                              + ", ".join(f"'//{c}'" for c in adp_chains) + "]\n")
         log = Path(log).resolve() if log is not None else workdir / "engine.log"
         maps, offset = servalcat_frame([target_map] if half_maps is None else list(half_maps), workdir)
         maps_kw = {"target_map": maps[0]} if half_maps is None else {"half_maps": maps}
         model_in = absolute(model)
         if offset is not None:
             model_in = str(write_shifted_model(model_in, -offset, workdir / "model_in_servalcat_frame.cif"))
-        cmd = self.command(model_in, resolution, prefix, step=step, **maps_kw)
+        # an atom selection holds the other atoms' B: no uniform start and no relative-B run for it
+        engine = self if not adp_chains else copy.copy(self)
+        if adp_chains:
+            engine.uniform_start_b = None
+        cmd = engine.command(model_in, resolution, prefix, step=step,
+                             config=None if config is None else absolute(config), **maps_kw)
         seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True)
         out = _servalcat_output(workdir, prefix, log)
         stats = read_servalcat_stats(workdir / f"{prefix}_stats.json")
         xyz, adp = step_parts(step, self.refine_xyz)
-        if adp and self.relative_b:
+        if adp and self.relative_b and not adp_chains:
             relative, info = self._relative_b(out, resolution, workdir / "relative_b", log, threads, maps_kw)
             seconds += info.pop("seconds")
             stats.update(info)

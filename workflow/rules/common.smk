@@ -28,6 +28,9 @@ RESULTS = "results"
 DATASETS = list(config["datasets"])
 MAX_CYCLES = int(config["max_cycles"])
 COMPLETION = config["model_completion"]
+# the hybrid reference (model + pseudo-atoms in the density it does not explain): sharpen.hybrid, or by default
+# whenever the model is being completed (README, "Hybrid reference")
+HYBRID = COMPLETION["mode"] != "none" if config["sharpen"]["hybrid"] is None else bool(config["sharpen"]["hybrid"])
 DOWNLOADS = {}  # (dataset, file name) -> {"urls": [...], "sha256": ...}
 DOWNLOAD_NOTES = []  # lines for the offline message (e.g. what happens if an archive lacks the half maps)
 WALKS = {}  # dataset -> locscale.cycle.convergence.Walk (filled by all_input, read by print_run_summary)
@@ -192,7 +195,8 @@ def truth_input(wildcards):
         if d.get("truth_model"):
             _fail(f"dataset {wildcards.ds!r} gives truth_model but no truth map", "give truth (the truth map) too")
         return {}
-    return {"truth": str(d["truth"]), "truth_model": str(d.get("truth_model") or FILES[wildcards.ds]["model"])}
+    return {"truth": str(d["truth"]), "truth_model": str(d.get("truth_model") or FILES[wildcards.ds]["model"]),
+            "start_model": f"{cdir(wildcards.ds, 0)}/model.cif"}
 
 
 def dataset_params(wildcards):
@@ -222,6 +226,22 @@ def completed_model(ds, cycle):
     if status["status"] != "ready":
         raise WorkflowError(f"cycle {cycle} of {ds} is still waiting for a rebuilt model: {status['message']}")
     return status["model"]
+
+
+def hybrid_input(wildcards):
+    """The pseudo-atoms of cycle c (and their record) for its LocScale step, when the hybrid reference is on."""
+    if not HYBRID:
+        return {}
+    d = cdir(wildcards.ds, wildcards.cycle)
+    return {"pseudo_atoms": f"{d}/pseudo_atoms.cif", "pseudo_info": f"{d}/pseudo_atoms.json"}
+
+
+def pseudo_atom_b_target(wildcards):
+    """With sharpen.pseudo_atom_b: refined, the map the pseudo-atoms' B are refined against: the cycle-0 global
+    target (the default B target of the model, so pseudo-atoms and model share one B level)."""
+    if config["sharpen"]["pseudo_atom_b"] != "refined":
+        return {}
+    return {"target": f"{cdir(wildcards.ds, 0)}/target.mrc"}
 
 
 def refine_model(wildcards):
@@ -257,9 +277,12 @@ def refine_targets(wildcards):
     * ``target``: B-factors (refine.b_target): the fixed cycle-0 global target (global, default), or the previous
       LocScale map (locscale; locscale_signal divides it by the half-map FSC weight first, with ``half1/2``);
     * ``xyz_target``: with refine.refine_xyz and b_target global, coordinates are refined against the previous
-      LocScale map (the cycle-0 target in cycle 1) in a step of their own.
+      LocScale map (the cycle-0 target in cycle 1) in a step of their own;
+    * ``data_blur``: b_target global, cycle 1: the B level (the unsharpened refinement less the data's blur).
     """
     out = {"target": f"{cdir(wildcards.ds, 0)}/target.mrc" if B_TARGET == "global" else _locscale_target(wildcards)}
+    if B_TARGET == "global" and int(wildcards.cycle) == 1:
+        out["data_blur"] = f"{cdir(wildcards.ds, 0)}/data_blur.json"
     if config["refine"]["refine_xyz"] and B_TARGET == "global":
         out["xyz_target"] = _locscale_target(wildcards)
     if B_TARGET == "locscale_signal" and int(wildcards.cycle) > 1:
@@ -391,9 +414,13 @@ def all_input(wildcards):
     return targets
 
 
+#: files of the hybrid reference that final/ holds beside the chosen cycle's LocScale map
+HYBRID_FINAL = ("pseudo_atoms.cif", "unexplained_mask.mrc") if HYBRID else ()
+
+
 def final_targets(ds):
     return [f"{RESULTS}/{ds}/final/{name}" for name in ("locscale.mrc", "model.cif", "modelmap.mrc",
-                                                         "metrics.json", "selection.json")]
+                                                         "metrics.json", "selection.json", *HYBRID_FINAL)]
 
 
 def final_input(wildcards):
@@ -404,7 +431,7 @@ def final_input(wildcards):
     last = WALKS[wildcards.ds].last
     inp = {"selection": f"{RESULTS}/{wildcards.ds}/summary_upto_{last:02d}/selection.json"}
     for c in range(1, last + 1):
-        for name in ("locscale.mrc", "model.cif", "modelmap.mrc", "metrics.json"):
+        for name in ("locscale.mrc", "model.cif", "modelmap.mrc", "metrics.json", *HYBRID_FINAL):
             inp[f"{name.split('.')[0]}_{c:02d}"] = f"{cdir(wildcards.ds, c)}/{name}"
     return inp
 

@@ -100,6 +100,8 @@ rule final:
         modelmap="results/{ds}/final/modelmap.mrc",
         metrics="results/{ds}/final/metrics.json",
         selection="results/{ds}/final/selection.json",
+        # the hybrid reference's pseudo-atoms and unexplained-density mask of the chosen cycle
+        **{name.split(".")[0]: f"results/{{ds}}/final/{name}" for name in HYBRID_FINAL},
     log:
         "results/{ds}/logs/final.log",
     benchmark:

@@ -3,9 +3,11 @@
 
 B-factors are refined against ``input.target`` (refine.b_target); with ``input.xyz_target`` (refine_xyz and
 b_target global) the coordinates are first refined against that map with B fixed, then B against the target with
-coordinates fixed, each run in its own folder. The refined B then keep cycle 1's reference level (refine.b_level
-fixed, from ``input.first_cycle``) and are raised off the B floor where the target asks for less; the record says
-by how much, and the simulate step sharpens the model map by the same amount.
+coordinates fixed, each run in its own folder. The B level (locscale.cycle.b_level): with b_target global, cycle 1
+keeps the level of the model refined against the unsharpened map less the data's own blur (``input.data_blur``,
+cycle 0); later cycles keep cycle 1's level with b_level fixed (``input.first_cycle``). Where that level puts atoms
+at or below the B floor, the model's B are raised off it (none clipped); the record says by how much, and the
+simulate step sharpens the model map by the same amount.
 """
 
 from _wf import read_json, resolution_of, run, write_json
@@ -46,10 +48,16 @@ def main(smk):
                         threads=smk.threads, log=smk.log[0], step="adp" if "xyz_target" in smk.input.keys() else None)
     mode = smk.params.refine["b_level"]
     first = read_json(smk.input.first_cycle) if "first_cycle" in smk.input.keys() else None
-    level = held_level(cycle, mode, first)
+    # only relative B are fixed by the data: with b_target global, cycle 1 keeps the level of the model refined
+    # against the unsharpened map less the data's own blur, the blur the target removes (locscale.global_sharpen)
+    blur = read_json(smk.input.data_blur) if "data_blur" in smk.input.keys() else None
+    level = held_level(cycle, mode, first, blur)
     model, placed = place_refined_b(gemmi.read_structure(str(result.model)), level=level)
     write_model(model, smk.output.model)
-    record.update({"b_level": mode if cycle > 1 else "refined (cycle 1)", **placed})
+    record.update({"b_level": mode if cycle > 1 else ("unsharpened refinement less the data's blur (cycle 1)"
+                                                      if blur else "refined (cycle 1)"), **placed})
+    if blur is not None:
+        record["b_data"] = blur["b_data"]
     record.update({"target": str(target), **result.record()})
     record["refine_xyz"] = bool(smk.params.refine["refine_xyz"])
     if "xyz_refine_seconds" in record:
