@@ -38,8 +38,9 @@ def test_a_target_below_the_floor_raises_the_model_and_warns(small):
     n = small[0].count_atom_sites()
     asked = np.linspace(-12.0, 60.0, n)
     pct = 100 * np.count_nonzero(asked <= B_FLOOR) / n
-    with pytest.warns(UserWarning, match=rf"sharper than any model can be: .* {pct:.1f} % of the atoms would have "
-                                         r"B ≤ 0\.5 Å² \(lowest -12\.0 Å²\); .* raised by 12\.5 Å²"):
+    with pytest.warns(UserWarning, match=rf"sharper than any model can be: at the cycle's B level, {pct:.1f} % of "
+                                         r"the atoms would have B ≤ 0\.5 Å² \(lowest -12\.0 Å²\); .* raised by "
+                                         r"12\.5 Å²"):
         model, rec = place_refined_b(with_b(small, asked))
     b = b_factors(model)
     assert b.min() == pytest.approx(B_FLOOR, abs=1e-4)

@@ -85,10 +85,10 @@ def place_refined_b(structure: gemmi.Structure, *, level: float | None = None, f
                 atom.aniso = gemmi.SMat33f(0, 0, 0, 0, 0, 0)
     if below > 0:
         warnings.warn(
-            f"the B-factor target is sharper than any model can be: at the level it asks for, {100 * below:.1f} % "
+            f"the B-factor target is sharper than any model can be: at the cycle's B level, {100 * below:.1f} % "
             f"of the atoms would have B ≤ {floor:g} Å² (lowest {reference.min():.1f} Å²); the model's B-factors "
-            f"were raised by {raise_b:.1f} Å² and its model map sharpened by the same amount (the target is "
-            "over-sharpened)", UserWarning, stacklevel=2)
+            f"were raised by {raise_b:.1f} Å² and its model map sharpened by the same amount (the target, or the "
+            "map it was made from, is over-sharpened)", UserWarning, stacklevel=2)
     return model, {"b_mean_refined": float(b.mean()), "b_shift_to_level": shift,
                    "b_mean_reference": float(reference.mean()), "b_lowest_reference": float(reference.min()),
                    "b_below_floor_pct": 100.0 * below, "b_model_raise": raise_b, "b_floor": float(floor)}
