@@ -285,7 +285,9 @@ def run_locscale2(case: Case, *, end_to_end: bool = False, window: int | None = 
         args = ["-mm", "modelmap.mrc", "-ma", "mask.mrc", "-wn", str(window or case.window)]
         label = "LocScale 2.4.1 (-mm -ma, same inputs)"
     cmd = [str(exe), "-em", "emmap.mrc", *args, "-o", out.name, "-op", "processing", "-v"]
-    rc, wall, peak = _wait(cmd, work / "run.log", cwd=work)
+    # the same import name: a PYTHONPATH that points at this checkout would make LocScale 2 import our package
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    rc, wall, peak = _wait(cmd, work / "run.log", env=env, cwd=work)
     if rc != 0 or not out.exists():
         tail = (work / "run.log").read_text().strip().splitlines()[-1:] or [""]
         return Run(label, wall, None, peak, None, ok=False, message=f"exit {rc}: {tail[0][:200]}")

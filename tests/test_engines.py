@@ -3,7 +3,9 @@ library, availability checks, and a real servalcat B-factor refinement on a crop
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import gemmi
@@ -187,6 +189,29 @@ def test_servalcat_b_refinement_on_crop(crop, tmp_path):
     assert rec["engine"] == "servalcat" and rec["restrained"] is False and rec["refine_seconds"] > 0
 
 
+@pytest.mark.skipif(shutil.which("servalcat") is None, reason="servalcat is not installed")
+def test_servalcat_without_difference_maps_refines_the_same_model(crop, tmp_path):
+    """By default servalcat runs without its Fo-Fc maps, MTZ and viewer scripts (nothing in the cycle reads them):
+    the refined model and the statistics are the ones servalcat's own command line writes, the maps are not
+    written; refine.servalcat.write_maps: true runs servalcat's command line unchanged."""
+    crop_map, crop_model = crop
+    lean, full = ServalcatEngine(ncycle=2), ServalcatEngine(ncycle=2, write_maps=True)
+    cmd = lean.command(crop_model, 3.2, target_map=crop_map)
+    assert lean.launch_command(cmd)[1:3] == ["-m", "locscale.engines.servalcat_lean"]
+    assert lean.launch_command(cmd)[3:] == cmd[1:]
+    assert full.launch_command(cmd) == cmd
+    assert ServalcatEngine(executable="/elsewhere/servalcat").launch_command(cmd) == cmd
+    a = lean.run(crop_model, 3.2, tmp_path / "lean", target_map=crop_map)
+    b = full.run(crop_model, 3.2, tmp_path / "full", target_map=crop_map)
+    assert a.command[2] == "locscale.engines.servalcat_lean" and b.command[0] == "servalcat"
+    np.testing.assert_array_equal(b_factors(read_model(a.model)), b_factors(read_model(b.model)))
+    np.testing.assert_array_equal(atom_positions(read_model(a.model)), atom_positions(read_model(b.model)))
+    assert a.stats == b.stats
+    written = {p.name for p in (tmp_path / "full").iterdir()} - {p.name for p in (tmp_path / "lean").iterdir()}
+    assert {"refined_maps.mtz", "refined_normalized_fofc.mrc"} <= written, written
+    assert not list((tmp_path / "lean").glob("*.mtz")) and not list((tmp_path / "lean").glob("*fofc*"))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("servalcat") is None, reason="servalcat is not installed")
 def test_servalcat_restrained_with_monomer_library(crop, tmp_path, monlib):
@@ -277,3 +302,27 @@ def test_cross_validation_engines():
     assert "--cross_validation" in cv.command("m", 3, half_maps=["a", "b"])
     with pytest.raises(LocScaleInputError, match="cross_validation.enabled: false"):
         PhenixEngine().for_cross_validation()
+
+
+def test_usage_line_counts_the_tools_a_job_ran(tmp_path):
+    """Every workflow job ends its log with the CPU seconds and peak memory of its own process and of the tools it
+    waited for (the kernel's figures), which benchmarks/bench_cycle.py reads back; run_logged's environment
+    argument reaches the tool."""
+    import json
+
+    from locscale.tools.process import USAGE_PREFIX, process_usage, read_usage_line, run_logged, usage_line
+
+    before = process_usage()
+    log = tmp_path / "job.log"
+    code = "import os, time; x = bytearray(200 * 2**20); t = time.process_time()\n" \
+           "while time.process_time() - t < 0.3: pass\nprint(os.environ['LOCSCALE_TEST_VALUE'])"
+    run_logged([sys.executable, "-c", code], tmp_path, log, environ={**os.environ, "LOCSCALE_TEST_VALUE": "seen"})
+    with open(log, "a") as fh:
+        fh.write("some tool output\n" + usage_line(start=0.0) + "\nmore output\n")
+    u = read_usage_line(log)
+    assert "seen" in log.read_text()
+    assert u["cpu_children_s"] - before["cpu_children_s"] >= 0.25  # the child's busy loop, not this process
+    assert u["peak_children_mb"] >= 200  # the child's 200 MB buffer
+    assert u["wall_s"] == pytest.approx(u["end"] - u["start"]) and u["start"] == 0.0
+    assert json.loads(usage_line()[len(USAGE_PREFIX):])["peak_self_mb"] > 0
+    assert read_usage_line(tmp_path / "missing.log") is None

@@ -201,7 +201,7 @@ def test_servalcat_on_a_full_disk_leaves_no_truncated_output(emd3488_map, model_
 
     crop_map, crop_model = crop_example(emd3488_map, model_5me2, tmp_path / "crop")
     small = tmp_path / "small"
-    r = in_small_disk(small, "200k", f"""{sys.executable} -c "
+    r = in_small_disk(small, "120k", f"""{sys.executable} -c "
 from locscale.engines import ServalcatEngine
 from locscale.errors import LocScaleInputError
 try:

@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Snakemake job groups of the real run (rule=group) and the connected components each may span
 GROUPS = {
-    **dict.fromkeys(("prepare_inputs", "global_sharpen", "validate_inputs", "model_validation", "refine",
-                     "simulate", "sharpen", "validate"), "cycle"),
+    **dict.fromkeys(("prepare_inputs", "refine_unsharpened", "global_sharpen", "validate_inputs", "model_validation",
+                     "refine", "simulate", "sharpen", "validate"), "cycle"),
     **dict.fromkeys(("summary", "chimerax"), "report"),  # two components: summary and chimerax share no file
 }
 GROUP_ARGS = ("--cores", "2", "--groups", *(f"{rule}={group}" for rule, group in GROUPS.items()),

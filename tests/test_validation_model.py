@@ -294,3 +294,54 @@ def test_relative_paths_work_as_the_workflow_gives_them(tmp_path, emd3488_map, m
                                 log="results/mv.log")
     assert is_available(summary["model_validation_tools"]["coot"]), summary["model_validation_tools"]
     assert math.isfinite(summary["q_score_median"]) and (tmp_path / "results" / "mv.log").stat().st_size > 0
+
+
+@pytest.mark.slow
+@needs_all
+def test_unchanged_coordinates_reuse_the_previous_cycle_and_equal_a_full_run(deposited, model_5me2, emd3488_map,
+                                                                             tmp_path):
+    """A model with the previous cycle's coordinates and new B-factors (what B-only refinement hands on) takes the
+    previous cycle's validation and recomputes only coot's per-residue density correlation, the one value that
+    reads the B-factors: the same summary and table as a full run of every tool. Moved coordinates are validated
+    afresh."""
+    from locscale.models import read_model, shake_model, write_model
+    from locscale.records import write_json
+    from locscale.validation.reuse import REUSED_KEY, model_validation_digest, reusable, validate_model_reusing
+
+    workdir, summary, table = deposited
+    # the deposited model's validation as the previous cycle's files (as the workflow writes them)
+    prev = (tmp_path / "model_validation_00.json", tmp_path / "model_validation_00.tsv")
+    write_json(prev[0], {**summary, "cycle": 0,
+                         "inputs_digest": model_validation_digest(model_5me2, emd3488_map, RESOLUTION)})
+    table.to_csv(prev[1], sep="\t", index=False, float_format="%.8g")
+    st = read_model(model_5me2)
+    for i, cra in enumerate(st[0].all()):
+        cra.atom.b_iso = 15.0 + (i % 97)  # new B-factors, same coordinates
+    changed = write_model(st, tmp_path / "b_changed.cif")
+
+    reused, reused_table = validate_model_reusing(changed, emd3488_map, RESOLUTION, tmp_path / "reused", cycle=1,
+                                                  previous=prev)
+    full, full_table = validate_model(changed, emd3488_map, RESOLUTION, tmp_path / "full")
+    assert reused[REUSED_KEY] == 0 and "reused from cycle 0" in reused["model_validation_reused"]
+    log = (tmp_path / "reused" / "model_validation.log").read_text()
+    assert "==== coot:" in log and "==== cctbx:" not in log and "==== servalcat:" not in log
+    assert {k: reused[k] for k in SUMMARY_KEYS} == {k: full[k] for k in SUMMARY_KEYS}
+    assert reused["model_validation_tools"] == full["model_validation_tools"]
+    assert list(reused_table.columns) == list(full_table.columns) and len(reused_table) == len(full_table)
+    for c in full_table.columns:
+        a, b = reused_table[c], full_table[c]
+        if a.dtype.kind == "f":
+            # the previous cycle's table went through the workflow's TSV (8 significant digits); coot sums the
+            # density correlation in float32 on two threads (measured: repeated runs differ by 3e-8)
+            np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-7, atol=1e-6 if c == "cc_coot" else 0,
+                                       equal_nan=True, err_msg=c)
+        else:
+            assert a.astype(str).tolist() == b.astype(str).tolist(), c
+    # the density correlation was recomputed with the new B-factors, not copied
+    assert np.nanmax(np.abs(reused_table["cc_coot"] - table["cc_coot"])) > 1e-3
+    # coordinates moved by up to 0.1 Å: another digest, so the next cycle validates in full
+    moved = write_model(shake_model(read_model(model_5me2), 0.1, seed=1), tmp_path / "moved.cif")
+    prev_record = json.loads(prev[0].read_text())
+    assert reusable(prev_record, model_validation_digest(changed, emd3488_map, RESOLUTION)) == 0
+    assert reusable(prev_record, model_validation_digest(moved, emd3488_map, RESOLUTION)) is None
+    assert reusable(prev_record, model_validation_digest(changed, emd3488_map, RESOLUTION, tools=["coot"])) is None

@@ -449,6 +449,12 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     # B-only refinement moves no atom: the geometry and the map-fit scores that depend only on coordinates
     # (EMRinger, Q-score) are those of the input model, and no cycle is flagged
     assert (table[validation].max() - table[validation].min()).abs().max() < 1e-6
+    # ... so cycles 1 and 2 reuse cycle 0's model validation (cycle 2 through cycle 1's reuse) and rerun only
+    # coot's density correlation
+    assert table["model_validation_reused_from"].isna().iloc[0]
+    assert table["model_validation_reused_from"].iloc[1:].tolist() == [0, 0]
+    assert "reused from cycle 0" in json.loads((res / "cycle_02" / "model_validation.json").read_text())[
+        "model_validation_reused"]
     assert set(table["flags"]) == {"none"}
     per_residue = pd.read_csv(res / "cycle_01" / "per_residue.tsv", sep="\t")
     assert {"cc", "q_score", "rama", "rotamer_outlier"} <= set(per_residue.columns)
@@ -578,6 +584,9 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     table = pd.read_csv(res / "summary_upto_02.tsv", sep="\t")
     assert table.loc[table["cycle"] == 1, ["fsc_work", "fsc_test", "fsc_work_test_gap"]].notna().all().all()
     assert (res / "cycle_01" / "crossval.png").stat().st_size > 5000
+    # B-only cycles keep the coordinates: cycle 2 takes cycle 1's cross-validation
+    assert table["crossval_reused_from"].isna().iloc[:2].all() and table["crossval_reused_from"].iloc[2] == 1
+    assert (table.loc[2, ["fsc_work", "fsc_test"]] == table.loc[1, ["fsc_work", "fsc_test"]]).all()
     # refine.b_target locscale_signal: cycle 1 refines against the cycle-0 target, cycle 2 against cycle 1's
     # LocScale map divided by the half-map FSC weight (written into the refine folder)
     ref1 = json.loads((res / "cycle_01" / "refine.json").read_text())

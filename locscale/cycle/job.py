@@ -68,14 +68,17 @@ def _fail(smk, err) -> None:
 def run(main) -> None:
     smk = job()
     log_path = smk.log[0] if len(smk.log) else None
-    log = open(log_path, "w") if log_path else sys.stderr
+    if log_path:  # emptied, then appended to: the tools this job runs append their own output to the same file
+        open(log_path, "w").close()
+    log = open(log_path, "a") if log_path else sys.stderr
     sys.stdout = sys.stderr = log
     logging.captureWarnings(True)
     logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     from ..errors import LocScaleInputError
     from ..records import collect_warnings
+    from ..tools.process import usage_line
 
-    t0 = time.perf_counter()
+    t0, start = time.perf_counter(), time.time()
     print(f"# rule {smk.rule}, wildcards {dict(smk.wildcards)}, threads {smk.threads}", flush=True)
     try:
         # every warning about the inputs (locscale.checks) is printed to the log and listed in every JSON record
@@ -95,4 +98,5 @@ def run(main) -> None:
             pass
         raise
     print(f"# done in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(usage_line(start), flush=True)  # CPU seconds and peak memory of the job's processes (benchmarks)
     log.flush()

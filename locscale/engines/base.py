@@ -69,10 +69,20 @@ class RefinementEngine(ABC):
     conda_provides_program: ClassVar[bool] = True
     #: memory request of the refine rule: base MB (plus 40 MB per MB of input)
     mem_mb_base: ClassVar[int] = 3000
+    #: the most cores one run of the engine's program keeps busy (None: as many as it is given); the workflow's
+    #: refine and crossval jobs reserve no more (:meth:`job_threads`), so the other cores run other jobs
+    max_threads: ClassVar[int | None] = None
 
     refine_xyz: bool = False
     restrained: bool = True
     monlib: Path | None = None  # the monomer library the engine restrains with, when it is given one
+
+    @classmethod
+    def job_threads(cls, requested: int) -> int:
+        """The threads a workflow job running this engine reserves: `requested` (refine.threads), at most
+        :attr:`max_threads`."""
+        requested = max(1, int(requested))
+        return requested if cls.max_threads is None else min(requested, int(cls.max_threads))
 
     @property
     def envmodules(self) -> list[str]:

@@ -39,6 +39,7 @@ import copy
 import json
 import os
 import shutil
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,7 +48,7 @@ import numpy as np
 
 from ..errors import LocScaleInputError
 from ..models import b_factors, write_model
-from ..tools.process import absolute, fresh_dir, run_logged
+from ..tools.process import absolute, fresh_dir, run_logged, tool_environment
 from ..tools.restraints import missing_monomers, resolve_monlib
 from .base import (
     EngineUnavailableError,
@@ -96,16 +97,21 @@ class ServalcatEngine(RefinementEngine):
     name = "servalcat"
     conda_env = "servalcat.yaml"
     mem_mb_base = 3000
+    #: servalcat 0.4.142 refines on one core: its structure-factor and map FFTs (gemmi) and its C++ extension are
+    #: single-threaded (the extension links no OpenMP runtime) and it has no thread option; measured 97-99 % of
+    #: one core with OMP_NUM_THREADS=2 on the 256³ TRPV1 phantom
+    max_threads = 1
 
     def __init__(self, executable: str = "servalcat", monlib: str | os.PathLike | None = None,
                  refine_xyz: bool = False, ncycle: int | None = None, extra_args: list[str] | tuple = (),
                  ligands: list | tuple = (), jellybody: bool = True, weight: float | None = None,
-                 uniform_start_b: float | None = UNIFORM_START_B, relative_b: bool = True):
+                 uniform_start_b: float | None = UNIFORM_START_B, relative_b: bool = True, write_maps: bool = False):
         self.executable = str(executable)
         #: B-factor refinements start every atom at this B (None: from the model's own B)
         self.uniform_start_b = None if uniform_start_b is None else float(uniform_start_b)
         #: B-factor refinements end with the unclipped relative-B run (module docstring)
         self.relative_b = bool(relative_b)
+        self.write_maps = bool(write_maps)
         self.monlib = None if monlib is None else Path(monlib)
         self.refine_xyz = bool(refine_xyz)
         self.ncycle = None if ncycle is None else int(ncycle)
@@ -129,13 +135,15 @@ class ServalcatEngine(RefinementEngine):
     @classmethod
     def from_config(cls, refine_config: dict, environ: dict | None = None) -> ServalcatEngine:
         """From the ``refine`` section: ``restrained``/``monlib`` (resolved with :func:`resolve_monlib`),
-        ``ligands``, ``refine_xyz`` and ``servalcat.{executable, ncycle, extra_args, jellybody, weight}``."""
+        ``ligands``, ``refine_xyz`` and ``servalcat.{executable, ncycle, extra_args, jellybody, weight,
+        write_maps}``."""
         sv = refine_config["servalcat"]
         return cls(executable=sv["executable"],
                    monlib=resolve_monlib(refine_config["monlib"], environ, restrained=refine_config["restrained"]),
                    refine_xyz=refine_config["refine_xyz"], ncycle=sv["ncycle"],
                    extra_args=refuse_options(sv["extra_args"], RESERVED_OPTIONS, "refine.servalcat.extra_args"),
-                   ligands=refine_config["ligands"], jellybody=sv["jellybody"], weight=sv["weight"])
+                   ligands=refine_config["ligands"], jellybody=sv["jellybody"], weight=sv["weight"],
+                   write_maps=sv["write_maps"])
 
     def for_cross_validation(self, refine_xyz: bool | None = None) -> ServalcatEngine:
         """The same program, library, ligands and cycles, refining against half map 1 only
@@ -146,7 +154,7 @@ class ServalcatEngine(RefinementEngine):
         return ServalcatEngine(executable=self.executable, monlib=self.monlib,
                                refine_xyz=self.restrained if refine_xyz is None else refine_xyz, ncycle=self.ncycle,
                                extra_args=["--cross_validation"], ligands=self.ligands, jellybody=False,
-                               uniform_start_b=None, relative_b=False)
+                               uniform_start_b=None, relative_b=False, write_maps=self.write_maps)
 
     @property
     def restrained(self) -> bool:
@@ -179,7 +187,23 @@ class ServalcatEngine(RefinementEngine):
             cmd += ["--ncycle", str(self.ncycle)]
         if config is not None:
             cmd += ["--config", str(config)]
+        if not self.write_maps:  # its closing model-map FSC only to d (the cycle reads none beyond d), not Nyquist
+            cmd += ["--fsc_resolution", f"{float(resolution):g}"]
         return cmd + self.extra_args
+
+    def launch_command(self, cmd: list[str]) -> list[str]:
+        """The command that runs `cmd` (from :meth:`command`): without ``write_maps``, and when the servalcat on
+        PATH is the one installed next to this Python, servalcat's own command line minus its Fo−Fc maps
+        (:mod:`locscale.engines.servalcat_lean`); else `cmd` itself."""
+        if self.write_maps or self.executable != "servalcat":
+            return cmd
+        import importlib.util
+
+        found = shutil.which(self.executable)
+        if found is None or Path(found).parent != Path(sys.executable).parent or \
+                importlib.util.find_spec("servalcat") is None:
+            return cmd
+        return [sys.executable, "-m", "locscale.engines.servalcat_lean", *cmd[1:]]
 
     def relative_b_command(self, model: str | os.PathLike, resolution: float, blur: float, prefix: str = "relative",
                            *, target_map: str | os.PathLike | None = None, half_maps=None) -> list[str]:
@@ -187,7 +211,7 @@ class ServalcatEngine(RefinementEngine):
         `blur` Å², :data:`RELATIVE_B_CYCLES` cycles. The extra arguments apply as in the first run; this run's own
         ``--blur`` and ``--ncycle`` come last, so they win over any there."""
         cmd = ServalcatEngine(executable=self.executable, monlib=self.monlib, ligands=self.ligands,
-                              extra_args=self.extra_args, uniform_start_b=None).command(
+                              extra_args=self.extra_args, uniform_start_b=None, write_maps=self.write_maps).command(
             model, resolution, prefix, target_map=target_map, half_maps=half_maps, step="adp")
         return cmd + ["--blur", f"{float(blur):g}", "--ncycle", str(RELATIVE_B_CYCLES)]
 
@@ -255,7 +279,8 @@ class ServalcatEngine(RefinementEngine):
             engine.uniform_start_b = None
         cmd = engine.command(model_in, resolution, prefix, step=step,
                              config=None if config is None else absolute(config), **maps_kw)
-        seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True)
+        cmd = self.launch_command(cmd)
+        seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True, environ=tool_environment())
         out = _servalcat_output(workdir, prefix, log)
         stats = read_servalcat_stats(workdir / f"{prefix}_stats.json")
         xyz, adp = step_parts(step, self.refine_xyz)
@@ -277,8 +302,9 @@ class ServalcatEngine(RefinementEngine):
         blur, seconds = RELATIVE_B_BLUR, 0.0
         for tries in range(1, RELATIVE_B_TRIES + 1):
             fresh_dir(workdir)
-            cmd = self.relative_b_command(absolute(refined), resolution, blur, **maps_kw)
-            seconds += run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True)
+            cmd = self.launch_command(self.relative_b_command(absolute(refined), resolution, blur, **maps_kw))
+            seconds += run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True,
+                                  environ=tool_environment())
             b = b_factors(gemmi.read_structure(str(_servalcat_output(workdir, "relative", log))))
             at_floor = int(np.count_nonzero(b <= SERVALCAT_MIN_B + 0.01))
             if at_floor == 0 or tries == RELATIVE_B_TRIES:

@@ -98,12 +98,25 @@ def region_scores(data: np.ndarray, truth: Map, regions: dict[str, np.ndarray]) 
 
 
 def soft_mask(mask: np.ndarray, edge_voxels: float = 3.0) -> np.ndarray:
-    """1 inside `mask`, a raised cosine falling to 0 over `edge_voxels` outside it (Euclidean distance)."""
+    """1 inside `mask`, a raised cosine falling to 0 over `edge_voxels` outside it (Euclidean distance).
+
+    The distance transform runs only on the mask's bounding box widened by the edge (and one voxel): every voxel
+    there has its nearest mask voxel inside it, so its distance is the whole map's; every voxel beyond is more
+    than `edge_voxels` away and gets 0, as it would from the whole map's transform (the same values, at a
+    fraction of the cost for a molecule in a large box)."""
     mask = np.asarray(mask, dtype=bool)
     if edge_voxels <= 0:
         return mask.astype(float)
-    d = ndi.distance_transform_edt(~mask)
-    return np.where(d <= 0, 1.0, 0.5 * (1 + np.cos(np.pi * np.clip(d / edge_voxels, 0, 1))))
+    out = np.zeros(mask.shape)
+    nz = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax))) for ax in range(mask.ndim)]
+    if any(len(i) == 0 for i in nz):
+        return out
+    margin = int(np.ceil(edge_voxels)) + 1
+    box = tuple(slice(max(0, int(i[0]) - margin), min(n, int(i[-1]) + margin + 1)) for i, n in zip(nz, mask.shape,
+                                                                                              strict=True))
+    d = ndi.distance_transform_edt(~mask[box])
+    out[box] = np.where(d <= 0, 1.0, 0.5 * (1 + np.cos(np.pi * np.clip(d / edge_voxels, 0, 1))))
+    return out
 
 
 def truth_scores(data: np.ndarray, truth: Map, resolution: float, mask: np.ndarray,

@@ -109,6 +109,7 @@ class ToolInputs:
     workdir: Path
     library: Path | None
     ligands: tuple[Path, ...]
+    coot_density_correlation_only: bool = False  # coot's per-residue density correlation alone (reuse)
 
     def out(self, name: str) -> Path:
         return self.workdir / name
@@ -138,7 +139,10 @@ def _program_command(module: str, name: str):
         js, tsv = _tool_files(name)
         cmd = [sys.executable, "-m", module, "--model", inp.model, "--map", inp.map, "--json", str(inp.out(js)),
                "--tsv", str(inp.out(tsv))]
-        return cmd + [a for lig in inp.ligands for a in ("--ligand", str(lig.resolve()))] if name == "coot" else cmd
+        if name != "coot":
+            return cmd
+        cmd += [a for lig in inp.ligands for a in ("--ligand", str(lig.resolve()))]
+        return cmd + (["--density-correlation-only"] if inp.coot_density_correlation_only else [])
 
     return command
 
@@ -314,7 +318,7 @@ def _zero_origin_inputs(model: Path, map_path: Path, workdir: Path):
     return structure, model_out, map_out
 
 
-def _prepare(model, map_path, workdir, monlib, ligands):
+def _prepare(model, map_path, workdir, monlib, ligands, coot_density_correlation_only=False):
     """Checked inputs with absolute paths (every tool runs in `workdir`): (structure, ToolInputs, monlib source)."""
     model, map_path, workdir = Path(model).absolute(), Path(map_path).absolute(), Path(workdir).absolute()
     ligands = tuple(Path(p).absolute() for p in (ligands or ()))
@@ -328,7 +332,8 @@ def _prepare(model, map_path, workdir, monlib, ligands):
                                  workdir) from None
     structure, model_in, map_in = _zero_origin_inputs(model, map_path, workdir)
     library, source = locate_monlib(monlib, strict=False)
-    inp = ToolInputs(str(Path(model_in).resolve()), str(Path(map_in).resolve()), workdir, library, ligands)
+    inp = ToolInputs(str(Path(model_in).resolve()), str(Path(map_in).resolve()), workdir, library, ligands,
+                     coot_density_correlation_only)
     return structure, inp, source
 
 
@@ -369,7 +374,8 @@ def _per_residue(structure, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands=(), tools=None, log=None,
-                   timeout: float = DEFAULT_TIMEOUT) -> tuple[dict, pd.DataFrame]:
+                   timeout: float = DEFAULT_TIMEOUT, coot_density_correlation_only: bool = False
+                   ) -> tuple[dict, pd.DataFrame]:
     """Validate `model` (PDB/mmCIF) against `map_path` with Coot, cctbx and servalcat, each in its own process.
 
     Parameters
@@ -383,6 +389,8 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
     tools : the tools to run, a subset of :data:`TOOLS` (or {tool: bool}); None runs all. The others are
         reported ``"not available: not requested"``.
     log : file the tools' commands, stdout and stderr are appended to (default ``workdir/model_validation.log``).
+    coot_density_correlation_only : coot computes only the per-residue density correlation (``cc_coot``; the
+        other coot values are NaN): what :mod:`locscale.validation.reuse` recomputes for unchanged coordinates.
 
     Returns
     -------
@@ -397,7 +405,8 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
     t0 = time.perf_counter()
     resolution = check_resolution(resolution)
     chosen = _select_tools(tools)
-    structure, inp, library_source = _prepare(model, map_path, workdir, monlib, ligands)
+    structure, inp, library_source = _prepare(model, map_path, workdir, monlib, ligands,
+                                              coot_density_correlation_only)
     logger = _Log(Path(log).absolute() if log else inp.workdir / "model_validation.log")
     env, results = _tool_env(inp.library), _Results()
     for tool in REGISTRY.values():
@@ -435,9 +444,12 @@ def merge_per_residue(per_residue: pd.DataFrame, validation) -> pd.DataFrame:
 
 
 def cycle_record(summary: dict) -> dict:
-    """The summary as columns of the per-cycle table: the values, the seconds and ``model_validation_tools`` as
-    one text cell (``coot 1.3.3rc1; cctbx not available: ...``)."""
+    """The summary as columns of the per-cycle table: the values, the seconds, ``model_validation_tools`` as
+    one text cell (``coot 1.3.3rc1; cctbx not available: ...``) and the cycle whose values were reused
+    (``model_validation_reused_from``, None when computed; :mod:`locscale.validation.reuse`)."""
     tools = summary.get("model_validation_tools") or {}
+    reused = summary.get("reused_from_cycle")
     return {**{k: float(summary.get(k, math.nan)) for k in SUMMARY_KEYS},
             "model_validation_tools": "; ".join(f"{name} {status}" for name, status in tools.items()) or "none",
-            "model_validation_seconds": float(summary.get("model_validation_seconds", math.nan))}
+            "model_validation_seconds": float(summary.get("model_validation_seconds", math.nan)),
+            "model_validation_reused_from": None if reused is None else int(reused)}

@@ -293,6 +293,36 @@ def refine_targets(wildcards):
     return out
 
 
+def previous_model_validation(wildcards):
+    """The previous cycle's model validation, which cycle c reuses when its model has the same coordinates
+    (locscale.validation.reuse); none for cycle 0 or with model_validation.reuse_unchanged false."""
+    c = int(wildcards.vcycle)
+    if c < 1 or not config["model_validation"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_summary": f"{d}/model_validation.json", "previous_residues": f"{d}/model_validation.tsv"}
+
+
+def previous_crossval(wildcards):
+    """The previous cycle's cross-validation, which cycle c reuses when its model has the same coordinates
+    (locscale.validation.reuse); none for cycle 1 or with cross_validation.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["cross_validation"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_info": f"{d}/crossval.json", "previous_curve": f"{d}/crossval.tsv"}
+
+
+def crossval_beside(wildcards):
+    """The previous cycle's cross-validation as an input of cycle c's convergence check: it enters the job graph
+    with cycle c (the loop adds a cycle's jobs only once the previous check is done), runs beside cycle c's
+    steps on the cores they leave idle, and is done before the loop moves on; the last cycle's is the summary's."""
+    c = int(wildcards.cycle)
+    if c < 2 or not crossval_enabled(wildcards.ds):
+        return {}
+    return {"crossval_previous": f"{cdir(wildcards.ds, c - 1)}/crossval.json"}
+
+
 def previous_metrics(wildcards):
     return f"{cdir(wildcards.ds, int(wildcards.cycle) - 1)}/metrics.json"
 
@@ -320,6 +350,16 @@ def await_model_input(wildcards):
 def mem_mb(per_mb, base):
     """Memory request growing with the size of the rule's input files (maps dominate)."""
     return lambda wildcards, input: int(base + per_mb * input.size_mb)
+
+
+def sharpen_threads():
+    """sharpen.threads, but with cross-validation at most --cores − 1: a cycle's cross-validation runs beside the
+    next cycle (one core), and a LocScale job asking for every core would wait for it to finish."""
+    threads = int(config["sharpen"]["threads"])
+    cores = workflow.cores
+    if any(crossval_enabled(ds) for ds in DATASETS) and isinstance(cores, int) and cores > 1:
+        threads = min(threads, cores - 1)
+    return max(1, threads)
 
 
 def runtime_min(per_mb, base):

@@ -5,6 +5,7 @@
 
 checkpoint converged:
     input:
+        unpack(crossval_beside),
         current="results/{ds}/cycle_{cycle}/metrics.json",
         previous=previous_metrics,
     output:

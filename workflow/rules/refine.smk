@@ -24,7 +24,7 @@ rule refine:
         "results/{ds}/cycle_{cycle}/logs/refine.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
-    threads: config["refine"]["threads"]
+    threads: ENGINE.job_threads(config["refine"]["threads"])
     resources:
         mem_mb=mem_mb(40, ENGINE.mem_mb_base),
         runtime=runtime_min(2, 60),
@@ -39,6 +39,7 @@ rule refine:
 rule crossval:
     input:
         unpack(half_maps_input),
+        unpack(previous_crossval),
         model="results/{ds}/cycle_{cycle}/model.cif",
         info="results/{ds}/cycle_00/inputs.json",
     output:
@@ -53,7 +54,10 @@ rule crossval:
         "results/{ds}/cycle_{cycle}/logs/crossval.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/crossval.tsv",
-    threads: config["refine"]["threads"]
+    # the cycle's own steps go first; cross-validation fills the cores they leave idle (beside the next cycle's
+    # refinement) and only the summary waits for it
+    priority: -10
+    threads: CROSSVAL_ENGINE.job_threads(config["refine"]["threads"])
     resources:
         mem_mb=mem_mb(40, 3000),
         runtime=runtime_min(2, 60),

@@ -54,7 +54,7 @@ rule sharpen:
         "results/{ds}/cycle_{cycle}/logs/sharpen.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/sharpen.tsv"
-    threads: config["sharpen"]["threads"]
+    threads: sharpen_threads()
     resources:
         mem_mb=mem_mb(20, 2000),
         runtime=runtime_min(3, 30),
