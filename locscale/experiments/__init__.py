@@ -25,5 +25,6 @@ Experiments, one module each (each returns a pandas table; its ``plot_*`` draws 
   :mod:`locscale.localres` compute.
 
 :mod:`.bench` holds the bench (and the workflow's cycle-0 target), :mod:`.refine` the true model's B refined as
-the workflow refines them, :mod:`.common` the TSV tables and the figure helper; the model edits of the controls are in :mod:`locscale.models`.
+the workflow refines them, :mod:`.common` the TSV tables and the figure helper; the model edits of the controls
+are in :mod:`locscale.phantoms.edits`.
 """
