@@ -25,12 +25,15 @@ import pytest
 from test_refine import crop_example
 
 from locscale.building.completion import (
+    REGISTER_MARGIN,
     Segment,
     chain_sequences,
     complete_model,
-    merge_window,
     plan_segments,
+    register_check,
+    residues_to_take,
     sequence_offset,
+    trim_parts,
     write_outputs,
 )
 from locscale.cycle.table import cycle_row, row_schema
@@ -81,19 +84,49 @@ def test_plan_finds_the_gap_and_the_chain_end(gapped):
     assert [n for n, _ in segments[1].residues] == [136, 137]
 
 
-def test_a_segment_never_puts_back_residues_another_segment_trimmed():
-    """The TRPV1 phantom (benchmarks/bench_trpv1_completion.py) case: gap 503–507 was built, 505 and 507 kept;
-    the next completion plans 503–504 and 506 as two segments. Each segment's trial holds a trace of the whole
-    gap, so a window of ± 2 around one segment would take the other's residues from it, trimmed or not (504 and
-    506 reappeared in the built model while the record said trimmed)."""
+def test_a_segment_takes_only_its_kept_residues_and_their_anchors():
+    """The built model takes from a segment's trial only the residues it kept and the anchors next to them (refined
+    with them); every other residue stays as it was in the input. The TRPV1 phantom
+    (benchmarks/bench_trpv1_completion.py) had gap 503–507 built with 505 and 507 kept; the next completion plans
+    503–504 and 506 as two segments, whose trials hold a trace of the whole gap: each takes only its own."""
     first = Segment("A:503-504", "A", "gap", 502, 1, [(503, "LEU"), (504, "LYS")], next_residue=505)
     second = Segment("A:506-506", "A", "gap", 505, 1, [(506, "LEU")], next_residue=507)
-    planned = {503, 504, 506}
-    assert merge_window(first, [503], planned) == {500, 501, 502, 503, 505}
-    assert merge_window(second, [506], planned) == {505, 506, 507, 508}
-    # a chain end: the kept residues and the anchor's unplanned neighbours
+    assert residues_to_take(first, [503]) == {502, 503}
+    assert residues_to_take(first, [503, 504]) == {502, 503, 504, 505}
+    assert residues_to_take(second, [506]) == {505, 506, 507}
+    assert residues_to_take(first, [504]) == {504, 505}  # 503 trimmed: 502 is not touched
+    assert residues_to_take(first, []) == set()
+    # a chain end: the kept residues and the anchor next to the first of them
     end = Segment("A:424-433", "A", "n_end", 434, -1, [(n, "ALA") for n in range(433, 423, -1)])
-    assert merge_window(end, [433, 432], set(range(424, 434))) == {432, 433, 434, 435, 436}
+    assert residues_to_take(end, [433, 432]) == {432, 433, 434}
+
+
+def test_a_trace_does_not_continue_past_a_residue_with_a_problem():
+    """Each trace part is cut at its first residue with a problem: a chain end outwards from its anchor, a gap's
+    two parts each from their own anchor towards the junction."""
+    problems = {60: ["Q-score 0.2 below min_q_score 0.5"], 67: ["Ramachandran outlier (p 0.0010)"]}
+    trimmed = trim_parts([[58, 59, 60, 61], [66, 65, 64]], problems)
+    assert set(trimmed) == {60, 61}
+    assert "Q-score" in trimmed[60] and trimmed[61] == "built after residue 60 (trimmed)"
+    trimmed = trim_parts([[58, 59], [62, 61, 60]], {61: ["overlaps A12"]})
+    assert set(trimmed) == {61, 60}
+
+
+def test_the_register_check_keeps_only_a_clear_best_register():
+    """Shift 0 must beat every other shift by REGISTER_MARGIN (mean CC of the segment's residues with their side
+    chains refitted for each register); a shift that scores better or alike refuses the segment; short segments
+    are not judged."""
+    clear = {-1: 0.55, 0: 0.72, 1: 0.50, 2: 0.61}
+    r = register_check(clear, 5)
+    assert r["ok"] and r["judged"] and r["best_shift"] == 0 and abs(r["margin"] - 0.11) < 1e-9
+    shifted = {-1: 0.55, 0: 0.60, 1: 0.71}
+    r = register_check(shifted, 5)
+    assert not r["ok"] and r["best_shift"] == 1 and "shift +1 scores CC 0.710" in r["reason"]
+    alike = {-1: 0.55, 0: 0.60, 1: 0.60 - REGISTER_MARGIN / 2}
+    r = register_check(alike, 5)
+    assert not r["ok"] and r["best_shift"] == 0 and r["margin"] < REGISTER_MARGIN
+    short = register_check(shifted, 2)
+    assert short["ok"] and not short["judged"]
 
 
 def test_sequence_offset_follows_the_numbering():

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import subprocess
 import sys
@@ -59,9 +60,8 @@ CA_STEP = 3.8
 CLOSED_C_N = 2.0
 #: coot's Ramachandran outlier threshold (probability)
 RAMA_OUTLIER_P = 0.002
-#: score penalties (see the module docstring)
-OUTLIER_PENALTY = 0.2
-OPEN_GAP_PENALTY = 0.2
+#: a gap's two traces are joined by a peptide link when their junction's C–N distance is at most this (Å)
+JUNCTION_LINK_MAX = 3.0
 #: Default trim threshold on a new residue's CC with the map (coot's density_correlation_analysis after the
 #: servalcat refinement), for the workflow's case: building in a cycle's LocScale map. Calibrated on the 5NI1
 #: phantom of benchmarks/bench_building.py (56 residues removed, completion after cycle 1): the 37 placements
@@ -70,12 +70,23 @@ OPEN_GAP_PENALTY = 0.2
 #: crop run of the workflow (EMD-3488, LocScale map of cycle 1) the kept good residues had CC ≥ 0.60. In the
 #: deposited EMD-3488 map CC runs lower (good placements 0.41–0.69): the tests build there with min_fit 0.35.
 MIN_FIT = 0.55
+#: Default threshold on a new residue's Q-score (coot ``get_q_score``, Pintilie et al. 2020). PLACEHOLDER: calibrated
+#: on the phantoms of benchmarks/bench_building.py (see there).
+MIN_Q_SCORE = 0.5
+#: the register scan keeps a segment when its own register's mean CC beats every other shift by at least this
+REGISTER_MARGIN = 0.02
+#: the register shifts scanned (residue n takes the sequence's type of n + k)
+REGISTER_SHIFTS = (-3, -2, -1, 0, 1, 2, 3)
+#: segments with fewer residues are not judged by the register scan
+REGISTER_MIN_RESIDUES = 3
+#: rounds of the check of the merged model (each removes what the previous left with a problem)
+FINAL_CHECK_ROUNDS = 3
 
-DEFAULTS = {"trials": 2, "seed": 0, "min_fit": MIN_FIT, "max_residues_per_end": 10, "max_gap_residues": 20,
-            "refine_cycles": 5}
+DEFAULTS = {"trials": 2, "seed": 0, "min_fit": MIN_FIT, "min_q_score": MIN_Q_SCORE, "max_residues_per_end": 10,
+            "max_gap_residues": 20, "refine_cycles": 5}
 
-TABLE_COLUMNS = ["chain", "resnum", "resname", "segment", "kind", "status", "reason", "trial", "cc",
-                 "rama_probability", "ca_x", "ca_y", "ca_z"]
+TABLE_COLUMNS = ["chain", "resnum", "resname", "segment", "kind", "status", "reason", "trial", "cc", "q_score",
+                 "rama_probability", "rotamer_probability", "overlaps", "ca_x", "ca_y", "ca_z"]
 
 
 @dataclass
@@ -91,11 +102,18 @@ class Segment:
     trials: list[dict] = field(default_factory=list)
     record: dict = field(default_factory=dict)
 
-    def plan(self) -> list[dict]:
-        """The trace plan's entries (a gap is traced from its N-terminal anchor only: traced from both ends, the
-        halves of the 5ME2 58–62 gap met with residue 61 6.7 Å off in both trials)."""
-        return [{"id": self.id, "chain": self.chain, "anchor": self.anchor, "direction": self.direction,
-                 "residues": [[n, r] for n, r in self.residues]}]
+    def anchors(self) -> list[int]:
+        """The model residues the segment is built from: its anchor, and for a gap the residue after it."""
+        return [self.anchor] + ([self.next_residue] if self.kind == "gap" else [])
+
+    def plan_entry(self, backward: bool = False) -> dict:
+        """The trace plan's entry: from the anchor outwards; a gap from its N-terminal anchor, or with `backward`
+        from the residue after it towards lower numbers."""
+        if backward:
+            return {"id": self.id, "chain": self.chain, "anchor": self.next_residue, "direction": -1,
+                    "residues": [[n, r] for n, r in reversed(self.residues)]}
+        return {"id": self.id, "chain": self.chain, "anchor": self.anchor, "direction": self.direction,
+                "residues": [[n, r] for n, r in self.residues]}
 
 
 # ---------------------------------------------------------------------- sequences
@@ -309,6 +327,10 @@ def _clean(path: Path) -> None:
             for i in range(len(res) - 1, -1, -1):
                 if not res[i].name.strip() or res[i].element == gemmi.Element("X"):
                     del res[i]
+            info = gemmi.find_tabulated_residue(res.name)
+            if info is not None and info.is_amino_acid():
+                res.het_flag = "A"  # coot writes the residues it adds as HETATM
+        _replace_residues(ch, ch, set())  # residue-number order
     st.remove_empty_chains()
     st.setup_entities()
     with atomic_output(path) as tmp:
@@ -326,26 +348,22 @@ def _built_by_segment(traced: dict) -> dict[str, tuple[list[int], str]]:
     return out
 
 
-def _link_gaps(path: Path, segments: list[Segment], built: dict) -> None:
-    """Declare the peptide bond that closes each fully traced gap (its last new residue's C to the next residue's
-    N) as a TRANS link in the model file: servalcat (gemmi's topology) links consecutive residues only when they
-    are already bonded by distance, so without it the new chain stays open at its far end (measured: C–N 2.9 Å
-    after refinement; 1.5 Å with the link, 5 cycles)."""
+def _link_pairs(path: Path, pairs: list[tuple[str, int, int]]) -> None:
+    """Declare the peptide bond C(n)–N(m) of each (chain, n, m) as a TRANS link in the model file: servalcat
+    (gemmi's topology) links consecutive residues only when they are already bonded by distance, so without it a
+    gap's junction stays open (measured: C–N 2.9 Å after refinement; 1.5 Å with the link, 5 cycles)."""
     st = gemmi.read_structure(str(path))
-    for seg in segments:
-        numbers = built.get(seg.id, ([], ""))[0]
-        if seg.kind != "gap" or len(numbers) != len(seg.residues):
-            continue
-        chain = st[0][seg.chain]
-        last, nxt = chain[str(max(numbers))], chain[str(seg.next_residue)]
-        if not last or not nxt:
+    for chain_name, n, m in pairs:
+        chain = st[0][chain_name]
+        first, second = chain[str(n)], chain[str(m)]
+        if not first or not second:
             continue
         con = gemmi.Connection()
-        con.name = f"gap_{seg.chain}_{seg.next_residue}"
+        con.name = f"peptide_{chain_name}_{n}_{m}"
         con.type = gemmi.ConnectionType.Covale
         con.link_id = "TRANS"
-        con.partner1 = gemmi.AtomAddress(seg.chain, last[0].seqid, last[0].name, "C")
-        con.partner2 = gemmi.AtomAddress(seg.chain, nxt[0].seqid, nxt[0].name, "N")
+        con.partner1 = gemmi.AtomAddress(chain_name, first[0].seqid, first[0].name, "C")
+        con.partner2 = gemmi.AtomAddress(chain_name, second[0].seqid, second[0].name, "N")
         st.connections.append(con)
     st.setup_entities()
     with atomic_output(path) as tmp:
@@ -353,15 +371,20 @@ def _link_gaps(path: Path, segments: list[Segment], built: dict) -> None:
 
 
 def _servalcat_refine(model: Path, map_path: Path, resolution: float, monlib: Path, ncycle: int, workdir: Path,
-                      log: Path, timeout: float = 3600) -> Path:
-    """Coordinates refined by servalcat (``refine_spa_norefmac --adp fix``, restrained by `monlib`, `ncycle`
-    cycles, one thread): reproducible, unlike coot's refinement (see :mod:`locscale.building.coot_tool`). Symmetry
-    records of the model (MTRIX, ``_struct_ncs_oper``) are ignored (measured on the 5NI1 phantom: servalcat
-    stopped with "Map correlation is too small" on the operators 5NI1 carries); the built model keeps them."""
+                      log: Path, moving: list[str], timeout: float = 3600) -> Path:
+    """The coordinates of the residues `moving` (gemmi selections, e.g. ``//A/57-63``) refined by servalcat
+    (``refine_spa_norefmac --adp fix``, restrained by `monlib`, `ncycle` cycles, one thread), every other atom held
+    where it is (servalcat's ``atom_selection.xyz.include``): reproducible, unlike coot's refinement (see
+    :mod:`locscale.building.coot_tool`), and the model's kept residues stay put. Symmetry records of the model
+    (MTRIX, ``_struct_ncs_oper``) are ignored (measured on the 5NI1 phantom: servalcat stopped with "Map correlation
+    is too small" on the operators 5NI1 carries); the built model keeps them."""
     workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "moving.yaml"
+    config.write_text("refine:\n  atom_selection:\n    xyz:\n      include: ["
+                      + ", ".join(json.dumps(s) for s in moving) + "]\n")
     cmd = [sys.executable, "-m", "servalcat", "refine_spa_norefmac", "--model", str(model), "--map", str(map_path),
            "-d", f"{float(resolution):g}", "--adp", "fix", "--hydrogen", "no", "--monlib", str(monlib),
-           "--ncycle", str(int(ncycle)), "--ignore_symmetry", "-o", "refined"]
+           "--ncycle", str(int(ncycle)), "--ignore_symmetry", "--config", str(config), "-o", "refined"]
     try:
         run_logged(cmd, workdir, log, threads=1, timeout=timeout)  # one thread: reproducible
     except RuntimeError as err:
@@ -376,62 +399,294 @@ def coot_available() -> bool:
     return importlib.util.find_spec("coot_headless_api") is not None
 
 
-# ---------------------------------------------------------------------- choice, merge, trim
+# ---------------------------------------------------------------------- one trial
+def _atom_pos(st: gemmi.Structure, chain: str, n: int, atom: str):
+    res = st[0][chain][str(n)] if st[0].find_chain(chain) else None
+    if not res:
+        return None
+    a = res[0].find_atom(atom, "*")
+    return None if a is None else a.pos
+
+
+def choose_junction(seg: Segment, forward: list[int], backward: list[int], fwd_st: gemmi.Structure,
+                    bwd_st: gemmi.Structure) -> tuple[list[int], list[int], float]:
+    """Where a gap's two traces meet: (residues taken from the trace from the N-terminal anchor, in build order;
+    residues taken from the trace from the C-terminal anchor, in build order; C–N distance at the junction, Å).
+
+    The junction j (the first part ends at residue j, the second starts at j + 1) is the one whose C(j) of the
+    first trace lies closest to N(j + 1) of the second (a peptide bond is 1.33 Å), among the j both traces reach
+    (the anchors count as reached); ties: nearer the middle, then the lower j. If the traces do not overlap, each
+    keeps what it built and the middle stays open (distance inf)."""
+    a, b = seg.anchor, seg.next_residue
+    reach_f = a + len(forward)  # forward holds a+1 ... a+len
+    reach_b = b - len(backward)  # backward holds b-1 ... b-len
+    candidates = []
+    mid = 0.5 * (a + b)
+    for j in range(max(a, reach_b - 1), min(reach_f, b - 1) + 1):
+        c = _atom_pos(fwd_st, seg.chain, j, "C")
+        nn = _atom_pos(bwd_st, seg.chain, j + 1, "N")
+        if c is None or nn is None:
+            continue
+        candidates.append((round(c.dist(nn), 3), abs(j - mid), j))
+    if not candidates:
+        return list(forward), list(backward), float("inf")
+    d, _, j = min(candidates)
+    return [n for n in forward if n <= j], [n for n in backward if n > j], float(d)
+
+
+@dataclass
+class Trial:
+    """One trial: its model (traced, refined, repaired, refined) and what was measured on it."""
+
+    number: int
+    seed: int
+    model: Path
+    structure: gemmi.Structure
+    parts: dict[str, list[list[int]]]  # segment id -> the built residues of each trace part, in build order
+    junctions: dict[str, float]
+    rows: dict[tuple[str, int], dict]
+    register: dict[str, dict]
+    repairs: dict
+    stopped: dict[str, str]
+
+
+def _with(plan: Path, **items) -> Path:
+    """A copy of the JSON plan `plan` with `items` added (``NAME.ITEM.json`` beside it)."""
+    tag = "_".join(f"{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in items.items())
+    out = plan.with_name(f"{plan.stem}.{tag}.json")
+    out.write_text(json.dumps({**json.loads(plan.read_text()), **items}, indent=1))
+    return out
+
+
+def _moving(seg: Segment, numbers: list[int]) -> list[str]:
+    """Selections of a segment's residues that refinement moves: the built ones and the anchors next to them."""
+    anchors = [seg.anchor] + ([seg.next_residue] if seg.kind == "gap" else [])
+    lo, hi = min(numbers + anchors), max(numbers + anchors)
+    return [f"//{seg.chain}/{lo}-{hi}"]
+
+
+def _run_trial(k: int, seed: int, todo: list[Segment], filled_path: Path, map_path: Path, resolution: float,
+               monlib: Path, refine_cycles: int, sequences: dict, offsets: dict, workdir: Path, log: Path,
+               timeout: float) -> Trial:
+    """Trace every segment (gaps from both anchors), join each gap's traces, refine the new residues and their
+    anchors (everything else held), repair their geometry, refine again, and measure every residue."""
+    gaps = [s for s in todo if s.kind == "gap"]
+    plan_f = workdir / "plan_forward.json"
+    plan_b = workdir / "plan_backward.json"
+    plan_f.write_text(json.dumps({"segments": [s.plan_entry(backward=False) for s in todo]}, indent=1))
+    plan_b.write_text(json.dumps({"segments": [s.plan_entry(backward=True) for s in gaps]}, indent=1))
+    fwd_path = workdir / f"trial_{k}_forward.cif"
+    traced_f = _built_by_segment(_coot("trace", filled_path, map_path, fwd_path, workdir, log, plan=plan_f,
+                                       seed=seed, timeout=timeout))
+    fwd_st = gemmi.read_structure(str(fwd_path))
+    traced_b, bwd_st = {}, None
+    if gaps:
+        bwd_path = workdir / f"trial_{k}_backward.cif"
+        traced_b = _built_by_segment(_coot("trace", filled_path, map_path, bwd_path, workdir, log, plan=plan_b,
+                                           seed=seed, timeout=timeout))
+        bwd_st = gemmi.read_structure(str(bwd_path))
+    joined = fwd_st.clone()
+    parts, junctions, links, moving, stopped = {}, {}, [], [], {}
+    for seg in todo:
+        forward, why = traced_f.get(seg.id, ([], ""))
+        forward = [n for n, _ in seg.residues if n in forward]  # build order
+        if seg.kind != "gap":
+            parts[seg.id] = [forward]
+            stopped[seg.id] = why
+        else:
+            backward, why_b = traced_b.get(seg.id, ([], ""))
+            backward = [n for n, _ in reversed(seg.residues) if n in backward]
+            first, second, d = choose_junction(seg, forward, backward, fwd_st, bwd_st)
+            parts[seg.id] = [first, second]
+            junctions[seg.id] = d
+            stopped[seg.id] = "; ".join(w for w in (why, why_b) if w)
+            take = set(second) | ({seg.next_residue} if second else set())
+            chain = joined[0][seg.chain]
+            for i in range(len(chain) - 1, -1, -1):  # the first trace's residues beyond the junction
+                if chain[i].seqid.num in {n for n, _ in seg.residues} - set(first):
+                    del chain[i]
+            _replace_residues(chain, bwd_st[0][seg.chain], take)
+            if first and second and d <= JUNCTION_LINK_MAX:
+                links.append((seg.chain, first[-1], second[-1]))
+            elif first and not second and first[-1] == seg.next_residue - 1:
+                links.append((seg.chain, first[-1], seg.next_residue))
+            elif second and not first and second[-1] == seg.anchor + 1:
+                links.append((seg.chain, seg.anchor, second[-1]))
+        built = [n for p in parts[seg.id] for n in p]
+        if built:
+            moving += _moving(seg, built)
+    joined_path = workdir / f"trial_{k}_joined.cif"
+    joined.setup_entities()
+    with atomic_output(joined_path) as tmp:
+        joined.make_mmcif_document().write_file(str(tmp))
+    _link_pairs(joined_path, links)
+    plan_r = {"segments": []}
+    for seg in todo:
+        built = sorted(n for p in parts[seg.id] for n in p)
+        anchors = [seg.anchor] + ([seg.next_residue] if seg.kind == "gap" else [])
+        window = range(min(built + anchors) - max(REGISTER_SHIFTS), max(built + anchors) - min(REGISTER_SHIFTS) + 1)
+        seq = sequences[seg.chain]
+        plan_r["segments"].append({"id": seg.id, "chain": seg.chain, "built": built, "anchors": anchors,
+                                   "shifts": list(REGISTER_SHIFTS),
+                                   "sequence": {str(n): _three(seq[n - offsets[seg.chain] - 1]) for n in window
+                                                if 0 <= n - offsets[seg.chain] - 1 < len(seq)}})
+    plan_r_path = workdir / f"trial_{k}_segments.json"
+    plan_r_path.write_text(json.dumps(plan_r, indent=1))
+    model, repairs = joined_path, {"flips": [], "rotamers": []}
+    if moving:
+        model = _servalcat_refine(joined_path, map_path, resolution, monlib, refine_cycles,
+                                  workdir / f"trial_{k}_servalcat", log, moving, timeout=timeout)
+        flipped = workdir / f"trial_{k}_flipped.cif"
+        repairs = _coot("repair", model, map_path, flipped, workdir, log, plan=_with(plan_r_path, repair=["flips"]),
+                        timeout=timeout)
+        _link_pairs(flipped, links)
+        model = _servalcat_refine(flipped, map_path, resolution, monlib, refine_cycles,
+                                  workdir / f"trial_{k}_servalcat_flipped", log, moving, timeout=timeout)
+        repaired = workdir / f"trial_{k}_repaired.cif"  # library rotamers: ideal geometry, no refinement after
+        rotamers = _coot("repair", model, map_path, repaired, workdir, log,
+                         plan=_with(plan_r_path, repair=["rotamers"]), timeout=timeout)
+        repairs["rotamers"] = rotamers["rotamers"]
+        model = repaired
+    score_plan = workdir / f"trial_{k}_score_plan.json"
+    score_plan.write_text(json.dumps({"score": [[s["chain"], n] for s in plan_r["segments"]
+                                                for n in s["built"] + s["anchors"]]}))
+    scored = _coot("score", model, map_path, None, workdir, log, plan=score_plan, timeout=timeout,
+                   result=workdir / f"trial_{k}_score.json")
+    register = _coot("register", model, map_path, None, workdir, log, plan=plan_r_path, timeout=timeout,
+                     result=workdir / f"trial_{k}_register.json")
+    return Trial(k, seed, model, gemmi.read_structure(str(model)), parts, junctions, _rows_by_residue(scored),
+                 {s["id"]: s for s in register["segments"]}, repairs, stopped)
+
+
+# ---------------------------------------------------------------------- acceptance, choice, merge
 def _rows_by_residue(result: dict) -> dict:
     return {(r["chain"], int(r["resnum"])): r for r in result["residues"]}
 
 
-def _gap_closed(st: gemmi.Structure, seg: Segment, built: list[int]) -> bool:
-    if seg.kind != "gap" or not built:
-        return True
-    chain = st[0][seg.chain]
-    last = chain[str(max(built))][0] if chain[str(max(built))] else None
-    nxt = chain[str(seg.next_residue)][0] if chain[str(seg.next_residue)] else None
-    if last is None or nxt is None or last.find_atom("C", "*") is None or nxt.find_atom("N", "*") is None:
-        return False
-    return last.find_atom("C", "*").pos.dist(nxt.find_atom("N", "*").pos) <= CLOSED_C_N
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def score_trial(seg: Segment, built: list[int], rows: dict, closed: bool) -> float:
-    """The documented score of one trial of a segment (module docstring); -inf when nothing was built."""
-    if not built:
-        return float("-inf")
-    cc = [rows.get((seg.chain, n), {}).get("cc", float("nan")) for n in built]
-    cc = [0.0 if not np.isfinite(c) else c for c in cc]
-    p = [rows.get((seg.chain, n), {}).get("rama_probability", float("nan")) for n in built]
-    outliers = sum(1 for v in p if np.isfinite(v) and v < RAMA_OUTLIER_P)
-    return float(np.mean(cc)) - OUTLIER_PENALTY * outliers / len(built) - (0.0 if closed else OPEN_GAP_PENALTY)
+def residue_problems(row: dict, *, min_fit: float, min_q_score: float) -> tuple[list[str], list[str]]:
+    """Why a new residue cannot stay, in two kinds (both empty: it can): (fit: CC or Q-score below its threshold,
+    so the density does not support it -- a trace does not continue past such a residue; geometry: Ramachandran
+    or rotamer outlier -- the residue alone goes). Overlaps are judged with their partners
+    (:func:`judge_residues`)."""
+    fit, geometry = [], []
+    cc, q = row.get("cc"), row.get("q_score")
+    if not _finite(cc) or cc < min_fit:
+        fit.append(f"CC {cc:.3f} below min_fit {min_fit:g}" if _finite(cc) else "no CC")
+    if not _finite(q) or q < min_q_score:
+        fit.append(f"Q-score {q:.3f} below min_q_score {min_q_score:g}" if _finite(q) else "no Q-score")
+    p = row.get("rama_probability")
+    if _finite(p) and p < RAMA_OUTLIER_P:
+        geometry.append(f"Ramachandran outlier (p {p:.4f})")
+    rot = row.get("rotamer_probability")
+    if _finite(rot) and rot <= 0.0:
+        geometry.append("rotamer outlier")
+    return fit, geometry
 
 
-def trim_residues(seg: Segment, built: list[int], rows: dict, min_fit: float) -> dict[int, str]:
-    """{residue number: reason} of the new residues to remove (module docstring, step 5)."""
+def judge_residues(chain: str, parts: list[list[int]], anchors: list[int], rows: dict, baseline: dict, *,
+                   min_fit: float, min_q_score: float) -> dict[int, str]:
+    """{residue: reason} of the new residues of one segment that go (the rest stay), in this order:
+
+    1. fit (:func:`residue_problems`): the residue and every residue its trace part built after it;
+    2. geometry: the residue alone; the first residue of a part also when its anchor is a Ramachandran outlier now
+       and was not in the input model (``baseline``);
+    3. bad overlaps (``overlaps_with`` of the score rows) with a residue that stays: with a model residue the new
+       one goes; of two new residues the one with the lower Q-score (ties: the higher number), until none is left.
+    """
+    built = [n for p in parts for n in p]
+    fit, geometry = {}, {}
+    for n in built:
+        fit[n], geometry[n] = residue_problems(rows.get((chain, n), {}), min_fit=min_fit, min_q_score=min_q_score)
+    trimmed = trim_parts(parts, fit)
+    for part, anchor in zip(parts, anchors, strict=False):
+        if part and anchor_made_outlier(rows.get((chain, anchor), {}), baseline.get((chain, anchor))):
+            geometry[part[0]] = geometry[part[0]] + [f"makes its anchor {chain}{anchor} a Ramachandran outlier"]
+    for n in built:
+        if n not in trimmed and geometry[n]:
+            trimmed[n] = "; ".join(geometry[n])
+    while True:
+        staying = [n for n in built if n not in trimmed]
+        clashes = []
+        for n in staying:
+            for other in rows.get((chain, n), {}).get("overlaps_with", []):
+                m = re.fullmatch(r"(.+?)(-?\d+)", other)
+                partner = (m.group(1), int(m.group(2))) if m else (other, None)
+                if partner[0] == chain and partner[1] in trimmed:
+                    continue
+                if partner[0] == chain and partner[1] in staying:
+                    q = {k: rows.get((chain, k), {}).get("q_score") for k in (n, partner[1])}
+                    loser = min((n, partner[1]), key=lambda k: (q[k] if _finite(q[k]) else -9.0, -k))
+                else:
+                    loser = n
+                clashes.append((loser, other))
+        if not clashes:
+            return trimmed
+        for loser, other in clashes:
+            trimmed.setdefault(loser, f"overlaps {other}")
+
+
+def register_check(scores: dict, n_residues: int) -> dict:
+    """The register of a segment from its scan (``{shift: mean CC}``): kept when shift 0 scores best by at least
+    :data:`REGISTER_MARGIN`; refused when another shift scores better, or as well within that margin. Segments of
+    fewer than :data:`REGISTER_MIN_RESIDUES` residues are not judged (their sequence says too little)."""
+    values = {int(k): float(v) for k, v in scores.items() if _finite(v)}
+    others = {k: v for k, v in values.items() if k != 0}
+    if n_residues < REGISTER_MIN_RESIDUES or 0 not in values or not others:
+        return {"judged": False, "ok": True, "best_shift": 0, "margin": float("nan"), "scores": values}
+    best_other = max(others, key=lambda k: (others[k], -abs(k), k))
+    margin = values[0] - others[best_other]
+    best = 0 if margin > 0 else best_other
+    ok = margin >= REGISTER_MARGIN
+    reason = "" if ok else (f"register: shift {best_other:+d} scores CC {others[best_other]:.3f} against "
+                            f"{values[0]:.3f} in register (margin {margin:+.3f} < {REGISTER_MARGIN:g})")
+    return {"judged": True, "ok": ok, "best_shift": best, "margin": float(margin), "scores": values,
+            "reason": reason}
+
+
+def trim_parts(parts: list[list[int]], problems: dict[int, list[str]]) -> dict[int, str]:
+    """{residue: reason} of the new residues to remove: those with a problem, and in each trace part every residue
+    built after one of them (a trace does not continue past a residue the map does not support)."""
     trimmed: dict[int, str] = {}
-    order = [n for n, _ in seg.residues if n in built]  # build order: outwards from the anchor
-    for i, n in enumerate(order):
-        cc = rows.get((seg.chain, n), {}).get("cc", float("nan"))
-        if not np.isfinite(cc) or cc < min_fit:
-            trimmed[n] = f"CC {cc:.3f} below min_fit {min_fit:g}"
-            if seg.kind != "gap":
-                for m in order[i + 1:]:
-                    trimmed.setdefault(m, f"beyond residue {n} (trimmed) at the chain end")
+    for part in parts:
+        for i, n in enumerate(part):
+            if problems.get(n):
+                trimmed[n] = "; ".join(problems[n])
+                for m in part[i + 1:]:
+                    trimmed.setdefault(m, f"built after residue {n} (trimmed)")
                 break
     return trimmed
 
 
-def merge_window(seg: Segment, kept: list[int], planned: set[int]) -> set[int]:
-    """Residue numbers the built model takes from the trial chosen for `seg`: its kept new residues, and the
-    residues within two of them and of its anchor that no segment plans (the anchors and their neighbours, which
-    the trial's refinement moved). Never a residue another segment plans, nor one this segment trimmed or did not
-    build: each segment decides only its own residues (adjacent segments, e.g. a gap split by a residue kept in
-    an earlier completion, would otherwise put back what the other trimmed)."""
-    lo, hi = min(kept + [seg.anchor]), max(kept + [seg.anchor])
-    return ({n for n in range(lo - 2, hi + 3)} - set(planned)) | set(kept)
+def judge_segment(seg: Segment, trial: Trial, *, min_fit: float, min_q_score: float,
+                  baseline: dict) -> tuple[list[int], dict[int, str], dict]:
+    """(kept residues, {trimmed: reason}, register record) of one segment in one trial."""
+    built = [n for p in trial.parts[seg.id] for n in p]
+    register = register_check(trial.register.get(seg.id, {}).get("scores", {}), len(built))
+    if not register["ok"]:
+        return [], {n: register["reason"] for n in built}, register
+    trimmed = judge_residues(seg.chain, trial.parts[seg.id], seg.anchors(), trial.rows, baseline,
+                             min_fit=min_fit, min_q_score=min_q_score)
+    return [n for n in built if n not in trimmed], trimmed, register
+
+
+def anchor_made_outlier(row: dict, before: dict | None) -> bool:
+    """A kept residue next to new ones that is a Ramachandran outlier now and was not in the input model."""
+    p, p0 = row.get("rama_probability"), (before or {}).get("rama_probability")
+    return _finite(p) and p < RAMA_OUTLIER_P and not (_finite(p0) and p0 < RAMA_OUTLIER_P)
 
 
 def _replace_residues(target: gemmi.Chain, source: gemmi.Chain, numbers: set[int]) -> None:
     """Put `source`'s residues with these numbers into `target` (replacing any there), in residue-number order."""
     keep = [target[i].clone() for i in range(len(target)) if target[i].seqid.num not in numbers]
     new = [r.clone() for r in source if r.seqid.num in numbers]
+    for r in new:
+        info = gemmi.find_tabulated_residue(r.name)
+        if info is not None and info.is_amino_acid():
+            r.het_flag = "A"  # coot and servalcat may write the residues coot added as HETATM
     residues = sorted(keep + new, key=lambda r: (r.het_flag == "H", r.seqid.num, r.seqid.icode))
     for i in range(len(target) - 1, -1, -1):
         del target[i]
@@ -439,9 +694,21 @@ def _replace_residues(target: gemmi.Chain, source: gemmi.Chain, numbers: set[int
         target.add_residue(r)
 
 
+def residues_to_take(seg: Segment, kept: list[int]) -> set[int]:
+    """Residue numbers the built model takes from a segment's trial: its kept residues and the anchors next to
+    them (refined with them); nothing else of the trial (its other residues did not move)."""
+    take = set(kept)
+    if seg.anchor + seg.direction in take:
+        take.add(seg.anchor)
+    if seg.kind == "gap" and seg.next_residue - 1 in take:
+        take.add(seg.next_residue)
+    return take
+
+
 # ---------------------------------------------------------------------- the whole completion
 def complete_model(model, map_path, sequence, workdir, resolution: float, *, trials: int = DEFAULTS["trials"],
                    seed: int = DEFAULTS["seed"], min_fit: float = DEFAULTS["min_fit"],
+                   min_q_score: float = DEFAULTS["min_q_score"],
                    max_residues_per_end: int = DEFAULTS["max_residues_per_end"],
                    max_gap_residues: int = DEFAULTS["max_gap_residues"],
                    refine_cycles: int = DEFAULTS["refine_cycles"], monlib=None, sequence_model=None, output=None,
@@ -455,8 +722,9 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
 
     Returns (built model path, report dict, per-residue table with :data:`TABLE_COLUMNS`). The report has
     ``residues_built`` (new residues kept), ``residues_trimmed``, ``built_fit_mean`` (mean CC of the kept new
-    residues; NaN if none), ``side_chains_completed``, ``segments`` (each with kind, status, reason, chosen trial
-    and scores), ``refused`` (segments not built, with the reason) and ``seconds``.
+    residues; NaN if none), ``built_q_score_mean``, ``side_chains_completed``, ``segments`` (each with kind,
+    status, reason, chosen trial, every trial's score, the register scan), ``refused`` (segments not built, with
+    the reason), ``final_check`` (residues removed by the check of the merged model) and ``seconds``.
     """
     from ..models import read_model, write_model
 
@@ -486,27 +754,24 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
                                  "(mmCIF entity_poly_seq or PDB SEQRES)", sequence or model)
     segments, chains = plan_segments(structure, sequences, max_residues_per_end=max_residues_per_end,
                                      max_gap_residues=max_gap_residues, sequence_path=sequence)
+    offsets = {c: v["offset"] for c, v in chains.items()}
     todo = [s for s in segments if not s.refused]
-    plan_path = workdir / "plan.json"
-    plan_path.write_text(json.dumps({"segments": [e for s in todo for e in s.plan()]}, indent=1))
     seconds = {}
     t = time.perf_counter()
     filled_path = workdir / "filled.cif"
     fill = _coot_agreed("fill", model, map_path, filled_path, workdir, log, timeout=timeout)
     seconds["fill"] = time.perf_counter() - t
     filled = gemmi.read_structure(str(filled_path))
-    results = []
+    # the anchors' Ramachandran probabilities before building (a built segment must not make them outliers)
+    baseline_plan = workdir / "anchors.json"
+    baseline_plan.write_text(json.dumps({"score": [[s.chain, a] for s in todo for a in s.anchors()]}))
+    baseline = _rows_by_residue(_coot("score", filled_path, map_path, None, workdir, log, plan=baseline_plan,
+                                      timeout=timeout, result=workdir / "anchors_score.json")) if todo else {}
+    results: list[Trial] = []
     t = time.perf_counter()
     for k in range(int(trials) if todo else 0):
-        trace_path = workdir / f"trial_{k}_trace.cif"
-        traced = _coot("trace", filled_path, map_path, trace_path, workdir, log, plan=plan_path, seed=int(seed) + k,
-                       timeout=timeout)
-        _link_gaps(trace_path, todo, _built_by_segment(traced))
-        refined_path = _servalcat_refine(trace_path, map_path, resolution, monlib, int(refine_cycles),
-                                         workdir / f"trial_{k}_servalcat", log, timeout=timeout)
-        scored = _coot("score", refined_path, map_path, None, workdir, log, plan=plan_path, timeout=timeout,
-                       result=workdir / f"trial_{k}_score.json")
-        results.append((_built_by_segment(traced), scored, gemmi.read_structure(str(refined_path))))
+        results.append(_run_trial(k, int(seed) + k, todo, filled_path, map_path, resolution, monlib,
+                                  int(refine_cycles), sequences, offsets, workdir, log, timeout))
     seconds["trials"] = time.perf_counter() - t
 
     # the output: the input model (its metadata, B-factors), with coot's completed side chains and the chosen trials
@@ -516,70 +781,123 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
             _replace_residues(ch, filled[0][ch.name], {int(r.seqid.num) for r in ch})
     b_values = [a.b_iso for ch in structure[0] for r in ch for a in r]
     b_new = float(np.median(b_values)) if b_values else 30.0
-    rows, kept_cc = [], []
-    n_built = n_trimmed = 0
-    planned: dict[str, set[int]] = {}
-    for seg in segments:
-        planned.setdefault(seg.chain, set()).update(n for n, _ in seg.residues)
+    chosen: dict[str, tuple[Trial, list[int], dict[int, str]]] = {}
+    taken: set[tuple[str, int]] = set()
     for seg in segments:
         seg_record = {"id": seg.id, "kind": seg.kind, "chain": seg.chain, "residues": len(seg.residues)}
+        seg.record = seg_record
         if seg.refused:
-            seg.trials = []
             seg_record.update(status="refused", reason=seg.refused)
-            rows += [_row(seg, n, name, "refused", seg.refused) for n, name in seg.residues]
-            seg.record = seg_record
             continue
-        scores = []
-        for k, (traced, refined, st) in enumerate(results):
-            built, refused = traced[seg.id]
-            by_res = _rows_by_residue(refined)
-            closed = _gap_closed(st, seg, built)
-            scores.append({"trial": k, "seed": int(seed) + k, "built": len(built), "closed": closed,
-                           "refused": refused, "score": score_trial(seg, built, by_res, closed)})
-        best = max(range(len(scores)), key=lambda k: (scores[k]["score"], -k))
-        traced, refined, st = results[best]
-        built = traced[seg.id][0]
-        by_res = _rows_by_residue(refined)
-        trimmed = trim_residues(seg, built, by_res, min_fit)
-        kept = [n for n in built if n not in trimmed]
+        judged = []
+        for trial in results:
+            kept, trimmed, register = judge_segment(seg, trial, min_fit=min_fit, min_q_score=min_q_score,
+                                                    baseline=baseline)
+            q = [trial.rows.get((seg.chain, n), {}).get("q_score") for n in kept]
+            judged.append({"trial": trial.number, "seed": trial.seed,
+                           "placed": sum(len(p) for p in trial.parts[seg.id]), "kept": len(kept),
+                           "score": float(sum(v for v in q if _finite(v))), "register": register,
+                           "junction_c_n": trial.junctions.get(seg.id), "stopped": trial.stopped.get(seg.id, ""),
+                           "_kept": kept, "_trimmed": trimmed})
+        best = max(range(len(judged)), key=lambda i: (judged[i]["score"], -i))
+        trial = results[best]
+        kept, trimmed = judged[best]["_kept"], judged[best]["_trimmed"]
+        take = {n for n in residues_to_take(seg, kept) if (seg.chain, n) not in taken}
         if kept:
-            _replace_residues(final[0][seg.chain], st[0][seg.chain], merge_window(seg, kept, planned[seg.chain]))
+            _replace_residues(final[0][seg.chain], trial.structure[0][seg.chain], take)
+            taken.update((seg.chain, n) for n in take)
+        chosen[seg.id] = (trial, kept, trimmed)
+        seg_record.update(trial=best, register=judged[best]["register"],
+                          junction_c_n=judged[best]["junction_c_n"],
+                          scores=[{k: v for k, v in j.items() if not k.startswith("_")} for j in judged])
+    # the merged model is checked as a whole (segments chosen from different trials may meet)
+    final_check = []
+    for _ in range(FINAL_CHECK_ROUNDS):
+        kept_keys = [(seg.chain, n) for seg in segments if seg.id in chosen for n in chosen[seg.id][1]]
+        if not kept_keys:
+            break
+        merged = workdir / "merged.cif"
+        _restore_b(final, structure, b_new)
+        write_model(final, merged)
+        check_plan = workdir / "merged_score_plan.json"
+        check_plan.write_text(json.dumps({"score": [list(k) for k in kept_keys]
+                                          + [[s.chain, a] for s in segments if s.id in chosen for a in s.anchors()]}))
+        rows = _rows_by_residue(_coot("score", merged, map_path, None, workdir, log, plan=check_plan,
+                                      timeout=timeout, result=workdir / "merged_score.json"))
+        removed = []
+        for seg in segments:
+            if seg.id not in chosen:
+                continue
+            trial, kept, trimmed = chosen[seg.id]
+            parts = [[n for n in p if n in kept] for p in trial.parts[seg.id]]
+            more = judge_residues(seg.chain, parts, seg.anchors(), rows, baseline, min_fit=-1.0, min_q_score=-1.0)
+            if more:
+                more = {n: f"in the merged model: {r}" for n, r in more.items()}
+                removed += [f"{seg.chain}{n}: {r}" for n, r in more.items()]
+                trimmed = {**trimmed, **more}
+                kept = [n for n in kept if n not in more]
+                chosen[seg.id] = (trial, kept, trimmed)
+                chain = final[0][seg.chain]
+                for i in range(len(chain) - 1, -1, -1):
+                    if chain[i].seqid.num in more:
+                        del chain[i]
+                for anchor in seg.anchors():  # an anchor whose new neighbour went goes back to where it was
+                    if anchor not in residues_to_take(seg, kept) and (seg.chain, anchor) in taken:
+                        _replace_residues(chain, filled[0][seg.chain], {anchor})
+                        taken.discard((seg.chain, anchor))
+        final_check += removed
+        if not removed:
+            break
+    rows_out, kept_cc, kept_q = [], [], []
+    n_built = n_trimmed = 0
+    for seg in segments:
+        if seg.refused:
+            rows_out += [_row(seg, n, name, "refused", seg.refused) for n, name in seg.residues]
+            continue
+        trial, kept, trimmed = chosen[seg.id]
+        placed = {n for p in trial.parts[seg.id] for n in p}
         n_built += len(kept)
         n_trimmed += len(trimmed)
         for n, name in seg.residues:
-            r = by_res.get((seg.chain, n), {})
+            r = trial.rows.get((seg.chain, n), {})
             if n in kept:
                 kept_cc.append(r.get("cc", float("nan")))
-                rows.append(_row(seg, n, name, "built", "", best, r))
+                kept_q.append(r.get("q_score", float("nan")))
+                rows_out.append(_row(seg, n, name, "built", "", trial.number, r))
             elif n in trimmed:
-                rows.append(_row(seg, n, name, "trimmed", trimmed[n], best, r))
+                rows_out.append(_row(seg, n, name, "trimmed", trimmed[n], trial.number, r))
             else:
-                reason = traced[seg.id][1]
-                rows.append(_row(seg, n, name, "refused", reason or "not built"))
-        status = "built" if kept else ("trimmed" if built else "refused")
-        seg_record.update(status=status, trial=best, scores=scores, built=len(kept), trimmed=len(trimmed),
-                          closed=scores[best]["closed"] if seg.kind == "gap" else None)
-        seg.record = seg_record
+                reason = trial.stopped.get(seg.id) or ("not built" if n not in placed else "")
+                rows_out.append(_row(seg, n, name, "refused", reason or "not built"))
+        seg.record.update(status="built" if kept else ("trimmed" if placed else "refused"), built=len(kept),
+                          trimmed=len(trimmed))
+        if not kept and not placed:
+            seg.record["reason"] = trial.stopped.get(seg.id) or "coot placed no residue"
     _restore_b(final, structure, b_new)
     write_model(final, output)
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table = pd.DataFrame(rows_out, columns=TABLE_COLUMNS)
     report = {
         "mode": "coot",
         "model": str(model), "map": str(map_path), "sequence": None if sequence is None else str(sequence),
         "sequence_model": None if sequence is not None or sequence_model is None else str(sequence_model),
         "parameters": {"trials": int(trials), "seed": int(seed), "min_fit": float(min_fit),
+                       "min_q_score": float(min_q_score),
                        "max_residues_per_end": int(max_residues_per_end),
                        "max_gap_residues": int(max_gap_residues), "refine_cycles": int(refine_cycles),
-                       "resolution": float(resolution), "monlib": str(monlib)},
+                       "resolution": float(resolution), "monlib": str(monlib),
+                       "register_margin": REGISTER_MARGIN, "rama_outlier_p": RAMA_OUTLIER_P},
         "chains": chains,
         "residues_built": int(n_built),
         "residues_trimmed": int(n_trimmed),
         "built_fit_mean": float(np.nanmean(kept_cc)) if kept_cc else float("nan"),
+        "built_q_score_mean": float(np.nanmean(kept_q)) if kept_q else float("nan"),
         "side_chains_completed": len(fill.get("partial_residues", [])),
         "side_chains_completed_residues": fill.get("partial_residues", []),
         "segments": [s.record for s in segments],
         "refused": [{"id": s.id, "reason": s.record.get("reason", "")} for s in segments
-                    if s.record["status"] == "refused"],
+                    if s.record.get("status") == "refused"],
+        "repairs": {str(t.number): t.repairs for t in results},
+        "final_check": final_check,
         "built_model": str(output),
     }
     seconds["total"] = time.perf_counter() - t0
@@ -608,9 +926,12 @@ def _restore_b(final: gemmi.Structure, original: gemmi.Structure, b_new: float) 
 def _row(seg: Segment, n: int, name: str, status: str, reason: str, trial=None, r: dict | None = None) -> dict:
     r = r or {}
     ca = r.get("ca") or [float("nan")] * 3
+    nan = float("nan")
     return {"chain": seg.chain, "resnum": n, "resname": name, "segment": seg.id, "kind": seg.kind,
             "status": status, "reason": reason, "trial": trial if trial is not None else -1,
-            "cc": r.get("cc", float("nan")), "rama_probability": r.get("rama_probability", float("nan")),
+            "cc": r.get("cc", nan), "q_score": r.get("q_score", nan),
+            "rama_probability": r.get("rama_probability", nan),
+            "rotamer_probability": r.get("rotamer_probability", nan), "overlaps": r.get("overlaps", nan),
             "ca_x": ca[0], "ca_y": ca[1], "ca_z": ca[2]}
 
 

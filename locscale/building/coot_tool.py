@@ -38,15 +38,18 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 from ..outputs import atomic_output, write_text_atomic
-from ..validation.coot_tool import read_model_and_map
+from ..validation.coot_tool import OVERLAP_VOLUME_BAD, read_model_and_map
 
-#: flanking residues scored with each segment (each side)
-FLANK = 2
+#: a peptide flip is kept when it lowers the segment's Σ −ln(Ramachandran probability) by more than this
+FLIP_GAIN = 0.5
+#: at most this many rotamers are tried per side chain
+MAX_ROTAMERS = 40
 
 
 def _container(model: str, map_path: str):
@@ -132,45 +135,188 @@ def mutate_and_fit(mc, imol: int, imap: int, plan: dict) -> None:
                     mc.auto_fit_rotamer(imol, seg["chain"], int(resnum), "", "", imap)
 
 
-def score(model: str, map_path: str, plan: dict) -> dict:
-    """Per-residue density correlation and Ramachandran probability of the plan's residues and their flanks."""
+#: atoms of a residue that are not its side chain beyond CB
+MAIN_CHAIN = {"N", "CA", "C", "O", "CB", "OXT"}
+
+
+def bad_overlaps(mc, imol: int) -> dict[tuple[str, int], list[dict]]:
+    """{(chain, residue number): its bad overlaps with other residues} -- the overlaps the model validation counts
+    (coot ``get_atom_overlaps``: volume >= OVERLAP_VOLUME_BAD, not a hydrogen bond; bonded neighbours are not
+    overlaps), each with the partner residue, the volume and whether this residue's atom is in its side chain."""
+    out: dict[tuple[str, int], list[dict]] = {}
+    for o in mc.get_atom_overlaps(imol):
+        if o.is_h_bond or o.overlap_volume < OVERLAP_VOLUME_BAD:
+            continue
+        a, b = o.atom_spec_1, o.atom_spec_2
+        ka, kb = (a.chain_id, int(a.res_no)), (b.chain_id, int(b.res_no))
+        if ka == kb:
+            continue
+        for key, mine, other in ((ka, a, kb), (kb, b, ka)):
+            out.setdefault(key, []).append({"with": f"{other[0]}{other[1]}", "volume": float(o.overlap_volume),
+                                            "side_chain": mine.atom_name.strip() not in MAIN_CHAIN})
+    return out
+
+
+def _rama_cost(rama: dict, keys: list) -> float:
+    """Σ −ln p over `keys` (p floored at 1e-4; a residue without φ/ψ costs nothing)."""
+    return float(sum(-math.log(max(rama.get(k, 1.0), 1e-4)) for k in keys))
+
+
+def _side_chain_overlap(found: dict, key) -> tuple[int, float]:
+    hits = [o for o in found.get(key, []) if o["side_chain"]]
+    return len(hits), round(sum(o["volume"] for o in hits), 3)
+
+
+def repair(model: str, map_path: str, plan: dict, out: Path) -> dict:
+    """Deterministic repairs of the built residues (no refinement; the plan's ``repair`` says which, default
+    both): peptide flips that raise the Ramachandran probabilities of a segment's residues and its anchors, and
+    other rotamers for built side chains that overlap other atoms or are rotamer outliers. A flip is kept when it
+    lowers Σ −ln p of the segment by more than FLIP_GAIN (greedy, best first). Of the side chain as fitted and
+    its library rotamers the one with the fewest side-chain overlaps is kept, then not a rotamer outlier, then
+    the smallest overlap volume, then the highest Q-score."""
     mc, imol, imap = _container(model, map_path)
-    scored = []
+    flips, rotamers = [], []
+    what = plan.get("repair", ["flips", "rotamers"])
     for seg in plan["segments"]:
-        numbers = [int(n) for n, _ in seg["residues"]] + [int(seg["anchor"])]
-        lo, hi = min(numbers), max(numbers)
-        scored.extend((seg["chain"], n) for n in range(lo - FLANK, hi + FLANK + 1))
+        chain = seg["chain"]
+        built = [int(n) for n in seg["built"] if _has_residue(mc, imol, chain, int(n))]
+        if not built:
+            continue
+        moving = sorted(set(built) | {int(a) for a in seg["anchors"] if _has_residue(mc, imol, chain, int(a))})
+        keys = [(chain, n) for n in moving]
+        peptides = [n for n in moving if n + 1 in moving and (n in built or n + 1 in built)]
+        for _ in range(2 * len(peptides) if "flips" in what else 0):
+            cost = _rama_cost(_per_residue(mc.ramachandran_analysis(imol)), keys)
+            best = None
+            for n in peptides:
+                mc.flip_peptide_using_cid(imol, f"//{chain}/{n}/C", "")
+                trial = _rama_cost(_per_residue(mc.ramachandran_analysis(imol)), keys)
+                mc.flip_peptide_using_cid(imol, f"//{chain}/{n}/C", "")
+                if trial < cost - FLIP_GAIN and (best is None or trial < best[1]):
+                    best = (n, trial)
+            if best is None:
+                break
+            mc.flip_peptide_using_cid(imol, f"//{chain}/{best[0]}/C", "")
+            flips.append({"segment": seg["id"], "peptide": f"{chain}{best[0]}-{best[0] + 1}",
+                          "cost_before": round(cost, 3), "cost_after": round(best[1], 3)})
+        for n in built if "rotamers" in what else []:
+            cid = f"//{chain}/{n}"
+            name = mc.get_residue_name(imol, chain, n, "")
+            if name in ("GLY", "ALA"):
+                continue
+            rot = _per_residue(mc.rotamer_analysis(imol)).get((chain, n), float("nan"))
+            found = bad_overlaps(mc, imol)
+            hits = _side_chain_overlap(found, (chain, n))
+            if hits[0] == 0 and not (math.isfinite(rot) and rot <= 0.0):
+                continue
+            q0 = _per_residue(mc.get_q_score(imol, imap)).get((chain, n), float("nan"))
+            current = (hits[0], int(math.isfinite(rot) and rot <= 0.0), hits[1],
+                       -round(q0, 4) if math.isfinite(q0) else 0.0, -1, "")
+            saved = mc.copy_molecule(imol)
+            options, seen = [current], set()
+            for _ in range(MAX_ROTAMERS):
+                info = mc.change_to_next_rotamer(imol, cid, "")
+                if int(info.status) != 1 or int(info.rank) in seen:
+                    break
+                seen.add(int(info.rank))
+                q = _per_residue(mc.get_q_score(imol, imap)).get((chain, n), float("nan"))
+                ov = _side_chain_overlap(bad_overlaps(mc, imol), (chain, n))
+                r = _per_residue(mc.rotamer_analysis(imol)).get((chain, n), float("nan"))
+                options.append((ov[0], int(math.isfinite(r) and r <= 0.0), ov[1],
+                                -round(q, 4) if math.isfinite(q) else 0.0, int(info.rank), info.name))
+            if not options:
+                continue
+            best = min(options)
+            if best[4] < 0:  # no library rotamer is better than the fitted side chain: put it back
+                mc.replace_fragment(imol, saved, cid)
+            else:
+                for _ in range(MAX_ROTAMERS):  # cycle back to the chosen rotamer
+                    if int(mc.change_to_next_rotamer(imol, cid, "").rank) == best[4]:
+                        break
+            mc.close_molecule(saved)
+            if best[4] < 0:
+                continue
+            rotamers.append({"residue": f"{chain}{n}", "rotamer": best[5], "side_chain_overlaps_before": hits[0],
+                             "side_chain_overlaps_after": best[0]})
+    write_model(mc, imol, out)
+    return {"flips": flips, "rotamers": rotamers}
+
+
+def score(model: str, map_path: str, plan: dict) -> dict:
+    """Per-residue values of the plan's residues (``score``: [[chain, number], ...]): density correlation, Q-score,
+    Ramachandran and rotamer probability, bad overlaps with other residues, CA position."""
+    mc, imol, imap = _container(model, map_path)
     cc = _per_residue(mc.density_correlation_analysis(imol, imap))
+    q = _per_residue(mc.get_q_score(imol, imap))
     rama = _per_residue(mc.ramachandran_analysis(imol))
+    rot = _per_residue(mc.rotamer_analysis(imol))
+    found = bad_overlaps(mc, imol)
+    nan = float("nan")
     rows = []
-    for chain, resnum in sorted(set(scored)):
+    for chain, resnum in sorted({(c, int(n)) for c, n in plan["score"]}):
         if not _has_residue(mc, imol, chain, resnum):
             continue
+        key = (chain, resnum)
         ca = list(mc.get_residue_CA_position(imol, f"//{chain}/{resnum}"))
-        rows.append({"chain": chain, "resnum": resnum, "cc": cc.get((chain, resnum), float("nan")),
-                     "rama_probability": rama.get((chain, resnum), float("nan")), "ca": ca})
+        rows.append({"chain": chain, "resnum": resnum, "cc": cc.get(key, nan), "q_score": q.get(key, nan),
+                     "rama_probability": rama.get(key, nan), "rotamer_probability": rot.get(key, nan),
+                     "overlaps": len(found.get(key, [])),
+                     "overlaps_with": sorted({o["with"] for o in found.get(key, [])}), "ca": ca})
     return {"residues": rows}
+
+
+def register(model: str, map_path: str, plan: dict) -> dict:
+    """The register scan: for every segment and every shift k of its ``shifts`` for which the sequence has a
+    residue at every number + k, the built residues mutated to the sequence shifted by k (residue n takes the type
+    of n + k), their rotamers fitted, and the mean density correlation of those residues with the map."""
+    mc, imol0, imap = _container(model, map_path)
+    out = []
+    for seg in plan["segments"]:
+        chain = seg["chain"]
+        built = [int(n) for n in seg["built"] if _has_residue(mc, imol0, chain, int(n))]
+        sequence = {int(k): v for k, v in seg["sequence"].items()}
+        scores = {}
+        for k in seg["shifts"]:
+            if not built or any(n + k not in sequence for n in built):
+                continue
+            imol = mc.copy_molecule(imol0)
+            for n in built:
+                name = sequence[n + k]
+                if mc.get_residue_name(imol, chain, n, "") != name:
+                    mc.mutate(imol, f"//{chain}/{n}", name)
+                if name not in ("GLY", "ALA"):
+                    mc.auto_fit_rotamer(imol, chain, n, "", "", imap)
+            cc = _per_residue(mc.density_correlation_analysis(imol, imap))
+            values = [cc.get((chain, n), float("nan")) for n in built]
+            scores[str(k)] = float(sum(values) / len(values))
+            mc.close_molecule(imol)
+        out.append({"id": seg["id"], "residues": built, "scores": scores})
+    return {"segments": out}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m locscale.building.coot_tool", description=__doc__.split("\n")[0])
-    parser.add_argument("step", choices=["fill", "trace", "score"])
+    parser.add_argument("step", choices=["fill", "trace", "repair", "score", "register"])
     parser.add_argument("--model", required=True)
     parser.add_argument("--map", required=True)
     parser.add_argument("--out", help="model written by this step (fill, trace)")
     parser.add_argument("--json", required=True, help="what this step did (JSON)")
-    parser.add_argument("--plan", help="segments to build (JSON; trace and score)")
+    parser.add_argument("--plan", help="segments (JSON; trace, repair, score, register)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the trace's random trials")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     out = Path(args.out) if args.out else None
     plan = json.loads(Path(args.plan).read_text()) if args.plan else {"segments": []}
-    if args.step in ("fill", "trace") and not args.out:
+    if args.step in ("fill", "trace", "repair") and not args.out:
         parser.error(f"{args.step} needs --out")
     if args.step == "fill":
         result = fill(args.model, args.map, out)
     elif args.step == "trace":
         result = trace(args.model, args.map, plan, args.seed, out)
+    elif args.step == "repair":
+        result = repair(args.model, args.map, plan, out)
+    elif args.step == "register":
+        result = register(args.model, args.map, plan)
     else:
         result = score(args.model, args.map, plan)
     result["seconds"] = time.perf_counter() - t0
