@@ -57,7 +57,7 @@ _CHI_ATOMS = {
 }
 
 TSV_COLUMNS = ["chain", "resnum", "icode", "resname", "rama", "phi", "psi", "rama_probability",
-               "rotamer_probability", "rotamer_outlier", "q_score", "cc_coot"]
+               "rotamer_probability", "rotamer_outlier", "q_score", "cc_coot", "overlaps"]
 
 
 def read_model_and_map(mc, model, map_path) -> tuple[int, int]:
@@ -133,6 +133,11 @@ def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, 
     t = time.perf_counter()
     overlaps = mc.get_atom_overlaps(imol)
     bad = [o for o in overlaps if o.overlap_volume >= OVERLAP_VOLUME_BAD and not o.is_h_bond]
+    per_residue_overlaps: dict[tuple[str, int, str], int] = {}
+    for o in bad:  # each bad overlap counts for both residues it joins (none within one residue)
+        pair = {_key(o.atom_spec_1), _key(o.atom_spec_2)}
+        for key in pair if len(pair) == 2 else ():
+            per_residue_overlaps[key] = per_residue_overlaps.get(key, 0) + 1
     seconds["overlaps"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -158,7 +163,8 @@ def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, 
                      "rama": rama_class(p) if math.isfinite(p) else "", "phi": phi, "psi": psi,
                      "rama_probability": p, "rotamer_probability": rot,
                      "rotamer_outlier": nan if not math.isfinite(rot) else float(rot <= 0.0),
-                     "q_score": q.get(key, nan), "cc_coot": cc.get(key, nan)})
+                     "q_score": q.get(key, nan), "cc_coot": cc.get(key, nan),
+                     "overlaps": per_residue_overlaps.get(key, 0) if not missing else nan})
 
     classes = [r["rama"] for r in rows if r["rama"]]
     rot_flags = [r["rotamer_outlier"] for r in rows if math.isfinite(r["rotamer_outlier"])]

@@ -63,7 +63,7 @@ TOOLS = ("coot", "cctbx", "servalcat")
 NOT_AVAILABLE = "not available"
 #: per-residue columns after chain, resnum, icode, resname
 RESIDUE_COLUMNS = ["rama", "phi", "psi", "rama_probability", "rotamer_outlier", "rotamer_probability", "q_score",
-                   "cc_coot", "rama_cctbx"]
+                   "cc_coot", "overlaps", "rama_cctbx"]
 _TEXT_COLUMNS = ("rama", "rama_cctbx")
 #: distributions whose version is reported for each tool
 _DISTRIBUTIONS = {"coot": "coot-headless-api", "cctbx": "cctbx-base", "servalcat": "servalcat"}
@@ -322,7 +322,8 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
     per_residue = _residues(structure)
     keys = ["chain", "resnum", "icode"]
     for tool, columns in (("coot", ["rama", "phi", "psi", "rama_probability", "rotamer_outlier",
-                                    "rotamer_probability", "q_score", "cc_coot"]), ("cctbx", ["rama_cctbx"])):
+                                    "rotamer_probability", "q_score", "cc_coot", "overlaps"]),
+                          ("cctbx", ["rama_cctbx"])):
         if tool in tables:
             table = tables[tool].drop_duplicates(keys)[keys + columns]
             per_residue = per_residue.merge(table, on=keys, how="left")
