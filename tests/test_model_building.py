@@ -1,17 +1,18 @@
 """Automated model completion with coot (locscale.building.completion, locscale.building.coot_tool) on a crop of
-EMD-3488
-around chain A of 5ME2 with ten residues removed: five inside a helix (58–62, helix 52–72) and the last five of
-the chain (136–140).
+EMD-3488 around chain A of 5ME2 with ten residues removed: five inside a helix (58–62, helix 52–72) and the last five
+of the chain (136–140).
 
 Measured with coot-headless-api 1.3.3rc1 and servalcat 0.4.142 (2 trials, seed 0, this file's inputs;
-min_fit 0.35: the default 0.55 is calibrated for LocScale maps, and CC runs lower in the deposited map, see
-locscale.building.completion.MIN_FIT; deterministic, so the same numbers every run): the gap came back 4/5 with CA
-within 1 Å of the deposited positions (0.47–0.99 Å; residue 62, next to the far anchor, 1.22 Å; CA RMSD
-0.91 Å); of the chain end, 136–138 were kept (CA 0.19, 0.69, 0.94 Å off) and 139–140 trimmed (139 had CC 0.27
-and was 2.1 Å off; 140 lies beyond it).
-The thresholds below leave one residue of margin in the gap and about 0.3 Å in the distances, for other CPUs and
-libm builds (coordinates may differ in the last digits there, which coot's random trials can amplify); they fail
-for a builder that misplaces the helix (a register shift moves CA by 1.5 Å) or keeps residues in weak density.
+min_fit 0.35 and min_q_score 0.3: the defaults 0.55 and 0.5 are calibrated for LocScale maps, and CC and Q-score
+run lower in the deposited map, whose own model has CC 0.37 and Q-score 0.44 at its 10th percentile; deterministic,
+so the same numbers every run): the gap came back 5/5 with CA within 1 Å of the deposited positions (0.35–0.88 Å),
+traced from both of its anchors; of the chain end, 136 was kept (0.56 Å) and 137–140 trimmed (137 had CC 0.25 and
+was 1.8 Å off; the rest lie beyond it). Only the three anchors moved (57, 63, 135: at most 1.0 Å, any atom); every
+other residue of the model is where it was, atom for atom.
+The thresholds below leave one residue of margin and about 0.3 Å in the distances, for other CPUs and libm builds
+(coordinates may differ in the last digits there, which coot's random trials can amplify); they fail for a builder
+that misplaces the helix (a register shift moves CA by 1.5 Å), keeps residues in weak density or moves the rest of
+the model.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ needs_coot = pytest.mark.skipif(not HAVE_COOT, reason="coot-headless-api is not 
 
 GAP = list(range(58, 63))
 END = list(range(136, 141))
+#: the thresholds for the deposited map (module docstring)
+DEPOSITED_MAP = {"min_fit": 0.35, "min_q_score": 0.3}
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +105,16 @@ def test_a_segment_takes_only_its_kept_residues_and_their_anchors():
 
 
 def test_a_trace_does_not_continue_past_a_residue_with_a_problem():
-    """Each trace part is cut at its first residue with a problem: a chain end outwards from its anchor, a gap's
-    two parts each from their own anchor towards the junction."""
+    """At a chain end the trace is cut at its first residue with a problem (outwards from its anchor); in a gap,
+    whose residues stay anchored on both sides, each residue is judged on its own."""
     problems = {60: ["Q-score 0.2 below min_q_score 0.5"], 67: ["Ramachandran outlier (p 0.0010)"]}
     trimmed = trim_parts([[58, 59, 60, 61], [66, 65, 64]], problems)
     assert set(trimmed) == {60, 61}
     assert "Q-score" in trimmed[60] and trimmed[61] == "built after residue 60 (trimmed)"
     trimmed = trim_parts([[58, 59], [62, 61, 60]], {61: ["overlaps A12"]})
     assert set(trimmed) == {61, 60}
+    # in a gap (no cascade) each residue is judged on its own
+    assert set(trim_parts([[58, 59, 60, 61], [66, 65, 64]], problems, cascade=False)) == {60}
 
 
 def test_the_register_check_keeps_only_a_clear_best_register():
@@ -163,7 +168,7 @@ def test_the_cycle_row_gets_the_completion_columns():
 def built(gapped, tmp_path_factory):
     crop_map, model, _ = gapped
     work = tmp_path_factory.mktemp("built")
-    path, report, table = complete_model(model, crop_map, None, work, 3.2, trials=2, seed=0, min_fit=0.35)
+    path, report, table = complete_model(model, crop_map, None, work, 3.2, trials=2, seed=0, **DEPOSITED_MAP)
     write_outputs(report, table, work / "completion.json", work / "completion.tsv")
     return path, report, table, work
 
@@ -174,24 +179,26 @@ def test_builder_rebuilds_the_helix_gap_and_trims_the_weak_chain_end(gapped, bui
     path, report, table, work = built
     truth, ca = _ca(deposited), _ca(path)
     d = {n: float(np.linalg.norm(ca[n] - truth[n])) for n in GAP + END if n in ca}
-    # the helix gap: measured 4/5 within 1 Å (largest 1.22), CA RMSD 0.91 Å
-    assert all(n in d for n in GAP) and sum(d[n] <= 1.0 for n in GAP) >= 3, d
-    assert max(d[n] for n in GAP) < 1.5 and np.sqrt(np.mean([d[n] ** 2 for n in GAP])) < 1.2, d
-    # the chain end: every kept residue within 1.25 Å (measured ≤ 0.94), at least two within 1 Å (measured 3)
+    # the helix gap: measured 5/5 within 1 Å (largest 0.88)
+    assert all(n in d for n in GAP) and sum(d[n] <= 1.0 for n in GAP) >= 4, d
+    assert max(d[n] for n in GAP) < 1.25 and np.sqrt(np.mean([d[n] ** 2 for n in GAP])) < 1.0, d
+    # the chain end: every kept residue within 1 Å (measured: 136 kept, 0.56 Å)
     kept_end = [n for n in END if n in ca]
-    assert len(kept_end) >= 2 and all(d[n] <= 1.25 for n in kept_end), d
-    assert sum(d[n] <= 1.0 for n in kept_end) >= 2, d
+    assert len(kept_end) >= 1 and all(d[n] <= 1.0 for n in kept_end), d
     # nothing that fits is trimmed: every trimmed residue's placement was more than 1 Å off
     trimmed = table[table.status == "trimmed"]
     for _, row in trimmed.iterrows():
         assert np.linalg.norm(np.array([row.ca_x, row.ca_y, row.ca_z]) - truth[row.resnum]) > 1.0, row
     assert set(trimmed.resnum) <= set(END)
-    # the record and the table say the same
+    # the record and the table say the same; every kept residue passed the checks
     record = json.loads((work / "completion.json").read_text())
     assert record["residues_built"] == len(d) == int((table.status == "built").sum())
     assert record["residues_trimmed"] == len(trimmed) and record["refused"] == []
-    assert 0.35 <= record["built_fit_mean"] <= 1.0 and "provenance" in record
+    assert 0.35 <= record["built_fit_mean"] <= 1.0 and record["built_q_score_mean"] >= 0.3
+    assert "provenance" in record
     assert all(s["status"] == "built" and len(s["scores"]) == 2 for s in record["segments"])
+    kept = table[table.status == "built"]
+    assert (kept.rama_probability.fillna(1.0) >= 0.002).all() and (kept.q_score >= 0.3).all(), kept
     # the model keeps everything else: the other residues, their B-factors and the haem
     st = gemmi.read_structure(str(path))
     assert len(st[0]["A"]) == len(gemmi.read_structure(str(gapped[1]))[0]["A"]) + len(d)
@@ -199,11 +206,79 @@ def test_builder_rebuilds_the_helix_gap_and_trims_the_weak_chain_end(gapped, bui
 
 
 @needs_coot
+def test_kept_residues_stay_put(gapped, built):
+    """Only the new residues and their anchors move (servalcat refines them and holds the rest): every other atom of
+    the model is where it was, and the anchors moved by at most 1.25 Å (measured: 0.65, 1.00 and 0.34 Å, any atom).
+    A refinement of the whole model moved every residue (as the builder did before: 0.1–3.7 Å on the phantoms)."""
+    _, model, _ = gapped
+    before = {r.seqid.num: r for r in gemmi.read_structure(str(model))[0]["A"]}
+    after = {r.seqid.num: r for r in gemmi.read_structure(str(built[0]))[0]["A"]}
+    moved = {}
+    for n, res in before.items():
+        shift = max(a.pos.dist(after[n][a.name][0].pos) for a in res)
+        if shift > 0:
+            moved[n] = round(shift, 3)
+    assert set(moved) <= {57, 63, 135}, moved
+    assert max(moved.values(), default=0.0) <= 1.25, moved
+
+
+@needs_coot
+def test_the_register_scan_finds_the_register_of_a_helix(gapped, tmp_path):
+    """The register scan (coot's side chains refitted for each shift of the sequence along the trace) on the
+    deposited residues 55–65 of the helix: in register, shift 0 has the best mean CC by more than REGISTER_MARGIN
+    (measured: 0.561 against 0.462 for shift -2, margin 0.099); with the sequence shifted by one residue, shift -1
+    wins and the segment is refused."""
+    from locscale.building.completion import _coot
+
+    crop_map, _, deposited = gapped
+    st = gemmi.read_structure(str(deposited))
+    names = {r.seqid.num: r.name for r in st[0]["A"]}
+    residues = list(range(55, 66))
+    for label, offset, best in (("in_register", 0, 0), ("shifted", 1, -1)):
+        sequence = {str(n): names[n + offset] for n in range(residues[0] - 4, residues[-1] + 4) if n + offset in names}
+        plan = tmp_path / f"{label}.json"
+        plan.write_text(json.dumps({"segments": [{"id": "A:55-65", "chain": "A", "built": residues,
+                                                  "shifts": [-3, -2, -1, 0, 1, 2, 3], "sequence": sequence}]}))
+        result = _coot("register", deposited, crop_map, None, tmp_path, tmp_path / "coot.log", plan=plan,
+                       result=tmp_path / f"{label}_result.json", timeout=600)
+        check = register_check(result["segments"][0]["scores"], len(residues))
+        print(label, {k: round(v, 3) for k, v in check["scores"].items()}, round(check["margin"], 3))
+        assert check["best_shift"] == best, check
+        assert check["ok"] == (best == 0) and abs(check["margin"]) >= REGISTER_MARGIN, check
+
+
+@needs_coot
+def test_a_good_completion_passes_the_final_cycle_checks(gapped, built, tmp_path):
+    """The completed model, validated like a cycle's model (coot and servalcat), against the gapped input model:
+    the input's residues keep their Ramachandran classes, the built ones are free of outliers and overlaps, the
+    atom overlaps do not rise, so the selection hands out the completed model although its FSCaverage (set here)
+    is lower than the gapped model's. Measured: Ramachandran outliers 0 → 0 %, atom overlaps 0.98 → 0.94 per 1000
+    atoms, bond RMSZ 1.46 → 1.44 (gapped → completed). The builder before this check kept residues in outlier
+    regions and overlaps (on the phantoms of benchmarks/bench_building.py every completed cycle was flagged)."""
+    from locscale.cycle.selection import choose_final_cycle
+    from locscale.validation.model import validate_model
+
+    crop_map, model, _ = gapped
+    tables, summaries = {}, {}
+    for c, path in ((0, model), (2, built[0])):
+        summaries[c], tables[c] = validate_model(path, crop_map, 3.2, tmp_path / f"validation_{c}",
+                                                 tools=["coot", "servalcat"])
+    tables[1] = tables[0]
+    rows = [{"cycle": c, "b_mean": 40.0, "sharpness_b_vs_global": 0.0, "fsc_average": f,
+             **summaries[0 if c < 2 else 2]} for c, f in ((0, 0.70), (1, 0.80), (2, 0.79))]
+    print({c: {k: round(v, 3) for k, v in summaries[c].items() if k in ("rama_outliers_pct",
+            "atom_overlaps_per_1000_atoms", "bond_rmsz")} for c in summaries})
+    sel = choose_final_cycle(rows, residues=tables)
+    assert sel.flags[2] == [], sel.flags
+    assert sel.cycle == 2 and sel.completion["holds_completion"], sel.reason
+    assert sel.completion["residues_added"] == built[1]["residues_built"]
+
+
+@needs_coot
 def test_two_runs_give_byte_identical_models(gapped, built, tmp_path):
     crop_map, model, _ = gapped
     first = built[0]
-    second, report, _ = complete_model(model, crop_map, None, tmp_path, 3.2, trials=2, seed=0,
-                                         min_fit=0.35)
+    second, report, _ = complete_model(model, crop_map, None, tmp_path, 3.2, trials=2, seed=0, **DEPOSITED_MAP)
     assert second.read_bytes() == first.read_bytes()
     assert report["residues_built"] == built[1]["residues_built"]
 
