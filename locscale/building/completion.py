@@ -597,8 +597,9 @@ def judge_residues(chain: str, parts: list[list[int]], anchors: list[int], rows:
        as the others, while at chain ends the trace beyond a weak residue had wandered off);
     2. geometry: the residue alone; the first residue of a part also when its anchor is a Ramachandran outlier now
        and was not in the input model (``baseline``);
-    3. bad overlaps (``overlaps_with`` of the score rows) with a residue that stays: with a model residue the new
-       one goes; of two new residues the one with the lower Q-score (ties: the higher number), until none is left.
+    3. bad overlaps (``overlaps_with`` of the score rows) with a residue that stays: inside the new residue itself
+       or with a model residue the new one goes; of two new residues the one with the lower Q-score (ties: the
+       higher number), until none is left.
     """
     built = [n for p in parts for n in p]
     fit, geometry = {}, {}
@@ -620,7 +621,7 @@ def judge_residues(chain: str, parts: list[list[int]], anchors: list[int], rows:
                 partner = (m.group(1), int(m.group(2))) if m else (other, None)
                 if partner[0] == chain and partner[1] in trimmed:
                     continue
-                if partner[0] == chain and partner[1] in staying:
+                if partner[0] == chain and partner[1] in staying and partner[1] != n:
                     q = {k: rows.get((chain, k), {}).get("q_score") for k in (n, partner[1])}
                     loser = min((n, partner[1]), key=lambda k: (q[k] if _finite(q[k]) else -9.0, -k))
                 else:

@@ -140,18 +140,17 @@ MAIN_CHAIN = {"N", "CA", "C", "O", "CB", "OXT"}
 
 
 def bad_overlaps(mc, imol: int) -> dict[tuple[str, int], list[dict]]:
-    """{(chain, residue number): its bad overlaps with other residues} -- the overlaps the model validation counts
-    (coot ``get_atom_overlaps``: volume >= OVERLAP_VOLUME_BAD, not a hydrogen bond; bonded neighbours are not
-    overlaps), each with the partner residue, the volume and whether this residue's atom is in its side chain."""
+    """{(chain, residue number): its bad overlaps} -- the overlaps the model validation counts (coot
+    ``get_atom_overlaps``: volume >= OVERLAP_VOLUME_BAD, not a hydrogen bond; bonded atoms are not overlaps; two
+    atoms of one strained residue can be), each with the partner residue (itself for one inside the residue), the
+    volume and whether this residue's atom is in its side chain."""
     out: dict[tuple[str, int], list[dict]] = {}
     for o in mc.get_atom_overlaps(imol):
         if o.is_h_bond or o.overlap_volume < OVERLAP_VOLUME_BAD:
             continue
         a, b = o.atom_spec_1, o.atom_spec_2
         ka, kb = (a.chain_id, int(a.res_no)), (b.chain_id, int(b.res_no))
-        if ka == kb:
-            continue
-        for key, mine, other in ((ka, a, kb), (kb, b, ka)):
+        for key, mine, other in ((ka, a, kb),) if ka == kb else ((ka, a, kb), (kb, b, ka)):
             out.setdefault(key, []).append({"with": f"{other[0]}{other[1]}", "volume": float(o.overlap_volume),
                                             "side_chain": mine.atom_name.strip() not in MAIN_CHAIN})
     return out

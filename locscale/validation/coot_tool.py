@@ -134,9 +134,8 @@ def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, 
     overlaps = mc.get_atom_overlaps(imol)
     bad = [o for o in overlaps if o.overlap_volume >= OVERLAP_VOLUME_BAD and not o.is_h_bond]
     per_residue_overlaps: dict[tuple[str, int, str], int] = {}
-    for o in bad:  # each bad overlap counts for both residues it joins (none within one residue)
-        pair = {_key(o.atom_spec_1), _key(o.atom_spec_2)}
-        for key in pair if len(pair) == 2 else ():
+    for o in bad:  # each bad overlap counts for each residue it involves (once for one inside a residue)
+        for key in {_key(o.atom_spec_1), _key(o.atom_spec_2)}:
             per_residue_overlaps[key] = per_residue_overlaps.get(key, 0) + 1
     seconds["overlaps"] = time.perf_counter() - t
 
