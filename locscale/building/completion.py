@@ -10,24 +10,26 @@ coot). What this module does, in order:
    sequence with one offset per chain; a sequence that matches fewer than :data:`MIN_IDENTITY` of the model's
    residues at every offset is refused with a :class:`LocScaleInputError`.
 2. **Plan**: every gap (residues missing between two model residues) and every missing chain end (at most
-   ``max_residues_per_end`` residues, nearest first) is a segment, built from its anchor outwards (gaps from their
-   N-terminal side). Refused with the reason: a gap longer than ``max_gap_residues``, or whose anchors are farther
-   apart than its residues can span (3.8 Å per peptide, :data:`CA_STEP`).
-3. **Trials**: ``trials`` traces of every segment, trial t with seed ``seed + t`` (coot's random φ/ψ trials,
-   seeded; a gap from its N-terminal side), each refined with servalcat (coordinates only, ``refine_cycles``
-   cycles, the monomer library's restraints; coot's refinement is not reproducible, see
-   :mod:`locscale.building.coot_tool`) and scored by coot.
-4. **Choice**, per segment, of the trial with the highest score (ties: the lowest trial number)::
-
-       score = mean CC of the segment's new residues − 0.2 × (fraction of them that are Ramachandran outliers)
-               − 0.2 × (1 if a gap was not closed, i.e. its last C is > 2.0 Å from the next residue's N)
-
-   CC is coot's per-residue density correlation with the map; an outlier has coot's Ramachandran probability
-   below 0.002 (the threshold of :mod:`locscale.validation.coot_tool`). Per-residue CC alone does not separate good
-   from bad placements (a residue 6.3 Å off had CC 0.64), so the score adds the geometry and the trials.
-5. **Trim**: a new residue whose CC is below ``min_fit`` is removed; at a chain end, so is every residue beyond
-   it (a chain does not continue past an unsupported residue). ``min_fit`` is :data:`MIN_FIT` by default (see
-   there for its calibration).
+   ``max_residues_per_end`` residues, nearest first) is a segment. Refused with the reason: a gap longer than
+   ``max_gap_residues``, or whose anchors are farther apart than its residues can span (3.8 Å per peptide,
+   :data:`CA_STEP`).
+3. **Trials** (:func:`_run_trial`): ``trials`` traces of every segment, trial t with seed ``seed + t`` (coot's
+   random φ/ψ trials, seeded), a chain end outwards from its anchor, a gap from both of its anchors; a gap's two
+   traces are joined where they meet (:func:`choose_junction`). The new residues and their anchors are refined
+   with servalcat, every other atom held (coot's refinement is not reproducible, see
+   :mod:`locscale.building.coot_tool`); their geometry is repaired (Ramachandran peptide flips, then servalcat
+   again; library rotamers for side chains that overlap or are rotamer outliers); coot measures every new residue
+   (CC, Q-score, Ramachandran and rotamer probability, bad overlaps) and scans each segment's register.
+4. **Judgement** per segment and trial (:func:`judge_segment`): a segment whose own register does not beat every
+   other shift of the sequence by :data:`REGISTER_MARGIN` is refused (:func:`register_check`); of the rest, the
+   residues with CC below ``min_fit`` or Q-score below ``min_q_score`` go (at a chain end with every residue
+   beyond), then Ramachandran and rotamer outliers and residues that make their anchor an outlier, then residues
+   in bad overlaps (:func:`judge_residues`). Per segment the trial with the highest sum of its kept residues'
+   Q-scores is chosen (ties: the lower trial number).
+5. **Merge and check**: the built model takes from each segment's trial only its kept residues and the anchors next
+   to them (:func:`residues_to_take`); everything else is the input model's, atom for atom. The merged model is
+   measured again and judged the same way (segments chosen from different trials may meet) until nothing more
+   goes.
 6. The built model (the input model with the side chains completed and the kept residues), a JSON record and a
    per-residue table. The same inputs give the same files, byte for byte (tested).
 """

@@ -3,7 +3,9 @@
     python -m locscale.building.coot_tool fill   --model M.cif --map F.mrc --out OUT.cif --json out.json
     python -m locscale.building.coot_tool trace  --model M.cif --map F.mrc --plan P.json --seed S \
         --out O.cif --json o.json
-    python -m locscale.building.coot_tool score  --model M.cif --map F.mrc --plan plan.json --json out.json
+    python -m locscale.building.coot_tool repair --model M.cif --map F.mrc --plan S.json --out O.cif --json o.json
+    python -m locscale.building.coot_tool score  --model M.cif --map F.mrc --plan R.json --json out.json
+    python -m locscale.building.coot_tool register --model M.cif --map F.mrc --plan S.json --json out.json
 
 This is the only module of locscale that imports ``coot_headless_api`` for building, and nothing imports it: it
 runs as a separate program, started by :mod:`locscale.building.completion` (which plans what to build, runs the trials,
@@ -21,16 +23,25 @@ servalcat instead (:mod:`locscale.building.completion`). The steps:
   (``srandom``) before every residue with a number made of the seed, the chain and the residue number, so a trace
   is the same for the same model, map and seed (measured: identical files in every run). Then ``mutate`` the
   traced residues to the sequence and ``auto_fit_rotamer`` each.
-* ``score``: the per-residue density correlation (``density_correlation_analysis``) and the Ramachandran
-  probability (``ramachandran_analysis``) of the plan's residues and two flanking residues each side.
+* ``repair`` (plan: segments with ``built`` residues and ``anchors``; ``repair``: which repairs): peptide flips
+  that raise the segment's Ramachandran probabilities (``flip_peptide_using_cid``, a rigid 180° turn of the
+  peptide plane; greedy), and for side chains that overlap other atoms or are rotamer outliers the best of the
+  fitted side chain and the library rotamers (``change_to_next_rotamer``). Geometric operations only: the same
+  input gives the same output.
+* ``score`` (plan: ``score``, the residues): per residue the density correlation
+  (``density_correlation_analysis``), Q-score (``get_q_score``), Ramachandran and rotamer probability and bad
+  atom overlaps (``get_atom_overlaps``, as the model validation counts them), and the CA position.
+* ``register`` (plan: segments with ``built``, ``shifts`` and the ``sequence`` around them): for every shift k the
+  segment's residues mutated to the sequence's types of their numbers + k, rotamers fitted, and the mean density
+  correlation of those residues.
 
 The plan (JSON, written by :mod:`locscale.building.completion`)::
 
     {"segments": [{"id": "A:58-62", "chain": "A", "anchor": 57, "direction": 1,
                    "residues": [[58, "HIS"], [59, "ALA"], ...]}, ...]}
 
-``direction`` is +1 (build towards higher residue numbers from ``anchor``: the first half of a gap or a C-terminal
-end) or -1 (towards lower numbers: the second half of a gap, from the residue after it, or an N-terminal end).
+``direction`` is +1 (build towards higher residue numbers from ``anchor``: a gap from its N-terminal anchor or a
+C-terminal end) or -1 (towards lower numbers: a gap from the residue after it, or an N-terminal end).
 """
 
 from __future__ import annotations
