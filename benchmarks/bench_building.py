@@ -162,6 +162,7 @@ def make_protein(name: str) -> tuple[Path, dict]:
     if not Path(p["model"]).exists():
         raise SystemExit(f"{p['model']} not found (set LOCSCALE_SHARED_DATA to ../shared/data)")
     st = gemmi.read_structure(str(p["model"]))
+    st.setup_entities()
     while len(st) > 1:
         del st[len(st) - 1]
     for i in reversed(range(len(st[0]))):

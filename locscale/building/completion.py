@@ -15,8 +15,8 @@ coot). What this module does, in order:
    :data:`CA_STEP`).
 3. **Trials** (:func:`_run_trial`): ``trials`` traces of every segment, trial t with seed ``seed + t`` (coot's
    random φ/ψ trials, seeded), a chain end outwards from its anchor, a gap from both of its anchors; a gap's two
-   traces are joined where they meet (:func:`choose_junction`). The new residues and their anchors are refined
-   with servalcat, every other atom held (coot's refinement is not reproducible, see
+   traces are joined where they meet (:func:`choose_junction`). The new residues are refined with servalcat,
+   every atom of the model held, the anchors included (coot's refinement is not reproducible, see
    :mod:`locscale.building.coot_tool`); their geometry is repaired (Ramachandran peptide flips, then servalcat
    again; library rotamers for side chains that overlap or are rotamer outliers); coot measures every new residue
    (CC, Q-score, Ramachandran and rotamer probability, bad overlaps) and scans each segment's register.
@@ -26,10 +26,11 @@ coot). What this module does, in order:
    beyond), then Ramachandran and rotamer outliers and residues that make their anchor an outlier, then residues
    in bad overlaps (:func:`judge_residues`). Per segment the trial with the highest sum of its kept residues'
    Q-scores is chosen (ties: the lower trial number).
-5. **Merge and check**: the built model takes from each segment's trial only its kept residues and the anchors next
-   to them (:func:`residues_to_take`); everything else is the input model's, atom for atom. The merged model is
-   measured again and judged the same way (segments chosen from different trials may meet) until nothing more
-   goes.
+5. **Merge and check**: the built model takes from each segment's trial only its kept residues
+   (:func:`residues_to_take`); everything else is the input model's, atom for atom, except the side chains coot
+   completed (step 2: kept only when they add no bad overlap and are no rotamer outlier,
+   :func:`_check_side_chains`). The merged model is measured again and judged the same way (segments chosen from
+   different trials may meet) until nothing more goes.
 6. The built model (the input model with the side chains completed and the kept residues), a JSON record and a
    per-residue table. The same inputs give the same files, byte for byte (tested).
 """
@@ -460,18 +461,22 @@ def _with(plan: Path, **items) -> Path:
     return out
 
 
-def _moving(seg: Segment, numbers: list[int]) -> list[str]:
-    """Selections of a segment's residues that refinement moves: the built ones and the anchors next to them."""
-    anchors = [seg.anchor] + ([seg.next_residue] if seg.kind == "gap" else [])
-    lo, hi = min(numbers + anchors), max(numbers + anchors)
-    return [f"//{seg.chain}/{lo}-{hi}"]
+def _moving(chain: str, numbers: list[int]) -> list[str]:
+    """Selections of the residues that refinement moves (runs of consecutive numbers): the new ones only."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return [f"//{chain}/{r[0]}-{r[-1]}" for r in runs]
 
 
 def _run_trial(k: int, seed: int, todo: list[Segment], filled_path: Path, map_path: Path, resolution: float,
                monlib: Path, refine_cycles: int, sequences: dict, offsets: dict, workdir: Path, log: Path,
                timeout: float) -> Trial:
-    """Trace every segment (gaps from both anchors), join each gap's traces, refine the new residues and their
-    anchors (everything else held), repair their geometry, refine again, and measure every residue."""
+    """Trace every segment (gaps from both anchors), join each gap's traces, refine the new residues (every atom of
+    the model held, the anchors included), repair their geometry, refine again, and measure every residue."""
     gaps = [s for s in todo if s.kind == "gap"]
     plan_f = workdir / "plan_forward.json"
     plan_b = workdir / "plan_backward.json"
@@ -488,6 +493,7 @@ def _run_trial(k: int, seed: int, todo: list[Segment], filled_path: Path, map_pa
                                            seed=seed, timeout=timeout))
         bwd_st = gemmi.read_structure(str(bwd_path))
     joined = fwd_st.clone()
+    filled = gemmi.read_structure(str(filled_path))
     parts, junctions, links, moving, stopped = {}, {}, [], [], {}
     for seg in todo:
         forward, why = traced_f.get(seg.id, ([], ""))
@@ -516,7 +522,10 @@ def _run_trial(k: int, seed: int, todo: list[Segment], filled_path: Path, map_pa
                 links.append((seg.chain, seg.anchor, second[-1]))
         built = [n for p in parts[seg.id] for n in p]
         if built:
-            moving += _moving(seg, built)
+            moving += _moving(seg.chain, built)
+        # the anchors as they are in the model (coot's trace nudges their C, O or N by up to 0.4 Å; refinement
+        # holds them, so the new residues are built onto the model as it is)
+        _replace_residues(joined[0][seg.chain], filled[0][seg.chain], set(seg.anchors()))
     joined_path = workdir / f"trial_{k}_joined.cif"
     joined.setup_entities()
     with atomic_output(joined_path) as tmp:
@@ -703,14 +712,11 @@ def _replace_residues(target: gemmi.Chain, source: gemmi.Chain, numbers: set[int
 
 
 def residues_to_take(seg: Segment, kept: list[int]) -> set[int]:
-    """Residue numbers the built model takes from a segment's trial: its kept residues and the anchors next to
-    them (refined with them); nothing else of the trial (its other residues did not move)."""
-    take = set(kept)
-    if seg.anchor + seg.direction in take:
-        take.add(seg.anchor)
-    if seg.kind == "gap" and seg.next_residue - 1 in take:
-        take.add(seg.next_residue)
-    return take
+    """Residue numbers the built model takes from a segment's trial: its kept residues, nothing else (refinement
+    held every other atom, the anchors included, and each segment decides only its own residues: adjacent
+    segments, e.g. a gap split by a residue kept in an earlier completion, must not put back what the other
+    trimmed)."""
+    return {n for n in kept if n in {m for m, _ in seg.residues}}
 
 
 # ---------------------------------------------------------------------- the whole completion
@@ -768,6 +774,8 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     t = time.perf_counter()
     filled_path = workdir / "filled.cif"
     fill = _coot_agreed("fill", model, map_path, filled_path, workdir, log, timeout=timeout)
+    completed, reverted = _check_side_chains(model, filled_path, map_path, fill.get("partial_residues", []), workdir,
+                                             log, timeout)
     seconds["fill"] = time.perf_counter() - t
     filled = gemmi.read_structure(str(filled_path))
     # the anchors' Ramachandran probabilities before building (a built segment must not make them outliers)
@@ -790,7 +798,6 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     b_values = [a.b_iso for ch in structure[0] for r in ch for a in r]
     b_new = float(np.median(b_values)) if b_values else 30.0
     chosen: dict[str, tuple[Trial, list[int], dict[int, str]]] = {}
-    taken: set[tuple[str, int]] = set()
     for seg in segments:
         seg_record = {"id": seg.id, "kind": seg.kind, "chain": seg.chain, "residues": len(seg.residues)}
         seg.record = seg_record
@@ -810,10 +817,8 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
         best = max(range(len(judged)), key=lambda i: (judged[i]["score"], -i))
         trial = results[best]
         kept, trimmed = judged[best]["_kept"], judged[best]["_trimmed"]
-        take = {n for n in residues_to_take(seg, kept) if (seg.chain, n) not in taken}
         if kept:
-            _replace_residues(final[0][seg.chain], trial.structure[0][seg.chain], take)
-            taken.update((seg.chain, n) for n in take)
+            _replace_residues(final[0][seg.chain], trial.structure[0][seg.chain], residues_to_take(seg, kept))
         chosen[seg.id] = (trial, kept, trimmed)
         seg_record.update(trial=best, register=judged[best]["register"],
                           junction_c_n=judged[best]["junction_c_n"],
@@ -850,10 +855,6 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
                 for i in range(len(chain) - 1, -1, -1):
                     if chain[i].seqid.num in more:
                         del chain[i]
-                for anchor in seg.anchors():  # an anchor whose new neighbour went goes back to where it was
-                    if anchor not in residues_to_take(seg, kept) and (seg.chain, anchor) in taken:
-                        _replace_residues(chain, filled[0][seg.chain], {anchor})
-                        taken.discard((seg.chain, anchor))
         final_check += removed
         if not removed:
             break
@@ -900,8 +901,9 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
         "residues_trimmed": int(n_trimmed),
         "built_fit_mean": float(np.nanmean(kept_cc)) if kept_cc else float("nan"),
         "built_q_score_mean": float(np.nanmean(kept_q)) if kept_q else float("nan"),
-        "side_chains_completed": len(fill.get("partial_residues", [])),
-        "side_chains_completed_residues": fill.get("partial_residues", []),
+        "side_chains_completed": len(completed),
+        "side_chains_completed_residues": completed,
+        "side_chains_left_truncated": reverted,
         "segments": [s.record for s in segments],
         "refused": [{"id": s.id, "reason": s.record.get("reason", "")} for s in segments
                     if s.record.get("status") == "refused"],
@@ -912,6 +914,50 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     seconds["total"] = time.perf_counter() - t0
     report["seconds"] = seconds
     return output, report, table
+
+
+def _check_side_chains(model: Path, filled_path: Path, map_path: Path, partial: list[str], workdir: Path, log: Path,
+                       timeout: float) -> tuple[list[str], dict[str, str]]:
+    """The side chains coot completed (``partial``, e.g. ``["A460"]``), held to the same geometry as new residues:
+    other library rotamers for those that overlap or are rotamer outliers (coot ``repair``), then each one that
+    still has more bad overlaps than the truncated residue had, or is a rotamer outlier, goes back to the input's
+    truncated residue (``filled_path`` is rewritten). Returns (completed, {left truncated: reason})."""
+    keys = []
+    for name in partial:
+        m = re.fullmatch(r"(.+?)(-?\d+)", name)
+        if m:
+            keys.append((m.group(1), int(m.group(2))))
+    if not keys:
+        return [], {}
+    chains = sorted({c for c, _ in keys})
+    plan = workdir / "side_chains.json"
+    plan.write_text(json.dumps({"repair": ["rotamers"], "score": [list(k) for k in keys],
+                                "segments": [{"id": f"{c} side chains", "chain": c, "anchors": [],
+                                              "built": [n for cc, n in keys if cc == c]} for c in chains]}))
+    repaired = workdir / "filled_repaired.cif"
+    _coot("repair", filled_path, map_path, repaired, workdir, log, plan=plan, timeout=timeout)
+    after = _rows_by_residue(_coot("score", repaired, map_path, None, workdir, log, plan=plan, timeout=timeout,
+                                   result=workdir / "side_chains_score.json"))
+    before = _rows_by_residue(_coot("score", model, map_path, None, workdir, log, plan=plan, timeout=timeout,
+                                    result=workdir / "side_chains_input_score.json"))
+    reverted = {}
+    for key in keys:
+        new, old = after.get(key, {}), before.get(key, {})
+        rot = new.get("rotamer_probability")
+        if (new.get("overlaps") or 0) > (old.get("overlaps") or 0):
+            reverted[f"{key[0]}{key[1]}"] = f"completed side chain overlaps {', '.join(new.get('overlaps_with', []))}"
+        elif _finite(rot) and rot <= 0.0:
+            reverted[f"{key[0]}{key[1]}"] = "completed side chain is a rotamer outlier"
+    st = gemmi.read_structure(str(repaired))
+    original = gemmi.read_structure(str(model))
+    for c in chains:
+        numbers = {n for cc, n in keys if cc == c and f"{cc}{n}" in reverted}
+        if numbers:
+            _replace_residues(st[0][c], original[0][c], numbers)
+    st.setup_entities()
+    with atomic_output(filled_path) as tmp:
+        st.make_mmcif_document().write_file(str(tmp))
+    return [f"{c}{n}" for c, n in keys if f"{c}{n}" not in reverted], reverted
 
 
 def _restore_b(final: gemmi.Structure, original: gemmi.Structure, b_new: float) -> None:

@@ -179,7 +179,8 @@ def _side_chain_overlap(found: dict, key) -> tuple[int, float]:
 
 def repair(model: str, map_path: str, plan: dict, out: Path) -> dict:
     """Deterministic repairs of the built residues (no refinement; the plan's ``repair`` says which, default
-    both): peptide flips that raise the Ramachandran probabilities of a segment's residues and its anchors, and
+    both): flips of the peptides between new residues that raise the Ramachandran probabilities of a segment's
+    residues and its anchors, and
     other rotamers for built side chains that overlap other atoms or are rotamer outliers. A flip is kept when it
     lowers Σ −ln p of the segment by more than FLIP_GAIN (greedy, best first). Of the side chain as fitted and
     its library rotamers the one with the fewest side-chain overlaps is kept, then not a rotamer outlier, then
@@ -194,7 +195,7 @@ def repair(model: str, map_path: str, plan: dict, out: Path) -> dict:
             continue
         moving = sorted(set(built) | {int(a) for a in seg["anchors"] if _has_residue(mc, imol, chain, int(a))})
         keys = [(chain, n) for n in moving]
-        peptides = [n for n in moving if n + 1 in moving and (n in built or n + 1 in built)]
+        peptides = [n for n in built if n + 1 in built]  # the model's own atoms, anchors included, stay put
         for _ in range(2 * len(peptides) if "flips" in what else 0):
             cost = _rama_cost(_per_residue(mc.ramachandran_analysis(imol)), keys)
             best = None
