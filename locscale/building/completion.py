@@ -15,8 +15,8 @@ coot). What this module does, in order:
    :data:`CA_STEP`).
 3. **Trials** (:func:`_run_trial`): ``trials`` traces of every segment, trial t with seed ``seed + t`` (coot's
    random φ/ψ trials, seeded), a chain end outwards from its anchor, a gap from both of its anchors; a gap's two
-   traces are joined where they meet (:func:`choose_junction`). The new residues are refined with servalcat,
-   every atom of the model held, the anchors included (coot's refinement is not reproducible, see
+   traces are joined where they meet (:func:`choose_junction`). The new residues are refined with servalcat, every
+   atom of the model held but the peptide atoms next to them (coot's refinement is not reproducible, see
    :mod:`locscale.building.coot_tool`); their geometry is repaired (Ramachandran peptide flips, then servalcat
    again; library rotamers for side chains that overlap or are rotamer outliers); coot measures every new residue
    (CC, Q-score, Ramachandran and rotamer probability, bad overlaps) and scans each segment's register.
@@ -26,8 +26,8 @@ coot). What this module does, in order:
    beyond), then Ramachandran and rotamer outliers and residues that make their anchor an outlier, then residues
    in bad overlaps (:func:`judge_residues`). Per segment the trial with the highest sum of its kept residues'
    Q-scores is chosen (ties: the lower trial number).
-5. **Merge and check**: the built model takes from each segment's trial only its kept residues
-   (:func:`residues_to_take`); everything else is the input model's, atom for atom, except the side chains coot
+5. **Merge and check** (:func:`merge`): the built model takes from each segment's trial only its kept residues and
+   the peptide atoms next to them; everything else is the input model's, atom for atom, except the side chains coot
    completed (step 2: kept only when they add no bad overlap and are no rotamer outlier,
    :func:`_check_side_chains`). The merged model is measured again and judged the same way (segments chosen from
    different trials may meet) until nothing more goes.
@@ -461,22 +461,42 @@ def _with(plan: Path, **items) -> Path:
     return out
 
 
-def _moving(chain: str, numbers: list[int]) -> list[str]:
-    """Selections of the residues that refinement moves (runs of consecutive numbers): the new ones only."""
+#: atoms of a model residue next to a new one that refinement may move: the peptide unit they share (the model
+#: residue before a new one gives its C and O, the one after it its N); its CA and side chain stay put
+LINK_ATOMS = {-1: ("C", "O"), 1: ("N",)}
+
+
+def linked_atoms(numbers: list[int], model_numbers: set[int]) -> list[tuple[int, tuple[str, ...]]]:
+    """(model residue, its atoms) in the peptide units the new residues `numbers` share with model residues."""
+    new = set(numbers)
+    out = []
+    for n in sorted(new):
+        for side, atoms in LINK_ATOMS.items():
+            m = n + side
+            if m not in new and m in model_numbers:
+                out.append((m, atoms))
+    return out
+
+
+def _moving(chain: str, numbers: list[int], model_numbers: set[int]) -> list[str]:
+    """Selections of what refinement moves: the new residues (runs of consecutive numbers) and the peptide atoms
+    of the model residues next to them (:data:`LINK_ATOMS`)."""
     runs: list[list[int]] = []
     for n in sorted(numbers):
         if runs and n == runs[-1][-1] + 1:
             runs[-1].append(n)
         else:
             runs.append([n])
-    return [f"//{chain}/{r[0]}-{r[-1]}" for r in runs]
+    return ([f"//{chain}/{r[0]}-{r[-1]}" for r in runs]
+            + [f"//{chain}/{m}/{','.join(atoms)}" for m, atoms in linked_atoms(numbers, model_numbers)])
 
 
 def _run_trial(k: int, seed: int, todo: list[Segment], filled_path: Path, map_path: Path, resolution: float,
                monlib: Path, refine_cycles: int, sequences: dict, offsets: dict, workdir: Path, log: Path,
                timeout: float) -> Trial:
     """Trace every segment (gaps from both anchors), join each gap's traces, refine the new residues (every atom of
-    the model held, the anchors included), repair their geometry, refine again, and measure every residue."""
+    the model held but the peptide atoms next to them), repair their geometry, refine again, and measure every
+    residue."""
     gaps = [s for s in todo if s.kind == "gap"]
     plan_f = workdir / "plan_forward.json"
     plan_b = workdir / "plan_backward.json"
@@ -494,6 +514,7 @@ def _run_trial(k: int, seed: int, todo: list[Segment], filled_path: Path, map_pa
         bwd_st = gemmi.read_structure(str(bwd_path))
     joined = fwd_st.clone()
     filled = gemmi.read_structure(str(filled_path))
+    model_numbers = {ch.name: {int(r.seqid.num) for r in ch} for ch in filled[0]}
     parts, junctions, links, moving, stopped = {}, {}, [], [], {}
     for seg in todo:
         forward, why = traced_f.get(seg.id, ([], ""))
@@ -522,9 +543,9 @@ def _run_trial(k: int, seed: int, todo: list[Segment], filled_path: Path, map_pa
                 links.append((seg.chain, seg.anchor, second[-1]))
         built = [n for p in parts[seg.id] for n in p]
         if built:
-            moving += _moving(seg.chain, built)
-        # the anchors as they are in the model (coot's trace nudges their C, O or N by up to 0.4 Å; refinement
-        # holds them, so the new residues are built onto the model as it is)
+            moving += _moving(seg.chain, built, model_numbers[seg.chain])
+        # the anchors as they are in the model (coot's trace nudges their C, O or N by up to 0.4 Å): refinement
+        # moves only their atoms in the peptide unit shared with a new residue, from where they are
         _replace_residues(joined[0][seg.chain], filled[0][seg.chain], set(seg.anchors()))
     joined_path = workdir / f"trial_{k}_joined.cif"
     joined.setup_entities()
@@ -711,11 +732,38 @@ def _replace_residues(target: gemmi.Chain, source: gemmi.Chain, numbers: set[int
         target.add_residue(r)
 
 
+def merge(structure: gemmi.Structure, filled: gemmi.Structure, segments: list[Segment],
+          chosen: dict) -> gemmi.Structure:
+    """The built model: the input model (its metadata, B-factors) with coot's completed side chains (`filled`), each
+    segment's kept residues from its chosen trial and, from that trial, the peptide atoms of the model residues
+    next to them (:func:`linked_atoms`)."""
+    final = structure.clone()
+    for ch in final[0]:
+        if ch.name in [c.name for c in filled[0]]:
+            _replace_residues(ch, filled[0][ch.name], {int(r.seqid.num) for r in ch})
+    model_numbers = {ch.name: {int(r.seqid.num) for r in ch} for ch in final[0]}
+    for seg in segments:
+        if seg.id not in chosen:
+            continue
+        trial, kept, _ = chosen[seg.id]
+        if not kept:
+            continue
+        source, target = trial.structure[0][seg.chain], final[0][seg.chain]
+        _replace_residues(target, source, residues_to_take(seg, kept))
+        for m, atoms in linked_atoms(kept, model_numbers[seg.chain]):
+            mine, theirs = target[str(m)][0], source[str(m)][0]
+            for name in atoms:
+                a, b = mine.find_atom(name, "*"), theirs.find_atom(name, "*")
+                if a is not None and b is not None:
+                    a.pos = b.pos
+    return final
+
+
 def residues_to_take(seg: Segment, kept: list[int]) -> set[int]:
     """Residue numbers the built model takes from a segment's trial: its kept residues, nothing else (refinement
-    held every other atom, the anchors included, and each segment decides only its own residues: adjacent
-    segments, e.g. a gap split by a residue kept in an earlier completion, must not put back what the other
-    trimmed)."""
+    held every other residue but the peptide atoms next to the new ones, see :func:`merge`; each segment decides
+    only its own residues: adjacent segments, e.g. a gap split by a residue kept in an earlier completion, must not
+    put back what the other trimmed)."""
     return {n for n in kept if n in {m for m, _ in seg.residues}}
 
 
@@ -790,11 +838,6 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
                                   int(refine_cycles), sequences, offsets, workdir, log, timeout))
     seconds["trials"] = time.perf_counter() - t
 
-    # the output: the input model (its metadata, B-factors), with coot's completed side chains and the chosen trials
-    final = structure.clone()
-    for ch in final[0]:
-        if ch.name in [c.name for c in filled[0]]:
-            _replace_residues(ch, filled[0][ch.name], {int(r.seqid.num) for r in ch})
     b_values = [a.b_iso for ch in structure[0] for r in ch for a in r]
     b_new = float(np.median(b_values)) if b_values else 30.0
     chosen: dict[str, tuple[Trial, list[int], dict[int, str]]] = {}
@@ -817,13 +860,12 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
         best = max(range(len(judged)), key=lambda i: (judged[i]["score"], -i))
         trial = results[best]
         kept, trimmed = judged[best]["_kept"], judged[best]["_trimmed"]
-        if kept:
-            _replace_residues(final[0][seg.chain], trial.structure[0][seg.chain], residues_to_take(seg, kept))
         chosen[seg.id] = (trial, kept, trimmed)
         seg_record.update(trial=best, register=judged[best]["register"],
                           junction_c_n=judged[best]["junction_c_n"],
                           scores=[{k: v for k, v in j.items() if not k.startswith("_")} for j in judged])
     # the merged model is checked as a whole (segments chosen from different trials may meet)
+    final = merge(structure, filled, segments, chosen)
     final_check = []
     for _ in range(FINAL_CHECK_ROUNDS):
         kept_keys = [(seg.chain, n) for seg in segments if seg.id in chosen for n in chosen[seg.id][1]]
@@ -851,10 +893,7 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
                 trimmed = {**trimmed, **more}
                 kept = [n for n in kept if n not in more]
                 chosen[seg.id] = (trial, kept, trimmed)
-                chain = final[0][seg.chain]
-                for i in range(len(chain) - 1, -1, -1):
-                    if chain[i].seqid.num in more:
-                        del chain[i]
+        final = merge(structure, filled, segments, chosen)
         final_check += removed
         if not removed:
             break
