@@ -5,9 +5,11 @@ of the chain (136–140).
 Measured with coot-headless-api 1.3.3rc1 and servalcat 0.4.142 (2 trials, seed 0, this file's inputs;
 min_fit 0.35 and min_q_score 0.3: the defaults 0.55 and 0.5 are calibrated for LocScale maps, and CC and Q-score
 run lower in the deposited map, whose own model has CC 0.37 and Q-score 0.44 at its 10th percentile; deterministic,
-so the same numbers every run): the gap came back 5/5 with CA within 1 Å of the deposited positions (0.35–0.88 Å),
-traced from both of its anchors; of the chain end, 136 was kept (0.56 Å) and 137–140 trimmed (137 had CC 0.25 and
-was 1.8 Å off; the rest lie beyond it). Every residue of the input model is where it was, atom for atom.
+so the same numbers every run): the gap came back 4/5 with CA within 1 Å of the deposited positions (0.42–0.67 Å),
+traced from both of its anchors; 62, next to the far anchor, was placed 0.46 Å off but left a Ramachandran outlier
+(p < 0.0001) and was trimmed. Of the chain end, 136 was kept (0.57 Å) and 137–140 trimmed (137 had CC 0.25 and was
+1.8 Å off; the rest lie beyond it). No CA of the input model moved; only the peptide atoms next to new residues
+(C and O of 57 and 135) may.
 The thresholds below leave one residue of margin and about 0.3 Å in the distances, for other CPUs and libm builds
 (coordinates may differ in the last digits there, which coot's random trials can amplify); they fail for a builder
 that misplaces the helix (a register shift moves CA by 1.5 Å), keeps residues in weak density or moves the rest of
@@ -174,17 +176,18 @@ def test_builder_rebuilds_the_helix_gap_and_trims_the_weak_chain_end(gapped, bui
     path, report, table, work = built
     truth, ca = _ca(deposited), _ca(path)
     d = {n: float(np.linalg.norm(ca[n] - truth[n])) for n in GAP + END if n in ca}
-    # the helix gap: measured 5/5 within 1 Å (largest 0.88)
+    # the helix gap: measured 4/5 within 1 Å (0.42–0.67 Å; 62 trimmed as a Ramachandran outlier)
     assert sum(d.get(n, 9.0) <= 1.0 for n in GAP) >= 4, d
     assert all(d[n] < 1.25 for n in GAP if n in d), d
-    # the chain end: every kept residue within 1 Å (measured: 136 kept, 0.56 Å)
+    # the chain end: every kept residue within 1 Å (measured: 136 kept, 0.57 Å)
     kept_end = [n for n in END if n in ca]
     assert len(kept_end) >= 1 and all(d[n] <= 1.0 for n in kept_end), d
-    # nothing that fits is trimmed: every trimmed residue's placement was more than 1 Å off
+    # nothing that fits is trimmed for its fit: every residue trimmed for CC, Q-score or register was more than
+    # 1 Å off (one trimmed for its geometry may sit well: 62, next to the held anchor)
     trimmed = table[table.status == "trimmed"]
-    for _, row in trimmed.iterrows():
+    for _, row in trimmed[~trimmed.reason.str.contains("outlier|overlaps")].iterrows():
         assert np.linalg.norm(np.array([row.ca_x, row.ca_y, row.ca_z]) - truth[row.resnum]) > 1.0, row
-    assert set(trimmed.resnum) <= set(END)
+    assert set(trimmed.resnum) <= set(END) | {62}
     # the record and the table say the same; every kept residue passed the checks
     record = json.loads((work / "completion.json").read_text())
     assert record["residues_built"] == len(d) == int((table.status == "built").sum())

@@ -20,12 +20,12 @@ coot). What this module does, in order:
    :mod:`locscale.building.coot_tool`); their geometry is repaired (Ramachandran peptide flips, then servalcat
    again; library rotamers for side chains that overlap or are rotamer outliers); coot measures every new residue
    (CC, Q-score, Ramachandran and rotamer probability, bad overlaps) and scans each segment's register.
-4. **Judgement** per segment and trial (:func:`judge_segment`): a segment whose own register does not beat every
-   other shift of the sequence by :data:`REGISTER_MARGIN` is refused (:func:`register_check`); of the rest, the
-   residues with CC below ``min_fit`` or Q-score below ``min_q_score`` go (at a chain end with every residue
-   beyond), then Ramachandran and rotamer outliers and residues that make their anchor an outlier, then residues
-   in bad overlaps (:func:`judge_residues`). Per segment the trial with the highest sum of its kept residues'
-   Q-scores is chosen (ties: the lower trial number).
+4. **Judgement** per segment and trial (:func:`judge_segment`): the residues with CC below ``min_fit`` or Q-score
+   below ``min_q_score`` go (at a chain end with every residue beyond); a segment whose remaining residues' own
+   register does not beat every other shift of the sequence by :data:`REGISTER_MARGIN` goes whole
+   (:func:`register_check`); of the rest, Ramachandran and rotamer outliers, residues that make their anchor an
+   outlier, and residues in bad overlaps go (:func:`judge_residues`). Per segment the trial with the highest sum
+   of its kept residues' Q-scores is chosen (ties: the lower trial number).
 5. **Merge and check** (:func:`merge`): the built model takes from each segment's trial only its kept residues and
    the peptide atoms next to them; everything else is the input model's, atom for atom, except the side chains coot
    completed (step 2: kept only when they add no bad overlap and are no rotamer outlier,
@@ -701,13 +701,22 @@ def trim_parts(parts: list[list[int]], problems: dict[int, list[str]], cascade: 
 
 def judge_segment(seg: Segment, trial: Trial, *, min_fit: float, min_q_score: float,
                   baseline: dict) -> tuple[list[int], dict[int, str], dict]:
-    """(kept residues, {trimmed: reason}, register record) of one segment in one trial."""
-    built = [n for p in trial.parts[seg.id] for n in p]
-    register = register_check(trial.register.get(seg.id, {}).get("scores", {}), len(built))
+    """(kept residues, {trimmed: reason}, register record) of one segment in one trial: the register is judged on
+    the residues the density supports (CC and Q-score; a chain end's trace beyond them is no part of its register),
+    then :func:`judge_residues` decides residue by residue."""
+    parts, cascade = trial.parts[seg.id], seg.kind != "gap"
+    built = [n for p in parts for n in p]
+    fit = {n: residue_problems(trial.rows.get((seg.chain, n), {}), min_fit=min_fit, min_q_score=min_q_score)[0]
+           for n in built}
+    supported = [n for n in built if n not in trim_parts(parts, fit, cascade)]
+    per_residue = trial.register.get(seg.id, {}).get("per_residue", {})
+    scores = {k: float(np.mean([v[str(n)] for n in supported])) for k, v in per_residue.items()
+              if supported and all(str(n) in v for n in supported)}
+    register = register_check(scores, len(supported))
+    trimmed = judge_residues(seg.chain, parts, seg.anchors(), trial.rows, baseline, min_fit=min_fit,
+                             min_q_score=min_q_score, cascade=cascade)
     if not register["ok"]:
-        return [], {n: register["reason"] for n in built}, register
-    trimmed = judge_residues(seg.chain, trial.parts[seg.id], seg.anchors(), trial.rows, baseline,
-                             min_fit=min_fit, min_q_score=min_q_score, cascade=seg.kind != "gap")
+        trimmed = {**trimmed, **{n: register["reason"] for n in supported}}
     return [n for n in built if n not in trimmed], trimmed, register
 
 

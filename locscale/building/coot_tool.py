@@ -179,8 +179,8 @@ def _side_chain_overlap(found: dict, key) -> tuple[int, float]:
 
 def repair(model: str, map_path: str, plan: dict, out: Path) -> dict:
     """Deterministic repairs of the built residues (no refinement; the plan's ``repair`` says which, default
-    both): flips of the peptides between new residues that raise the Ramachandran probabilities of a segment's
-    residues and its anchors, and
+    both): flips of the peptides of new residues (with each other and with their anchors) that raise the
+    Ramachandran probabilities of a segment's residues and its anchors, and
     other rotamers for built side chains that overlap other atoms or are rotamer outliers. A flip is kept when it
     lowers Σ −ln p of the segment by more than FLIP_GAIN (greedy, best first). Of the side chain as fitted and
     its library rotamers the one with the fewest side-chain overlaps is kept, then not a rotamer outlier, then
@@ -195,7 +195,9 @@ def repair(model: str, map_path: str, plan: dict, out: Path) -> dict:
             continue
         moving = sorted(set(built) | {int(a) for a in seg["anchors"] if _has_residue(mc, imol, chain, int(a))})
         keys = [(chain, n) for n in moving]
-        peptides = [n for n in built if n + 1 in built]  # the model's own atoms, anchors included, stay put
+        # a peptide flip moves C and O of its first residue and N of its second: a model residue next to a new one
+        # gives only those atoms (which the builder's refinement moves too)
+        peptides = [n for n in moving if n + 1 in moving and (n in built or n + 1 in built)]
         for _ in range(2 * len(peptides) if "flips" in what else 0):
             cost = _rama_cost(_per_residue(mc.ramachandran_analysis(imol)), keys)
             best = None
@@ -279,14 +281,14 @@ def score(model: str, map_path: str, plan: dict) -> dict:
 def register(model: str, map_path: str, plan: dict) -> dict:
     """The register scan: for every segment and every shift k of its ``shifts`` for which the sequence has a
     residue at every number + k, the built residues mutated to the sequence shifted by k (residue n takes the type
-    of n + k), their rotamers fitted, and the mean density correlation of those residues with the map."""
+    of n + k), their rotamers fitted, and their density correlation with the map (per residue and the mean)."""
     mc, imol0, imap = _container(model, map_path)
     out = []
     for seg in plan["segments"]:
         chain = seg["chain"]
         built = [int(n) for n in seg["built"] if _has_residue(mc, imol0, chain, int(n))]
         sequence = {int(k): v for k, v in seg["sequence"].items()}
-        scores = {}
+        scores, per_residue = {}, {}
         for k in seg["shifts"]:
             if not built or any(n + k not in sequence for n in built):
                 continue
@@ -298,10 +300,11 @@ def register(model: str, map_path: str, plan: dict) -> dict:
                 if name not in ("GLY", "ALA"):
                     mc.auto_fit_rotamer(imol, chain, n, "", "", imap)
             cc = _per_residue(mc.density_correlation_analysis(imol, imap))
-            values = [cc.get((chain, n), float("nan")) for n in built]
-            scores[str(k)] = float(sum(values) / len(values))
+            values = {str(n): cc.get((chain, n), float("nan")) for n in built}
+            per_residue[str(k)] = values
+            scores[str(k)] = float(sum(values.values()) / len(values))
             mc.close_molecule(imol)
-        out.append({"id": seg["id"], "residues": built, "scores": scores})
+        out.append({"id": seg["id"], "residues": built, "scores": scores, "per_residue": per_residue})
     return {"segments": out}
 
 
