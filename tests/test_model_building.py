@@ -131,6 +131,38 @@ def test_the_register_check_keeps_only_a_clear_best_register():
     assert short["ok"] and not short["judged"]
 
 
+def test_completed_side_chains_are_seated_on_the_input_main_chain(gapped, tmp_path):
+    """Coot's side-chain fitting moves the whole residue; the builder puts it back: N, CA, C and O exactly where the
+    input has them, the rest moved rigidly with the residue's N, CA, C, so the side chain keeps its conformation."""
+    from locscale.building.completion import reseat_side_chains
+
+    _, _, deposited = gapped
+    original = gemmi.read_structure(str(deposited))
+    moved = original.clone()
+    res = moved[0]["A"]["33"][0]
+    shift = gemmi.Transform(gemmi.Mat33([[0.99, -0.141, 0.0], [0.141, 0.99, 0.0], [0.0, 0.0, 1.0]]),
+                            gemmi.Vec3(0.3, -0.2, 0.4))  # about 8° and 0.5 Å
+    for atom in res:
+        atom.pos = gemmi.Position(shift.apply(atom.pos))
+    truncated = original.clone()  # the input: residue 33 truncated to CB
+    ref = truncated[0]["A"]["33"][0]
+    for i in reversed(range(len(ref))):
+        if ref[i].name not in ("N", "CA", "C", "O", "CB"):
+            del ref[i]
+    model, filled = tmp_path / "truncated.cif", tmp_path / "filled.cif"
+    truncated.setup_entities()
+    truncated.make_mmcif_document().write_file(str(model))
+    moved.setup_entities()
+    moved.make_mmcif_document().write_file(str(filled))
+    reseat_side_chains(filled, model, [("A", 33)])
+    seated = gemmi.read_structure(str(filled))[0]["A"]["33"][0]
+    true = original[0]["A"]["33"][0]
+    for atom in seated:
+        # main chain exact; CB and the side chain back within the rounding of the rotation matrix above
+        tolerance = 0.0 if atom.name in ("N", "CA", "C", "O") else 0.05
+        assert atom.pos.dist(true[atom.name][0].pos) <= tolerance + 1e-6, atom.name
+
+
 def test_sequence_offset_follows_the_numbering():
     residues = [(11, "VAL"), (12, "LEU"), (13, "SER"), (15, "ALA")]
     assert sequence_offset(residues, "VLSPADK") == (10, 1.0)

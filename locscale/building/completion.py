@@ -966,8 +966,9 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
 
 def _check_side_chains(model: Path, filled_path: Path, map_path: Path, partial: list[str], workdir: Path, log: Path,
                        timeout: float) -> tuple[list[str], dict[str, str]]:
-    """The side chains coot completed (``partial``, e.g. ``["A460"]``), held to the same geometry as new residues:
-    other library rotamers for those that overlap or are rotamer outliers (coot ``repair``), then each one that
+    """The side chains coot completed (``partial``, e.g. ``["A460"]``), seated on the input's main chain
+    (:func:`reseat_side_chains`) and held to the same geometry as new residues: other library rotamers for those
+    that overlap or are rotamer outliers (coot ``repair``), then each one that
     still has more bad overlaps than the truncated residue had, or is a rotamer outlier, goes back to the input's
     truncated residue (``filled_path`` is rewritten). Returns (completed, {left truncated: reason})."""
     keys = []
@@ -978,6 +979,7 @@ def _check_side_chains(model: Path, filled_path: Path, map_path: Path, partial: 
     if not keys:
         return [], {}
     chains = sorted({c for c, _ in keys})
+    reseat_side_chains(filled_path, model, keys)
     plan = workdir / "side_chains.json"
     plan.write_text(json.dumps({"repair": ["rotamers"], "score": [list(k) for k in keys],
                                 "segments": [{"id": f"{c} side chains", "chain": c, "anchors": [],
@@ -1006,6 +1008,40 @@ def _check_side_chains(model: Path, filled_path: Path, map_path: Path, partial: 
     with atomic_output(filled_path) as tmp:
         st.make_mmcif_document().write_file(str(tmp))
     return [f"{c}{n}" for c, n in keys if f"{c}{n}" not in reverted], reverted
+
+
+#: the main-chain atoms a completed side chain is seated on (they stay where the input model has them)
+SEAT_ATOMS = ("N", "CA", "C")
+
+
+def reseat_side_chains(filled_path: Path, model: Path, keys: list[tuple[str, int]]) -> None:
+    """Put the completed residues `keys` of `filled_path` back on the input model's main chain: coot's side-chain
+    fitting moves the whole residue (measured on ten aromatic side chains of the EMD-3488 crop: N, CA, C, O and CB
+    by 0.02–0.53 Å), so each residue's new atoms and CB are moved rigidly with the superposition of its N, CA, C
+    onto the input's, and N, CA, C, O take the input's positions. The side chain keeps its fitted rotamer and ideal
+    geometry; no atom of the input model moves."""
+    st, original = gemmi.read_structure(str(filled_path)), gemmi.read_structure(str(model))
+    for chain, n in keys:
+        if not st[0].find_chain(chain) or not original[0].find_chain(chain):
+            continue
+        res, ref = st[0][chain][str(n)], original[0][chain][str(n)]
+        if not res or not ref:
+            continue
+        res, ref = res[0], ref[0]
+        moved = [res.find_atom(a, "*") for a in SEAT_ATOMS]
+        fixed = [ref.find_atom(a, "*") for a in SEAT_ATOMS]
+        if any(a is None for a in moved + fixed):
+            continue
+        sup = gemmi.superpose_positions([a.pos for a in fixed], [a.pos for a in moved])
+        for atom in res:
+            kept = ref.find_atom(atom.name, "*")
+            if atom.name in ("N", "CA", "C", "O") and kept is not None:
+                atom.pos = kept.pos
+            else:
+                atom.pos = gemmi.Position(sup.transform.apply(atom.pos))
+    st.setup_entities()
+    with atomic_output(filled_path) as tmp:
+        st.make_mmcif_document().write_file(str(tmp))
 
 
 def _restore_b(final: gemmi.Structure, original: gemmi.Structure, b_new: float) -> None:
