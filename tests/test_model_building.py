@@ -114,6 +114,25 @@ def test_a_trace_does_not_continue_past_a_residue_with_a_problem():
     assert set(trim_parts([[58, 59, 60, 61], [66, 65, 64]], problems, cascade=False)) == {60}
 
 
+def test_a_new_residue_that_makes_its_anchor_an_outlier_goes():
+    """A kept residue that had no φ/ψ before (at a chain break) and is a Ramachandran outlier once a new residue is
+    joined to it: the new residue next to it goes, whichever trace built it (on the APH-1 phantom of
+    benchmarks/bench_building.py a gap's trace from its far anchor reached the near one, and the near anchor's
+    outlier went unnoticed when only the trace from the near anchor was checked)."""
+    from locscale.building.completion import judge_residues
+
+    good = {"cc": 0.9, "q_score": 0.7, "rama_probability": 0.1}
+    rows = {("C", 135): {"rama_probability": 0.0012}, ("C", 136): good, ("C", 137): good}
+    baseline = {("C", 135): {"rama_probability": float("nan")}}
+    for parts in ([[136, 137], []], [[], [137, 136]]):
+        trimmed = judge_residues("C", parts, [135, 138], rows, baseline, min_fit=0.55, min_q_score=0.5, cascade=False)
+        assert trimmed == {136: "makes its anchor C135 a Ramachandran outlier"}, parts
+    # an anchor that was an outlier in the input already is not the new residue's doing
+    baseline = {("C", 135): {"rama_probability": 0.001}}
+    assert judge_residues("C", [[136, 137], []], [135, 138], rows, baseline, min_fit=0.55, min_q_score=0.5,
+                          cascade=False) == {}
+
+
 def test_the_register_check_keeps_only_a_clear_best_register():
     """Shift 0 must beat every other shift by REGISTER_MARGIN (mean CC of the segment's residues with their side
     chains refitted for each register); a shift that scores better or alike refuses the segment; short segments

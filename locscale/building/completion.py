@@ -627,8 +627,8 @@ def judge_residues(chain: str, parts: list[list[int]], anchors: list[int], rows:
        after it. In a gap the residues on either side stay anchored and are judged each on their own (measured on
        the phantoms of benchmarks/bench_building.py: residues built after a weak one in a gap were as often right
        as the others, while at chain ends the trace beyond a weak residue had wandered off);
-    2. geometry: the residue alone; the first residue of a part also when its anchor is a Ramachandran outlier now
-       and was not in the input model (``baseline``);
+    2. geometry: the residue alone; a new residue next to an anchor also when the anchor is a Ramachandran outlier
+       now and was not in the input model (``baseline``);
     3. bad overlaps (``overlaps_with`` of the score rows) with a residue that stays: inside the new residue itself
        or with a model residue the new one goes; of two new residues the one with the lower Q-score (ties: the
        higher number), until none is left.
@@ -638,9 +638,12 @@ def judge_residues(chain: str, parts: list[list[int]], anchors: list[int], rows:
     for n in built:
         fit[n], geometry[n] = residue_problems(rows.get((chain, n), {}), min_fit=min_fit, min_q_score=min_q_score)
     trimmed = trim_parts(parts, fit, cascade)
-    for part, anchor in zip(parts, anchors, strict=False):
-        if part and anchor_made_outlier(rows.get((chain, anchor), {}), baseline.get((chain, anchor))):
-            geometry[part[0]] = geometry[part[0]] + [f"makes its anchor {chain}{anchor} a Ramachandran outlier"]
+    for anchor in anchors:
+        if not anchor_made_outlier(rows.get((chain, anchor), {}), baseline.get((chain, anchor))):
+            continue
+        for n in (anchor - 1, anchor + 1):  # the new residue next to it (whichever trace built it)
+            if n in geometry:
+                geometry[n] = geometry[n] + [f"makes its anchor {chain}{anchor} a Ramachandran outlier"]
     for n in built:
         if n not in trimmed and geometry[n]:
             trimmed[n] = "; ".join(geometry[n])
