@@ -127,6 +127,13 @@ def test_a_new_residue_that_makes_its_anchor_an_outlier_goes():
     for parts in ([[136, 137], []], [[], [137, 136]]):
         trimmed = judge_residues("C", parts, [135, 138], rows, baseline, min_fit=0.55, min_q_score=0.5, cascade=False)
         assert trimmed == {136: "makes its anchor C135 a Ramachandran outlier"}, parts
+    # at a chain end nothing stays beyond a residue that went, whatever the reason (APH-1 phantom: the last residue,
+    # 8 Å off, stayed alone after the three before it went for their geometry)
+    end_rows = {("C", n): dict(good) for n in (172, 173, 174, 175)}
+    end_rows[("C", 172)]["rama_probability"] = 0.0005
+    trimmed = judge_residues("C", [[172, 173, 174, 175]], [171], end_rows, {}, min_fit=0.55, min_q_score=0.5,
+                             cascade=True)
+    assert set(trimmed) == {172, 173, 174, 175} and "Ramachandran outlier" in trimmed[172]
     # an anchor that was an outlier in the input already is not the new residue's doing
     baseline = {("C", 135): {"rama_probability": 0.001}}
     assert judge_residues("C", [[136, 137], []], [135, 138], rows, baseline, min_fit=0.55, min_q_score=0.5,
