@@ -158,8 +158,9 @@ def test_the_register_check_keeps_only_a_clear_best_register():
 
 
 def test_completed_side_chains_are_seated_on_the_input_main_chain(gapped, tmp_path):
-    """Coot's side-chain fitting moves the whole residue; the builder puts it back: N, CA, C and O exactly where the
-    input has them, the rest moved rigidly with the residue's N, CA, C, so the side chain keeps its conformation."""
+    """Coot's side-chain fitting moves the whole residue (and refines its neighbours); the builder puts it back: N,
+    CA, C and O exactly where the input has them, the rest moved rigidly with the residue's N, CA, C, so the side
+    chain keeps its conformation, and every other residue as the input has it."""
     from locscale.building.completion import reseat_side_chains
 
     _, _, deposited = gapped
@@ -170,6 +171,8 @@ def test_completed_side_chains_are_seated_on_the_input_main_chain(gapped, tmp_pa
                             gemmi.Vec3(0.3, -0.2, 0.4))  # about 8° and 0.5 Å
     for atom in res:
         atom.pos = gemmi.Position(shift.apply(atom.pos))
+    for atom in moved[0]["A"]["34"][0]:  # the fill's refinement moves neighbours too
+        atom.pos = gemmi.Position(atom.pos.x + 0.3, atom.pos.y, atom.pos.z)
     truncated = original.clone()  # the input: residue 33 truncated to CB
     ref = truncated[0]["A"]["33"][0]
     for i in reversed(range(len(ref))):
@@ -183,6 +186,8 @@ def test_completed_side_chains_are_seated_on_the_input_main_chain(gapped, tmp_pa
     reseat_side_chains(filled, model, [("A", 33)])
     seated = gemmi.read_structure(str(filled))[0]["A"]["33"][0]
     true = original[0]["A"]["33"][0]
+    neighbour = gemmi.read_structure(str(filled))[0]["A"]["34"][0]
+    assert all(a.pos.dist(original[0]["A"]["34"][0][a.name][0].pos) == 0 for a in neighbour)
     for atom in seated:
         # main chain exact; CB and the side chain back within the rounding of the rotation matrix above
         tolerance = 0.0 if atom.name in ("N", "CA", "C", "O") else 0.05
