@@ -126,7 +126,7 @@ def case_160() -> Case:
 def case_256(radius: float | None = None) -> Case:
     """A 256³ phantom of TRPV1 (3J5P refined, 1.2156 Å): the map is the model blurred by a radial B gradient
     plus noise (locscale.phantoms.phantom), the model map the refined model's (locscale.simulate), the mask the model
-    envelope of `radius` Å (default 20 Å: > 1 M voxels, the size of issue 5's GPU target). Window 24 voxels
+    envelope of `radius` Å (default 20 Å: > 1 M voxels, the size of map the GPU path is meant for). Window 24 voxels
     (29 Å)."""
     from locscale.mapio import Map
     from locscale.models import envelope_mask, read_model
@@ -270,7 +270,7 @@ def run_locscale2(case: Case, *, end_to_end: bool = False, window: int | None = 
     exe = locscale2_bin()
     if exe is None:
         return Run("LocScale 2.4.1", math.nan, None, math.nan, None, ok=False,
-                   message="LocScale 2.4.1 not found: set LOCSCALE2_BIN or create ../ls2venv (see benchmarks/README)")
+                   message="LocScale 2.4.1 not found: set LOCSCALE2_BIN or create ../ls2venv (see docs/benchmarks.md)")
     work = Path(tempfile.mkdtemp(prefix="ls2_", dir=OUT))
     emap = work / "emmap.mrc"
     shutil.copy(case.mrc["map"], emap)
@@ -285,7 +285,9 @@ def run_locscale2(case: Case, *, end_to_end: bool = False, window: int | None = 
         args = ["-mm", "modelmap.mrc", "-ma", "mask.mrc", "-wn", str(window or case.window)]
         label = "LocScale 2.4.1 (-mm -ma, same inputs)"
     cmd = [str(exe), "-em", "emmap.mrc", *args, "-o", out.name, "-op", "processing", "-v"]
-    rc, wall, peak = _wait(cmd, work / "run.log", cwd=work)
+    # the same import name: a PYTHONPATH that points at this checkout would make LocScale 2 import our package
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    rc, wall, peak = _wait(cmd, work / "run.log", env=env, cwd=work)
     if rc != 0 or not out.exists():
         tail = (work / "run.log").read_text().strip().splitlines()[-1:] or [""]
         return Run(label, wall, None, peak, None, ok=False, message=f"exit {rc}: {tail[0][:200]}")
@@ -368,3 +370,19 @@ def run_workflow(workdir: Path, config: dict, cores: int, label: str) -> float:
     seconds = time.perf_counter() - t0
     print(f"# {label}: {seconds:.0f} s", flush=True)
     return seconds
+
+
+def write_into_doc(page: str, marker: str, text: str) -> Path:
+    """Put `text` (a markdown table) into docs/`page` between its ``<!-- marker:start -->`` and
+    ``<!-- marker:end -->`` lines, atomically: benchmarks write their tables into docs/, never into the README."""
+    doc = REPO / "docs" / page
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    s = doc.read_text()
+    i, j = s.find(start), s.find(end)
+    if i < 0 or j < i:
+        raise SystemExit(f"{doc} has no {start} … {end} block to write the table into")
+    tmp = doc.with_suffix(".md.partial")
+    tmp.write_text(s[:i + len(start)] + "\n" + text + "\n" + s[j:])
+    tmp.replace(doc)
+    print(f"table written into {doc}")
+    return doc

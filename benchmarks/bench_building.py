@@ -1,7 +1,7 @@
 """Automated model completion (model_completion.mode: coot) judged against a known truth, on phantoms of several
 proteins, scoring what a user takes home: ``results/<dataset>/final/``.
 
-    python benchmarks/bench_building.py [--proteins bgal,ard,aph1,hba] [--repeat] [--cores 2] [--write-readme]
+    python benchmarks/bench_building.py [--proteins bgal,ard,aph1,hba] [--repeat] [--cores 2] [--write-docs]
 
 Each protein (:data:`PROTEINS`) is cropped to one compact domain or chain, and a realistic phantom is simulated
 from it (``locscale phantom --truth-b-gradient``: the truth keeps a B gradient from the centre outwards, the data
@@ -26,7 +26,7 @@ The phantoms need ../shared/data (5A1A, 3J5P, 5A63); 5NI1 is bundled.
 
 The paper's claim that LocScale maps make building easier, measured with the same builder and budget:
 
-    python benchmarks/bench_building.py --compare [--seeds 0,10,20] [--write-readme]
+    python benchmarks/bench_building.py --compare [--seeds 0,10,20] [--write-docs]
 
 builds the same handed-out model (5NI1 chains A+B, phantom A of bench_cycles.py, 20 % removed: five residues at
 each chain end and three six-residue gaps per chain) into (a) the original map (the half maps' average), (b) global
@@ -38,7 +38,8 @@ placement trials are random). Per map, the mean and range over the seeds of: res
 CA within 1 Å of the truth and more than 2 Å off, the same for the placements before the trim (what the map let
 the builder place, independent of the thresholds), CC of the map to the truth in the removed region (what the
 builder saw), and CC of the built model to the true model in that region (both simulated at one B, so it measures
-where the atoms are, not their B). ``--write-readme`` puts the tables into README.md between their markers.
+where the atoms are, not their B). ``--write-docs`` puts the tables into docs/model-completion.md between their
+markers.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from pathlib import Path
 
 import gemmi
 import numpy as np
-from _common import SHARED, run_workflow
+from _common import SHARED, run_workflow, write_into_doc
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -75,7 +76,6 @@ PROTEINS = {
 }
 #: residues removed at each chain end; lengths of the loop, helix and strand pieces
 END_RESIDUES, LOOP, HELIX, STRAND = 4, 5, 7, 5
-README_PROTEINS = ("<!-- building-proteins:start -->", "<!-- building-proteins:end -->")
 
 
 # ---------------------------------------------------------------------- phantoms of several proteins
@@ -315,7 +315,8 @@ def score_protein(name: str, results: Path) -> dict:
 
 
 def proteins(args) -> int:
-    """Run and score every protein (module docstring); print the tables (and write them into the README)."""
+    """Run and score every protein (module docstring); print the tables (``--write-docs``: into
+    docs/model-completion.md)."""
     import pandas as pd
 
     names = [n.strip() for n in args.proteins.split(",") if n.strip()]
@@ -356,23 +357,11 @@ def proteins(args) -> int:
         crit.append(f"| {name} | {int((pl[name] & good).sum())} | {int((pl[name] & bad).sum())} |")
     criteria = "\n".join(crit)
     print(f"\n{table}\n\nplacement criteria over {len(pl)} placements ({', '.join(names)}):\n\n{criteria}")
-    if args.write_readme:
-        write_readme(README_PROTEINS, table + "\n\nPlacement criteria, every residue the builder placed in these runs "
-                     f"({len(pl)}):\n\n" + criteria)
+    if args.write_docs:
+        write_into_doc("model-completion.md", "building-proteins",
+                       table + "\n\nPlacement criteria, every residue the builder placed in these runs "
+                       f"({len(pl)}):\n\n" + criteria)
     return 0
-
-
-def write_readme(markers: tuple[str, str], text: str) -> None:
-    readme = REPO / "README.md"
-    s = readme.read_text()
-    i, j = s.find(markers[0]), s.find(markers[1])
-    if i < 0 or j < i:
-        raise SystemExit(f"README.md has no {markers[0]} … {markers[1]} block to write the table into")
-    s = s[:i + len(markers[0])] + "\n" + text + "\n" + s[j:]
-    tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(s)
-    tmp.replace(readme)
-    print(f"table written into {readme}")
 
 
 # ---------------------------------------------------------------------- the map comparison (--compare)
@@ -464,7 +453,6 @@ def region_masks(phantom: Path, removed: dict, resolution: float):
 
 #: the one B both the built and the true model are simulated with for the model CC (Å²)
 MODEL_CC_B = 40.0
-README_COMPARISON = ("<!-- building-comparison:start -->", "<!-- building-comparison:end -->")
 
 
 def comparison_maps(phantom: Path, results: Path, resolution: float, truth_map, env) -> dict[str, Path]:
@@ -572,8 +560,8 @@ def compare(args) -> int:
                      f"{cell(g.model_cc_truth_region, '{:.3f}')} |")
     text = "\n".join(lines)
     print(f"\nsame builder and budget for every map: {params}; mean (min–max) over the seeds\n\n{text}")
-    if args.write_readme:
-        write_readme(README_COMPARISON, text)
+    if args.write_docs:
+        write_into_doc("model-completion.md", "building-comparison", text)
     return 0
 
 
@@ -585,8 +573,10 @@ def main(argv=None) -> int:
     ap.add_argument("--compare", action="store_true", help="the building comparison of the original, globally "
                     "sharpened and LocScale maps (module docstring)")
     ap.add_argument("--seeds", default="0,10,20", help="with --compare: builder seeds (model_completion.coot.seed; "
-                    "trial t of a build uses seed + t, so seeds 10 apart share no trial), one build per map and seed")
-    ap.add_argument("--write-readme", action="store_true", help="write the table(s) into README.md")
+                    "trial t of a build uses seed + t, so seeds 10 apart share no trial), "
+                    "one build per map and seed")
+    ap.add_argument("--write-docs", action="store_true", help="write the table(s) into "
+                    "docs/model-completion.md")
     args = ap.parse_args(argv)
     return compare(args) if args.compare else proteins(args)
 

@@ -1,13 +1,18 @@
 """Refinement cycles judged against a known truth: which map should the B-factors be refined against?
 
-Builds realistic phantoms (DESIGN.md §8: the truth keeps the atoms' own B variation; the data add a global B and
-half-map noise), runs the real Snakemake workflow on each of them and on the bundled EMD-3488 example once per
-design (``refine.b_target`` and ``refine.b_level``), forced to a fixed number of cycles, and prints per cycle: CC
-to the truth of the LocScale map (phantoms), refined mean B, FSCaverage, sharpness against the global target, the
-drift flags and the cycle the run hands out (results/<ds>/final/).
+Builds realistic phantoms (docs/design.md "Phantoms with a known truth": the truth keeps the atoms' own B variation; the
+data add a global B and half-map noise), runs the real Snakemake workflow on each of them and on the bundled EMD-3488
+example once per design (``refine.b_target`` and ``refine.b_level``), forced to a fixed number of cycles, and prints per
+cycle: CC to the truth of the LocScale map (phantoms), refined mean B, FSCaverage, sharpness against the global target,
+the drift flags and the cycle the run hands out (results/<ds>/final/).
 
     python benchmarks/bench_cycles.py                       # phantoms A and B + EMD-3488, both designs, 4 cycles
     python benchmarks/bench_cycles.py --cases A --designs global --cycles 3
+    python benchmarks/bench_cycles.py --cases gs,hb,trpv1,bgal,hb45 --designs global:fixed --cycles 3
+
+The cases gs, hb, trpv1, bgal, hb45 are the realistic phantoms of benchmarks/bench_sharpening.py (truth B from the
+deposited models); for them the table adds the CC to truth by region (rigid / middle / flexible thirds of the
+truth B) and the last lines the input, the workflow's global target and the oracle global sharpening by region.
 
 Phantom A: 5NI1 chains A+B (bundled), truth B = 20 + 120·(r/r_max)^1.5, global B 120, 3.5 Å, 80³ × 1.2 Å.
 Phantom B: TRPV1 (3J5P chain A from ../shared/data, residues within 24 Å of its centre), truth B = 30 + 90·r/r_max,
@@ -57,7 +62,22 @@ def make_phantom_files(name: str) -> Path:
     return outdir
 
 
+def realistic_dir(case: str) -> Path | None:
+    """The folder of one of bench_sharpening.py's phantoms (None for A, B and emd3488)."""
+    import bench_sharpening
+
+    return bench_sharpening.phantom_files(case) if case in bench_sharpening.PHANTOMS else None
+
+
 def dataset(case: str) -> dict:
+    d = realistic_dir(case)
+    if d is not None:
+        import bench_sharpening
+
+        return {"half_maps": [str(d / "SIMULATED_half1.mrc"), str(d / "SIMULATED_half2.mrc")],
+                "model": str(d / "SIMULATED_model.pdb"), "resolution": bench_sharpening.PHANTOMS[case].resolution,
+                "initial_b": 40, "truth": str(d / "SIMULATED_truth.mrc"),
+                "truth_model": str(d / "SIMULATED_model_true.pdb")}
     if case == "emd3488":
         ex = REPO / "examples" / "emd3488"
         return {"map": str(ex / "emd_3488.mrc"), "model": str(ex / "5me2.pdb"), "resolution": 3.2}
@@ -69,11 +89,11 @@ def dataset(case: str) -> dict:
 
 def run_case(case: str, design: str, cycles: int, cores: int, restrained: bool = True) -> pd.DataFrame:
     """Run `case` with `design` = B_TARGET[:B_LEVEL] (refine.b_target, refine.b_level; level default fixed);
-    `restrained`: refine.restrained (the README's design table was measured unrestrained: --unrestrained)."""
+    `restrained`: refine.restrained (the design table in docs/science.md was measured unrestrained: --unrestrained)."""
     b_target, _, b_level = design.partition(":")
     b_level = b_level or "fixed"
     design = f"{b_target}:{b_level}"
-    # unrestrained runs keep the folder names of the README's measurement (benchmarks/out/cycles is reused)
+    # unrestrained runs keep the folder names of the measurement in docs/science.md (benchmarks/out/cycles is reused)
     workdir = OUT / f"{case}_{b_target}-{b_level}_{cycles}{'_restrained' if restrained else ''}"
     workdir.mkdir(parents=True, exist_ok=True)
     table = workdir / "results" / case / f"summary_upto_{cycles:02d}.tsv"
@@ -116,21 +136,34 @@ def main(argv=None) -> int:
     ap.add_argument("--cycles", type=int, default=4, help="cycles per run (forced: min_cycles = max_cycles)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--unrestrained", action="store_true",
-                    help="refine.restrained: false, as the README's design table was measured (before restrained "
-                         "refinement became the default)")
+                    help="refine.restrained: false, as the design table in docs/science.md was measured (before "
+                         "restrained refinement became the default)")
     args = ap.parse_args(argv)
     # locscale_signal needs half maps, which the bundled EMD-3488 example does not have
     tables = [run_case(c, d, args.cycles, args.cores, not args.unrestrained) for c in args.cases.split(",")
               for d in args.designs.split(",") if not (c == "emd3488" and d.startswith("locscale_signal"))]
     t = pd.concat(tables, ignore_index=True)
-    cols = [c for c in ("case", "design", "cycle", "cc_truth", "fsc_average_truth", "b_mean", "fsc_average",
-                        "cc_mask", "kurtosis", "sharpness_b_vs_global", "fsc_work", "fsc_test", "flags", "final")
+    cols = [c for c in ("case", "design", "cycle", "cc_truth", "cc_truth_rigid", "cc_truth_middle",
+                        "cc_truth_flexible", "fsc_average_truth", "b_mean", "fsc_average", "cc_mask", "kurtosis",
+                        "sharpness_b_vs_global", "fsc_work", "fsc_test", "flags", "final")
             if c in t.columns]
     OUT.mkdir(parents=True, exist_ok=True)
     t[cols].to_csv(OUT / "cycles.tsv", sep="\t", index=False, float_format="%.4f")
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60):
         print(t[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\ntable: {OUT / 'cycles.tsv'}")
+    for case in dict.fromkeys(c for c in args.cases.split(",") if realistic_dir(c) is not None):
+        import bench_sharpening
+
+        from locscale.mapio import read_map
+
+        P = bench_sharpening.Phantom(case)
+        target = read_map(OUT / f"{case}_global-fixed_{args.cycles}_restrained" / "results" / case / "cycle_00" /
+                          "target.mrc")
+        b, oracle = bench_sharpening.oracle(P)
+        for label, s in (("input", P.score(P.full)), ("global target", P.score(target)),
+                         (f"oracle global (B {b:+.0f})", oracle)):
+            print(f"phantom {case}: {label}: CC to truth " + " / ".join(f"{k} {v:.4f}" for k, v in s.items()))
     for case in dict.fromkeys(c for c in args.cases.split(",") if c in PHANTOMS):
         b = phantom_baselines(case)
         print(f"phantom {case}: input CC to truth {b['input_cc_truth']:.4f}; best global sharpening (B "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Exact and LocScale-2 compatibility mode on the bundled map, against LocScale 2.4.1 (issue 2's benchmark).
+"""Exact and LocScale-2 compatibility mode on the bundled map, against LocScale 2.4.1.
 
     nice python benchmarks/bench_exact_compat.py        # ~3 min with LocScale 2, ~1 min without
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Which FFT library to use for exact mode's window transforms (issue 5, item 1).
+"""Which FFT library to use for exact mode's window transforms.
 
     nice python benchmarks/bench_fft_backends.py                  # ~1 min
     nice python benchmarks/bench_fft_backends.py --windows 21,24,40 --batch 16

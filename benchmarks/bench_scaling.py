@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""How the time of each mode grows with the number of masked voxels and with the window (issue 5).
+"""How the time of each mode grows with the number of masked voxels and with the window.
 
     nice python benchmarks/bench_scaling.py                 # both sweeps on the bundled map, ~3 min
     nice python benchmarks/bench_scaling.py --sweep voxels  # masks of growing radius around 5me2

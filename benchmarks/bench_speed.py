@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speed, memory and agreement of every LocScale mode against LocScale 2.4.1 (issue 5).
+"""Speed, memory and agreement of every LocScale mode against LocScale 2.4.1 (docs/benchmarks.md).
 
     nice python benchmarks/bench_speed.py --case bundled            # ~2 min
     nice python benchmarks/bench_speed.py --case 160                # ~10 min (LocScale 2 alone ~8 min)

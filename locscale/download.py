@@ -4,9 +4,15 @@
 verifies the SHA-256 of the file it wrote, and renames it into place only when everything checked out; a
 failed download never leaves a file at the destination. Transient failures (connection refused or reset,
 time-outs, HTTP 5xx/408/429, truncated transfers) are retried with exponential back-off; permanent ones
-(HTTP 404 and other 4xx, a checksum mismatch) fail at once. Every failure raises :class:`DownloadError`, a
+(HTTP 404 and other 4xx, a checksum mismatch, a host name that does not resolve or a network that cannot be
+reached: the machine is offline) fail at once. Every failure raises :class:`DownloadError`, a
 :class:`~locscale.errors.LocScaleInputError` naming the URL, the problem and the fix (usually: download the
 file by hand and put it at the destination path).
+
+Before a run starts, :func:`offline_report` checks in a few seconds whether the hosts (or the proxy) of the
+files still to be fetched can be reached at all, and if not returns one short message naming every missing
+file and the command that fetches them on a machine with network access. :func:`remote_exists` asks an
+archive whether a file exists (HTTP HEAD), e.g. whether an EMDB entry has half maps.
 
 URL helpers follow the archives' layouts::
 
@@ -17,17 +23,21 @@ URL helpers follow the archives' layouts::
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
+import json
 import os
 import re
 import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from tqdm import tqdm
@@ -65,10 +75,17 @@ def emdb_number(emd_id: str | int) -> str:
 
 
 def _emdb_base(emd_id: str | int, mirror: str) -> tuple[str, str]:
-    if mirror not in EMDB_MIRRORS:
-        raise LocScaleInputError(f"unknown EMDB mirror {mirror!r}", f"use one of {sorted(EMDB_MIRRORS)}")
+    """A mirror is one of :data:`EMDB_MIRRORS` by name, or the base URL of a copy of the archive's
+    ``structures`` folder (a local or institutional mirror: ``<base>/EMD-N/map/emd_N.map.gz``)."""
+    if re.match(r"(https?|ftp|file)://", str(mirror)):
+        base = str(mirror).rstrip("/")
+    elif mirror in EMDB_MIRRORS:
+        base = EMDB_MIRRORS[mirror]
+    else:
+        raise LocScaleInputError(f"unknown EMDB mirror {mirror!r}",
+                                 f"use one of {sorted(EMDB_MIRRORS)} or the base URL of a mirror")
     n = emdb_number(emd_id)
-    return f"{EMDB_MIRRORS[mirror]}/EMD-{n}", n
+    return f"{base}/EMD-{n}", n
 
 
 def emdb_map_url(emd_id: str | int, mirror: str = "ebi") -> str:
@@ -179,17 +196,27 @@ def _classify(exc: BaseException, url: str, dest: Path, gz: bool) -> DownloadErr
                    "without deposited half maps); or " + fix)
         return DownloadError(f"download of {url} failed: {what}", fix, dest, url=url, transient=transient)
     reason = getattr(exc, "reason", exc)
-    if isinstance(reason, ConnectionRefusedError):
-        problem = "connection refused (server down or no network)"
-    elif isinstance(reason, (socket.timeout, TimeoutError)):
-        problem = "timed out"
-    elif isinstance(reason, socket.gaierror):
-        problem = f"host name lookup failed ({reason}) -- offline?"
-    else:
-        problem = f"{type(reason).__name__}: {reason}"
+    problem, transient = _network_problem(reason)
     return DownloadError(f"download of {url} failed: {problem}",
                          "check the network connection (compute nodes are often offline: run the download "
-                         "on a login node first); or " + fix, dest, url=url, transient=True)
+                         "on a login node first); or " + fix, dest, url=url, transient=transient)
+
+
+_OFFLINE_ERRNOS = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN)
+
+
+def _network_problem(reason) -> tuple[str, bool]:
+    """(what went wrong, whether retrying can help). A host name that does not resolve or a network that
+    cannot be reached means this machine is offline: retrying within seconds cannot help."""
+    if isinstance(reason, socket.gaierror):
+        return f"host name lookup failed ({reason}) -- offline?", False
+    if isinstance(reason, OSError) and reason.errno in _OFFLINE_ERRNOS:
+        return f"network unreachable ({reason.strerror}) -- offline?", False
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (server down or no network)", True
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "timed out", True
+    return f"{type(reason).__name__}: {reason}", True
 
 
 def summarise_failures(errors: Sequence[DownloadError]) -> str:
@@ -264,3 +291,133 @@ def fetch(url: str | Sequence[str], dest: str | os.PathLike, sha256: str | None 
         raise DownloadError(f"{last.problem} (after {int(retries) + 1} attempts)", last.fix, dest,
                             url=last.url, transient=True)
     raise last
+
+
+# ---------------------------------------------------------------------- before a run: can anything be fetched?
+def _endpoint(url: str) -> tuple[str, int, str] | None:
+    """(host, port, what) a download of `url` connects to first: the proxy urllib would use for it
+    (``https_proxy`` & co.), else the URL's own host. None for file URLs and paths."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https", "ftp") or not parts.hostname:
+        return None
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname):
+        p = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if p.hostname:
+            return p.hostname, p.port or 8080, f"proxy {p.hostname}"
+    default = {"http": 80, "https": 443, "ftp": 21}[parts.scheme]
+    return parts.hostname, parts.port or default, parts.hostname
+
+
+def _connect(host: str, port: int, timeout: float) -> str | None:
+    """None if a TCP connection to host:port opens within `timeout` s, else why not."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return _network_problem(exc)[0]
+    return None
+
+
+def unreachable(urls: Sequence[str], timeout: float = 3.0) -> dict[str, str]:
+    """The hosts (or proxies) of `urls` that cannot be reached from here -> why (name lookup, no route,
+    refused, no answer within `timeout` s). Checked in parallel, so this takes at most about `timeout`."""
+    endpoints = {e[:2]: e[2] for e in map(_endpoint, urls) if e is not None}
+    if not endpoints:
+        return {}
+    pool = ThreadPoolExecutor(max_workers=len(endpoints))
+    futures = {pool.submit(_connect, host, port, timeout): what for (host, port), what in endpoints.items()}
+    done, _ = wait(futures, timeout=timeout + 1.0)
+    pool.shutdown(wait=False, cancel_futures=True)  # a hanging name lookup must not hold the run
+    out = {}
+    for future, what in futures.items():
+        problem = future.result() if future in done else f"no answer within {timeout:g} s"
+        if problem is not None:
+            out[what] = problem
+    return out
+
+
+def remote_exists(urls: Sequence[str], timeout: float = 10.0) -> bool | None:
+    """Whether the archive has this file (HTTP HEAD on each mirror in turn): True when a mirror has it,
+    False when a mirror answers 404/410 and none has it, None when no mirror could be asked (offline)."""
+    missing = False
+    for url in urls:
+        req = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout):
+                return True
+        except urllib.error.HTTPError as exc:
+            missing = missing or exc.code in (404, 410)
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
+            continue
+    return False if missing else None
+
+
+def offline_report(missing: Mapping[str, Sequence[str]], command: str, notes: Sequence[str] = (),
+                   timeout: float = 3.0) -> str | None:
+    """The message for a run that needs downloads on a machine that cannot make them, or None.
+
+    missing -- destination path -> its URLs (mirrors), for every file still to be fetched.
+    command -- the command that fetches them, to run where there is network access.
+    notes   -- extra lines (e.g. what happens if an archive lacks a file).
+
+    When any missing file has no reachable source, the message names every missing file with its first URL
+    and the fix, in ``3 + len(missing) + len(notes)`` lines."""
+    if not missing:
+        return None
+    down = unreachable([u for urls in missing.values() for u in urls], timeout)
+    blocked = [dest for dest, urls in missing.items()
+               if urls and all((e := _endpoint(u)) is not None and e[2] in down for u in urls)]
+    if not blocked:
+        return None
+    by_problem: dict[str, list[str]] = {}
+    for what, problem in down.items():
+        by_problem.setdefault(re.sub(r" \(\[Errno [^)]*\)", "", problem), []).append(what)
+    why = "; ".join(f"{', '.join(hosts)}: {problem}" for problem, hosts in by_problem.items())
+    width = max(len(str(d)) for d in missing)
+    lines = [f"{len(missing)} input file{'s' if len(missing) > 1 else ''} must be downloaded, and this machine "
+             f"cannot reach the archives ({why}):"]
+    lines += [f"  {str(dest):<{width}}  <- {urls[0]}" for dest, urls in missing.items()]
+    lines += [f"  {note}" for note in notes]
+    lines += [f"  fix: where there is network access (e.g. the cluster's login node), run `{command}`, then "
+              "run this command again;",
+              "       or download the files by hand to those paths (gunzip the .gz ones)"]
+    return "\n".join(lines)
+
+
+HALF_MAPS_RECORD = "emdb_half_maps.json"
+
+
+def emdb_half_maps_missing(emd_id: str | int, half_map_urls: Sequence[str], folder: str | os.PathLike,
+                           probe: bool = True, timeout: float = 10.0) -> str | None:
+    """Whether an EMDB entry lacks half maps, for ``use_half_maps: true``: None to use the half maps, or a
+    warning saying that the archive has none and the primary map is used instead.
+
+    half_map_urls -- half map 1's URL on each mirror. folder -- where the downloads go. Half maps already in
+    `folder` are used. Otherwise the archive is asked (if `probe`); its answer "not there" is kept in
+    ``folder/emdb_half_maps.json``, so later runs (an offline compute node, each cluster job) decide the same
+    without asking. Offline (no answer) the half maps stay planned: the run then stops before any job with the
+    list of files to fetch."""
+    folder = Path(folder)
+    names = [Path(urllib.parse.urlsplit(u).path).name.removesuffix(".gz") for u in half_map_urls[:1]]
+    if names and (folder / names[0]).is_file() and (folder / names[0].replace("_1.", "_2.")).is_file():
+        return None
+    record = folder / HALF_MAPS_RECORD
+    known = None
+    if record.is_file():
+        try:
+            known = json.loads(record.read_text()).get("half_maps_exist")
+        except (OSError, ValueError):
+            known = None
+    if known is None and probe:
+        known = remote_exists(half_map_urls, timeout)
+        if known is False:
+            from .records import write_json
+
+            write_json(record, {"emdb": f"EMD-{emdb_number(emd_id)}", "half_maps_exist": False,
+                                "asked": list(half_map_urls),
+                                "note": "delete this file to ask the archive again"})
+    if known is False:
+        return (f"EMD-{emdb_number(emd_id)} has no half maps in EMDB ({half_map_urls[0]}: not found): using its "
+                f"primary map instead (no cross-validation; the resolution comes from the config). Recorded in "
+                f"{record}; delete it to ask again.")
+    return None

@@ -7,7 +7,9 @@ Sign convention (one for the whole package): :func:`apply_bfactor` multiplies Fo
 
 :func:`global_sharpen` does, in one Fourier pass:
 
-1. B-factor correction: ``exp(-b·s²/4)`` with ``b = -B_guinier`` unless a B is given (``bfactor``, same convention);
+1. B-factor correction: ``exp(-b·s²/4)`` with ``b = -B_guinier`` unless a B is given (``bfactor``, same convention;
+   the workflow gives ``-B_data``, the data's own blur from a model refined against the unsharpened map,
+   :func:`data_blur`);
 2. with half maps, FSC weighting ``sqrt(2·FSC/(1+FSC))`` per one-voxel shell (Rosenthal & Henderson 2003; FSC < 0
    gives 0), FSC from the unmasked half maps;
 3. low-pass at the resolution d with a raised-cosine edge: 1 below ``1/d - Δ``, 0 above ``1/d + Δ``, 0.5 at
@@ -15,6 +17,15 @@ Sign convention (one for the whole package): :func:`apply_bfactor` multiplies Fo
    ``--filter_edge_width`` convention).
 
 Shells are the ones of :mod:`locscale.metrics` (``floor(|s|·L + 0.5)``, L = longest box edge).
+
+**Which B.** A map's Guinier B over 10 Å–d is the data's blur *plus* the structure's own fall-off (its atoms' B and
+the shape of a protein's spectrum), so sharpening by it over-sharpens: on realistic phantoms of five proteins
+(truth B from deposited models, global blur 80–150 Å², 3.0–4.5 Å) it exceeded the data's blur by 2–42 Å², and
+the FSC-weighted result fell below the unsharpened map in the flexible third of one of them. When a model is at
+hand, :func:`data_blur` separates the two: every B refined against the unsharpened map is the atom's own B plus
+the data's blur, only relative B are fixed by the data, and by the convention LocScale 2 uses too the
+best-ordered atoms (the 1st percentile) get B = 0, so the data's blur is the 1st percentile of the refined B
+(within −3 … +17 Å² of the true blur on those phantoms; ``benchmarks/bench_sharpening.py``).
 """
 
 from __future__ import annotations
@@ -110,6 +121,27 @@ def guinier_bfactor(emap: Map, resolution: float, low: float = 10.0) -> tuple[fl
         "intercept": float(intercept),
     }
     return float(-2.0 * slope), info
+
+
+#: the percentile of the B-factors refined against the unsharpened map that :func:`data_blur` takes as the data's
+#: own blur (the best-ordered atoms end at B = 0: LocScale 2's convention)
+DATA_BLUR_PERCENTILE = 1.0
+
+
+def data_blur(b_unsharpened, percentile: float = DATA_BLUR_PERCENTILE) -> dict:
+    """The data's own blur from the B-factors of a model refined (coordinates fixed) against the *unsharpened*
+    full map (module docstring, "Which B").
+
+    Returns ``b_data`` (the `percentile`-th percentile of the B, Å²; sharpen by ``bfactor = -b_data``),
+    ``b_mean_unsharpened`` and ``b_mean_reference`` (= mean − b_data: the mean B of that model once the data's
+    blur is taken out, the level a LocScale reference keeps), ``percentile`` and ``n_atoms``. A map that is
+    already sharpened refines to B near 0 and is not sharpened further (b_data ≥ 0)."""
+    b = np.asarray(b_unsharpened, dtype=float).ravel()
+    if b.size == 0 or not np.all(np.isfinite(b)):
+        raise ValueError("data_blur needs finite B-factors of at least one atom")
+    b_data = max(0.0, float(np.percentile(b, percentile)))
+    return {"b_data": b_data, "b_mean_unsharpened": float(b.mean()), "b_mean_reference": float(b.mean()) - b_data,
+            "percentile": float(percentile), "n_atoms": int(b.size)}
 
 
 def fsc_weights(half1: Map, half2: Map) -> tuple[np.ndarray, object]:

@@ -111,11 +111,12 @@ class Map:
 
 
 # ---------------------------------------------------------------------- reading
-def read_map(path: str | os.PathLike, *, allow_anisotropic: bool = True) -> Map:
+def read_map(path: str | os.PathLike) -> Map:
     """Read an MRC/CCP4 map into the internal frame.
 
     Any axis order, nstart- or ORIGIN-based placement and data modes 0, 1, 2, 6 and 12 are supported.
-    Non-orthogonal cells are refused (cryo-EM maps are always orthogonal).
+    Non-orthogonal cells are refused (cryo-EM maps are always orthogonal). Anisotropic voxels are read;
+    :attr:`Map.apix` refuses them where a step needs one voxel size.
     """
     path = Path(path)
     if not path.exists():
@@ -211,12 +212,14 @@ def _refuse_image_stack(h, path) -> None:
 
 
 def read_half_maps(path1: str | os.PathLike, path2: str | os.PathLike) -> tuple[Map, Map]:
-    """Read two half maps and check that they share a grid."""
-    from .checks import check_half_maps_differ
+    """Read two half maps and check that they share a grid and are independent halves
+    (:func:`locscale.checks.check_half_maps_independent`: not the full map given as a half map, not copies)."""
+    from .checks import check_half_maps_differ, check_half_maps_independent
 
     h1, h2 = read_map(path1), read_map(path2)
     h1.require_same_grid(h2, "half maps")
     check_half_maps_differ(h1.data, h2.data, h1.path, h2.path)
+    check_half_maps_independent(h1.data, h2.data, float(np.mean(h1.voxel_size)), h1.path, h2.path)
     return h1, h2
 
 
@@ -234,7 +237,8 @@ def write_map(path: str | os.PathLike, emap: Map, data: np.ndarray | None = None
     """Write `data` (default ``emap.data``) with `emap`'s geometry and header conventions, atomically.
 
     The file keeps the source's axis order and origin convention (nstart or ORIGIN), so it overlays the input.
-    `label` is stored as an MRC header label (e.g. "LocScale exact w=24"; phantoms say "SIMULATED").
+    `label` is stored as an MRC header label (e.g. "LocScale exact w=24"; phantoms say "SIMULATED"). A name
+    ending in ``.gz`` is written gzip-compressed (read back by :func:`read_map`, ChimeraX and Coot).
     """
     path = Path(path)
     arr = emap.data if data is None else np.asarray(data, dtype=np.float32)
@@ -244,8 +248,9 @@ def write_map(path: str | os.PathLike, emap: Map, data: np.ndarray | None = None
     file_axes = (axis_order[2], axis_order[1], axis_order[0])  # numpy dims of the file array
     file_data = np.ascontiguousarray(np.transpose(arr, [a - 1 for a in file_axes]).astype(np.float32))
     shape_xyz = np.array(arr.shape)
-    with atomic_output(path) as tmp:
-        with mrcfile.new(tmp, overwrite=True) as mrc:
+    with atomic_output(path, size=1024 + file_data.nbytes) as tmp:
+        compression = "gzip" if path.name.lower().endswith(".gz") else None
+        with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
             mrc.set_data(file_data)
             h = mrc.header
             h.mapc, h.mapr, h.maps = axis_order

@@ -1,4 +1,5 @@
-"""Map and model-vs-map metrics (DESIGN.md §6): one definition each, used in every cycle.
+"""Map and model-vs-map metrics: one definition each, used in every cycle (docs/design.md "Metrics: one
+definition each").
 
 Arrays are in the package's [x, y, z] frame with an isotropic voxel size ``apix`` (Å).
 
@@ -35,7 +36,7 @@ import pandas as pd
 from .shells import rfft_multiplicity
 
 #: Smallest envelope / per-residue radius in Å. CC_mask and per-residue CC use voxels within
-#: ``max(ENVELOPE_MIN_RADIUS, d)`` of the model's atoms (DESIGN.md §6 "points within max(3 Å, d)"). The
+#: ``max(ENVELOPE_MIN_RADIUS, d)`` of the model's atoms (docs/design.md "Metrics: one definition each"). The
 #: model/simulate helper calibrates CC_mask (0.74 for 5me2 at 3.2 Å) against the same definition; keep the two in
 #: step through this constant and :func:`envelope_radius` (the lead reconciles).
 ENVELOPE_MIN_RADIUS = 3.0
@@ -139,35 +140,50 @@ def fsc(a: np.ndarray, b: np.ndarray, voxel_size: float, mask: np.ndarray | None
 
     `mask` (boolean or soft, same shape) multiplies both maps before the transform.
     """
+    return fsc_against(a, [b], voxel_size, mask)[0]
+
+
+def fsc_against(a: np.ndarray, others, voxel_size: float, mask: np.ndarray | None = None) -> list[FSCCurve]:
+    """:func:`fsc` of `a` against each map of `others` (e.g. a model map against both half maps), with `a`
+    masked and transformed once: the same curves as one :func:`fsc` call per pair."""
     a = np.asarray(a)
-    b = np.asarray(b)
-    if a.shape != b.shape or a.ndim != 3:
-        raise ValueError(f"FSC needs two 3-D maps of the same shape, got {a.shape} and {b.shape}")
+    others = [np.asarray(b) for b in others]
+    for b in others:
+        if a.shape != b.shape or a.ndim != 3:
+            raise ValueError(f"FSC needs two 3-D maps of the same shape, got {a.shape} and {b.shape}")
+    m = None
     if mask is not None:
         m = np.asarray(mask, dtype=np.float64)
         if m.shape != a.shape:
             raise ValueError(f"mask shape {m.shape} does not match the maps' {a.shape}")
-        a, b = a * m, b * m
+        a = a * m
     apix = float(voxel_size)
     _, mult, _, n_shells, L, fine = _shell_geometry(tuple(int(n) for n in a.shape), apix)
-    fa, fb = _rfft(a), _rfft(b)
+    fa = _rfft(a)
     inside = fine >= 0
     idx = fine[inside]
     w = mult[inside]
     nfine = n_shells * FINE_BINS
-    sums = np.stack([
-        np.bincount(idx, weights=w * (fa * fb.conj()).real[inside], minlength=nfine),
-        np.bincount(idx, weights=w * (np.abs(fa) ** 2)[inside], minlength=nfine),
-        np.bincount(idx, weights=w * (np.abs(fb) ** 2)[inside], minlength=nfine),
-        np.bincount(idx, weights=w, minlength=nfine),
-    ])[:, :nfine]
+    power_a = np.bincount(idx, weights=w * (np.abs(fa) ** 2)[inside], minlength=nfine)
+    count = np.bincount(idx, weights=w, minlength=nfine)
     shell_of_fine = (np.arange(nfine) + FINE_BINS // 2) // FINE_BINS
-    num, pa, pb, n = (np.bincount(shell_of_fine, weights=row, minlength=n_shells)[:n_shells] for row in sums)
     freq = shell_frequencies(a.shape, apix)
     with np.errstate(divide="ignore"):
         res = 1.0 / freq
-    return FSCCurve(shell=np.arange(n_shells), freq=freq, resolution=res, fsc=_correlation(num, pa, pb, n),
-                    n_coeffs=np.rint(n).astype(np.int64), box_length=L, fine_sums=sums)
+    curves = []
+    for b in others:
+        fb = _rfft(b if m is None else b * m)
+        sums = np.stack([
+            np.bincount(idx, weights=w * (fa * fb.conj()).real[inside], minlength=nfine),
+            power_a,
+            np.bincount(idx, weights=w * (np.abs(fb) ** 2)[inside], minlength=nfine),
+            count,
+        ])[:, :nfine]
+        num, pa, pb, n = (np.bincount(shell_of_fine, weights=row, minlength=n_shells)[:n_shells] for row in sums)
+        curves.append(FSCCurve(shell=np.arange(n_shells), freq=freq, resolution=res,
+                               fsc=_correlation(num, pa, pb, n), n_coeffs=np.rint(n).astype(np.int64),
+                               box_length=L, fine_sums=sums))
+    return curves
 
 
 def _servalcat_bins(n_half: np.ndarray) -> np.ndarray:

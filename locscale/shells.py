@@ -1,6 +1,6 @@
 """Fourier-shell geometry of a cubic window of w voxels (the one definition every scaling mode shares).
 
-Exact mode (DESIGN.md §1, decided): a coefficient's shell is its *wrapped* radius |k| in Fourier pixels,
+Exact mode (docs/design.md "Exact mode"): a coefficient's shell is its *wrapped* radius |k| in Fourier pixels,
 rounded to the nearest integer; radii beyond ⌊w/2⌋ (the cube's corners) belong to shell ⌊w/2⌋. The window
 around voxel x spans x−⌊w/2⌋ … x−⌊w/2⌋+w−1 on each axis, so its centre sits at index ⌊w/2⌋.
 
@@ -74,9 +74,13 @@ def centre_phase(w: int, half: bool = True) -> np.ndarray:
 def default_window_voxels(resolution: float, apix: float) -> int:
     """The paper's rule: window ≈ 7 × resolution (Å), in voxels, rounded to the nearest integer whose
     prime factors are all ≤ 7 (fast FFT sizes), and at least 8."""
-    target = 7.0 * resolution / apix
-    candidates = [n for n in range(8, int(target) + 40) if _is_7smooth(n)]
-    return int(min(candidates, key=lambda n: (abs(n - target), n)))
+    return fast_window_voxels(7.0 * resolution / apix)
+
+
+def fast_window_voxels(voxels: float) -> int:
+    """The integer nearest to `voxels` whose prime factors are all ≤ 7 (fast FFT sizes), and at least 8."""
+    candidates = [n for n in range(8, int(voxels) + 40) if _is_7smooth(n)]
+    return int(min(candidates, key=lambda n: (abs(n - voxels), n)))
 
 
 def window_from_angstrom(window_A: float, apix: float) -> int:

@@ -179,7 +179,12 @@ def check_model_fits_map(structure: gemmi.Structure, emap: Map, resolution: floa
     spreads far more than 1/sqrt(voxels); this measures the real spread). On EMD-3488 and the edge-case crops
     these CCs lie within ±0.11 of 0 (s.d. 0.01-0.05) while the placed models give 0.62-0.99. The model must
     beat both the largest null CC and the null mean + 4 null s.d. (one-sided Gaussian p ≈ 3e-5), so a correct
-    model passes with a wide margin and a misplaced one fails. Returns the CC.
+    model passes with a wide margin and a misplaced one fails.
+
+    The fit must also be a peak (:func:`check_fit_is_a_peak`): the model moved by 1-3 voxels along each axis must
+    not fit clearly better. The null above only asks whether the model is better than one 10-20 Å away, so a model
+    a few Å off (a voxel-size or origin mistake, a model fitted to another copy of the map) passed it. Returns the
+    CC.
     """
     resolution = float(resolution)
     if not np.isfinite(resolution) or resolution <= 0:
@@ -207,15 +212,77 @@ def check_model_fits_map(structure: gemmi.Structure, emap: Map, resolution: floa
     if nulls.size < 3:
         warnings.warn(f"{emap.path}: the box is too small to displace the model by ≥ {span[0]:g} Å; "
                       f"the fit of {label} was not checked against a null (CC {cc:.3f})", stacklevel=2)
-        return cc
-    threshold = max(float(nulls.max()), float(nulls.mean() + NULL_SIGMAS * nulls.std(ddof=1)))
-    if not cc > threshold:
-        raise LocScaleInputError(
-            f"{label} does not fit this map: CC inside its envelope = {cc:.3f} at {resolution:g} Å, no "
-            f"better than the same model displaced by {span[0]:g}-{span[1]:g} Å (null CCs "
-            f"{nulls.min():.3f} to {nulls.max():.3f}; needed > {threshold:.3f})",
-            fix, emap.path)
+    else:
+        threshold = max(float(nulls.max()), float(nulls.mean() + NULL_SIGMAS * nulls.std(ddof=1)))
+        if not cc > threshold:
+            raise LocScaleInputError(
+                f"{label} does not fit this map: CC inside its envelope = {cc:.3f} at {resolution:g} Å, no "
+                f"better than the same model displaced by {span[0]:g}-{span[1]:g} Å (null CCs "
+                f"{nulls.min():.3f} to {nulls.max():.3f}; needed > {threshold:.3f})",
+                fix, emap.path)
+    check_fit_is_a_peak(emap, model_map, mask, cc, label, fix)
     return cc
+
+
+#: the model moved by these many voxels along each axis (both signs) must not fit clearly better than in place
+FIT_SHIFTS = (1, 2, 3)
+#: "clearly better": a moved copy's CC exceeds the in-place CC by more than FIT_GAIN and by more than FIT_GAIN_RELATIVE
+#: of it. Measured (benchmarks/calibrate_input_checks.py) on EMD-3488 (5ME2, 5NI1 at 3.2 Å) and the three edge-case
+#: crops: placed models lose 0.10-0.24 of CC when moved by one voxel; models off by 0.5 voxel gain 0.000-0.005
+#: (ambiguous between two voxels, accepted), by 0.7 voxel 0.10-0.11, by one voxel 0.10-0.27, and 5ME2 six voxels off (CC
+#: 0.054, which passed the null) 0.037.
+FIT_GAIN = 0.02
+FIT_GAIN_RELATIVE = 0.1
+
+
+def _cc_moved(data: np.ndarray, model_data: np.ndarray, where: tuple, shift) -> float:
+    """CC inside the envelope (voxel indices `where`) of the model map with the map read `shift` voxels away:
+    the CC of the model (and its envelope) moved by `shift` (periodic box)."""
+    moved = tuple((w + int(s)) % n for w, s, n in zip(where, shift, data.shape, strict=True))
+    return float(np.nan_to_num(pearson(data[moved], model_data[where])))
+
+
+def fit_shift_scan(data: np.ndarray, model_data: np.ndarray, mask: np.ndarray) -> dict:
+    """CC of the model moved by ±:data:`FIT_SHIFTS` voxels along each axis, the best move per axis combined, and the
+    best move overall (``best_shift`` in voxels, ``best_cc``; the in-place CC is ``cc``)."""
+    where = np.nonzero(mask)
+    cc0 = _cc_moved(data, model_data, where, (0, 0, 0))
+    scan = {}
+    for axis in range(3):
+        for step in FIT_SHIFTS:
+            for sign in (-1, 1):
+                shift = [0, 0, 0]
+                shift[axis] = sign * step
+                scan[tuple(shift)] = _cc_moved(data, model_data, where, shift)
+    per_axis = []
+    for axis in range(3):
+        moves = {sh[axis]: c for sh, c in scan.items() if sh[axis] != 0}
+        step = max(moves, key=moves.get)
+        per_axis.append(step if moves[step] > cc0 else 0)
+    if sum(1 for s in per_axis if s) > 1:
+        scan[tuple(per_axis)] = _cc_moved(data, model_data, where, per_axis)
+    best = max(scan, key=scan.get)
+    return {"cc": cc0, "best_shift": list(best), "best_cc": scan[best],
+            "scan": {",".join(map(str, k)): v for k, v in scan.items()}}
+
+
+def check_fit_is_a_peak(emap: Map, model_map: np.ndarray, mask: np.ndarray, cc: float, label: str,
+                        fix: str) -> dict:
+    """Raise :class:`LocScaleInputError` when the model moved by a few voxels (:func:`fit_shift_scan`) fits the map
+    clearly better than in place (:data:`FIT_GAIN`, :data:`FIT_GAIN_RELATIVE`); the message gives the best move."""
+    scan = fit_shift_scan(emap.data, model_map, mask)
+    gain = scan["best_cc"] - cc
+    if gain > max(FIT_GAIN, FIT_GAIN_RELATIVE * abs(cc)):
+        shift = np.asarray(scan["best_shift"])
+        angstrom = shift * emap.voxel_size
+        edge = " or more (the search stops at 3 voxels)" if np.any(np.abs(shift) == max(FIT_SHIFTS)) else ""
+        raise LocScaleInputError(
+            f"{label} is not where it fits this map: moved by ({', '.join(f'{s:+d}' for s in shift)}) voxels = "
+            f"({', '.join(f'{a:+.2f}' for a in angstrom)}) Å{edge} it fits clearly better (CC inside its envelope "
+            f"{scan['best_cc']:.3f} against {cc:.3f} in place)",
+            "move the model to where it fits (the workflow's model_shift adds a shift in Å to every atom) or refit "
+            "it into this map (e.g. ChimeraX fitmap), and check the map's voxel size and origin; " + fix, emap.path)
+    return scan
 
 
 def model_map_fsc(structure, emap, resolution: float, mask: np.ndarray | None = None) -> tuple[FSCCurve, float]:

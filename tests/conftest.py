@@ -1,7 +1,9 @@
 """Shared fixtures: the bundled EMD-3488 example, synthetic edge-case maps, and the monomer library.
 
-Everything the suite needs is in the repository or synthesised here, so a fresh clone runs every test (only
-GPU, PHENIX and SLURM tests, and the comparison with LocScale 2's stored output, may skip).
+Everything the suite needs is in the repository (tests/data/ holds a compact copy of LocScale 2.4.1's output on
+EMD-3488) or is synthesised here, so a fresh clone runs every test; only GPU, PHENIX and SLURM tests may skip.
+Inputs several test modules share are session-scoped fixtures here (the bundled files, the chain-A crop, the
+scaling inputs of the whole map, the edge cases): build them once, never change them (copy first).
 
 Edge cases (:func:`edge_cases`): the header conventions real deposited maps use, written with mrcfile directly
 (not with ``locscale.mapio``, which they test) around a compact fragment of 5ME2 chain A whose model map (plus
@@ -17,7 +19,6 @@ Other synthetic maps: data modes int8 and uint16, and an image stack (ISPG 0, MZ
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "emd3488"
-SHARED_DATA = Path(os.environ.get("LOCSCALE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +57,51 @@ def model_5ni1() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data: only the comparison with LocScale 2's stored output needs it; skips when absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"../shared/data not found at {SHARED_DATA} (set LOCSCALE_SHARED_DATA to its location)")
-    return SHARED_DATA
+def emd3488_scaling_inputs(emd3488_map, model_5me2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(map, model map, mask) arrays for the LocScale modes on the whole bundled map: EMD-3488, the model map of
+    5ME2 simulated on its grid, and the 3 Å envelope of 5ME2's atoms. Read-only: copy before changing them."""
+    from locscale.mapio import read_map
+    from locscale.models import envelope_mask, read_model
+    from locscale.simulate import simulate_model_map
+
+    emap = read_map(emd3488_map)
+    st = read_model(model_5me2)
+    arrays = (emap.data, simulate_model_map(st, emap).data, envelope_mask(st, emap, 3.0))
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
+
+
+def crop_example(map_path, model_path, dest: Path, chains=("A",), margin: float = 6.0) -> tuple[Path, Path]:
+    """A real crop of the bundled EMD-3488 map around some chains of 5ME2 (with the library's map/model I/O):
+    the box of the chains' atoms ± `margin` Å, even-sized, keeping the map's grid (origin moves with the crop)."""
+    from locscale.mapio import Map, read_map, write_map
+    from locscale.models import atom_positions, read_model, write_model
+
+    dest.mkdir(parents=True, exist_ok=True)
+    emap = read_map(map_path)
+    st = read_model(model_path)
+    for name in [ch.name for ch in st[0]]:
+        if name not in chains:
+            st[0].remove_chain(name)
+    pos = atom_positions(st)
+    lo = np.maximum(np.floor((pos.min(0) - margin - emap.origin) / emap.voxel_size).astype(int), 0)
+    hi = np.ceil((pos.max(0) + margin - emap.origin) / emap.voxel_size).astype(int) + 1
+    size = hi - lo
+    hi = np.minimum(lo + size + size % 2, emap.shape)
+    crop = Map(emap.data[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], voxel_size=emap.voxel_size,
+               origin=emap.origin + lo * emap.voxel_size, axis_order=emap.axis_order,
+               origin_convention=emap.origin_convention)
+    write_map(dest / "crop.mrc", crop, label="crop of EMD-3488")
+    write_model(st, dest / "crop.cif")
+    return dest / "crop.mrc", dest / "crop.cif"
+
+
+@pytest.fixture(scope="session")
+def crop(tmp_path_factory, emd3488_map, model_5me2) -> tuple[Path, Path]:
+    """(map, model): the crop of EMD-3488 around chain A of 5ME2 (56 × 50 × 48 voxels, 1 100 atoms) that the
+    refinement, building, validation and workflow tests share. Read-only: copy before changing it."""
+    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
 
 
 def coot_monomer_library() -> Path | None:

@@ -1,4 +1,4 @@
-"""A throw-away single-node SLURM cluster on localhost, for tests (DESIGN.md §7).
+"""A throw-away single-node SLURM cluster on localhost, for tests (docs/cluster.md).
 
 Everything lives in one temporary folder: its own munge key and socket, a ``slurm.conf`` with free ports, the
 controller's state, the node's spool and the logs. The only thing outside it is a link ``/etc/slurm/slurm.conf``

@@ -1,5 +1,6 @@
-"""Imports inside the locscale package point one way: no module imports (directly or through others, at module
-level or inside a function) a module that imports it back."""
+"""The package's parts and the arrows allowed between them (docs/architecture.md): imports point down the layers,
+and no module imports (directly or through others, at module level or inside a function) a module that imports it
+back."""
 
 from __future__ import annotations
 
@@ -91,3 +92,85 @@ def test_no_import_cycles():
 def test_old_scaling_modules_are_gone():
     for old in ("localscale", "convolution", "gpu", "compat"):
         assert not (PACKAGE / f"{old}.py").exists()
+
+
+# ---------------------------------------------------------------------- the parts and their arrows
+#: the parts, bottom to top: a module may import its own part and the parts below it (docs/architecture.md)
+LAYERS = (
+    ("core", "scaling"),  # I/O, numerics and input guards (the top-level modules) with LocScale's scaling modes
+    ("tools", "phantoms"),  # running external programs; phantoms and truth scores
+    ("engines",),  # refinement engines
+    ("validation",),  # map metrics, model validation, cross-validation
+    ("building",),  # model completion
+    ("cycle",),  # the refinement cycle's logic (config, table, convergence, selection, report, job)
+    ("experiments",),  # the paper's experiments on phantoms
+    ("commands",),  # the `locscale` subcommands
+    ("cli",),
+)
+#: leaves any module may import: definitions that import nothing from locscale
+SHARED_LEAVES = {"locscale.cycle.registry", "locscale.cycle.defaults"}
+#: the only modules at the top of locscale/ (the command-line entry, the I/O and numerical core, the input guards)
+TOP_LEVEL = {"__init__", "cli", "mapio", "models", "simulate", "metrics", "shells", "padding", "sharpen",
+             "hybrid", "global_sharpen", "localres", "records", "errors", "download", "limits", "outputs", "checks"}
+
+
+def part_of(module: str) -> str:
+    parts = module.split(".")
+    if module == "locscale.cli":
+        return "cli"
+    if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()):
+        return parts[1]
+    return "core"
+
+
+def layer_of(part: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if part in layer)
+
+
+def arrows_against_the_layers(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if target in SHARED_LEAVES or target == "locscale":
+                continue
+            if layer_of(part_of(target)) > layer_of(part_of(module)):
+                bad.append(f"{module} -> {target}")
+    return bad
+
+
+def test_top_level_holds_only_the_core():
+    extra = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in TOP_LEVEL)
+    assert not extra, f"modules at the top of locscale/ outside a part: {extra}"
+    parts = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    assert parts == {p for layer in LAYERS for p in layer} - {"core", "cli"}, parts
+
+
+def test_imports_point_down_the_layers():
+    bad = arrows_against_the_layers(import_graph())
+    assert not bad, "imports against the layers (docs/architecture.md): " + "; ".join(bad)
+
+
+def test_the_arrow_check_catches_an_upward_import():
+    graph = {"locscale.validation.model": {"locscale.building.completion"}, "locscale.cycle.table":
+             {"locscale.validation.model", "locscale.mapio"}, "locscale.mapio": {"locscale.cycle.registry"}}
+    assert arrows_against_the_layers(graph) == ["locscale.validation.model -> locscale.building.completion"]
+
+
+def test_shared_leaves_import_nothing_from_locscale():
+    graph = import_graph()
+    for leaf in SHARED_LEAVES:
+        assert not graph[leaf], f"{leaf} must stay a leaf: it imports {graph[leaf]}"
+
+
+def test_the_architecture_picture_shows_the_layers_in_order():
+    """docs/architecture.md draws the layers top (cli) to bottom (core) in the order LAYERS has them."""
+    picture = (PACKAGE.parent / "docs" / "architecture.md").read_text().split("```")[1]
+
+    def row(name):
+        pos = picture.find({"cli": "│ cli ", "core": "│ core:"}.get(name, f"{name}/"))
+        assert pos >= 0, f"{name} is not in the picture"
+        return picture[:pos].count("\n")
+
+    rows = [[row(name) for name in layer] for layer in LAYERS]
+    for lower, upper in zip(rows, rows[1:], strict=False):
+        assert max(upper) < min(lower), rows

@@ -31,12 +31,13 @@ def test_sharpen_output_overlays_input_and_reports_kurtosis(sharpened_5ni1, emd3
     assert res.shape == src.shape and res.axis_order == src.axis_order
     np.testing.assert_allclose(res.origin, src.origin)
     np.testing.assert_allclose(res.voxel_size, src.voxel_size)
-    assert info["window_voxels"] == 21  # 7 × 3.2 Å / 1.05 Å = 21.3 → 21 (3·7, a fast FFT size)
+    # the default mode, tapered: 30 Å / 1.05 Å = 28.6 → 28 (2²·7, a fast FFT size)
+    assert info["mode"] == "tapered" and info["window_voxels"] == 28
     assert np.isfinite(info["kurtosis_input"]) and np.isfinite(info["kurtosis_output"])
 
 
 def test_locscale_raises_cc_mask_to_the_model_map(sharpened_5ni1, emd3488_map, model_5ni1):
-    """Issue 2: on EMD-3488 + 5NI1 the LocScale map correlates better with the model map than the input does.
+    """On EMD-3488 + 5NI1 the LocScale map correlates better with the model map than the input does.
 
     The deposited map is globally sharpened, so the model-based local scaling must bring its local amplitude
     fall-off closer to the model's; CC inside the model envelope (DESIGN §6) is the measure.
@@ -76,6 +77,22 @@ def test_global_sharpen_command(tmp_path, emd3488_map):
 
 
 # ---------------------------------------------------------------------- bad input: exit 2, message, nothing left
+def test_help_states_each_default_once():
+    """`locscale COMMAND --help`: a default the help text already names is not appended again, and options
+    without a default do not say "(default: None)"."""
+    import re
+
+    from locscale.cli import _parser
+
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        text = " ".join(parser.format_help().split())
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        assert not re.search(r"\(default:[^()]*(\([^()]*\)[^()]*)*\) \(default:", text), name
+    sharpen = " ".join(sub.choices["sharpen"].format_help().split())
+    assert "FFT threads (default: all cores)" in sharpen and "all cores) (default" not in sharpen
+
+
 def test_missing_map_exits_2_and_writes_nothing(tmp_path, model_5me2, capsys):
     out = tmp_path / "out.mrc"
     rc = main(["sharpen", str(tmp_path / "nope.mrc"), "-m", str(model_5me2), "-r", "3.2", "-o", str(out), "-q"])

@@ -8,6 +8,8 @@ largest coefficient, so outputs agree to ~1e-6 of the largest value; 1e-5 leaves
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -21,11 +23,13 @@ from locscale.scaling.compat import (
 )
 
 CROP = (slice(30, 70),) * 3
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------------------------- reference
 def naive_locscale2(emmap: np.ndarray, modelmap: np.ndarray, mask: np.ndarray, wn: int) -> np.ndarray:
-    """LocScale 2.4.1's steps as DESIGN.md §2 describes them, one voxel at a time in float64."""
+    """LocScale 2.4.1's steps as docs/design.md ("LocScale 2.4.1's arithmetic") describes them, one voxel at a
+    time in float64."""
     emmap, modelmap = emmap.astype(np.float64), modelmap.astype(np.float64)
     mask = (mask >= 0.5).astype(np.int8)
     shape = np.array(emmap.shape)
@@ -159,20 +163,56 @@ def test_octant_shells_are_symmetric_in_the_axes():
     assert np.all(idx[w // 2 + 1:] > w // 2) and np.all(idx[:, w // 2 + 1:] > w // 2)
 
 
-def test_reproduces_locscale2_output(shared_data, emd3488_map):
-    """LocScale 2.4.1's own output on EMD-3488 (its model map and mask, w = 24 from 1.05 Å): max difference
-    ≤ 1e-5 of the largest |value| (float32 on both sides: ~1e-6 expected), in-mask CC > 0.99999."""
-    from locscale.mapio import read_map
+def locscale2_reference(emd3488_map) -> dict:
+    """LocScale 2.4.1's own output on EMD-3488, from tests/data/locscale2_emd3488/ (its mask, its model map
+    inside a 48-voxel region and that map's mean outside the mask, its output where it depends on those alone),
+    set up so that the compatibility mode computes only the compared voxels, from exactly LocScale 2's numbers:
 
-    ref_dir = shared_data / "emd3488" / "locscale2_output"
+    * ``mask``: the compared voxels of LocScale 2's mask (``full_mask``: all of it);
+    * ``map``, ``modelmap``: the bundled map and LocScale 2's model map inside the region; outside it (where no
+      compared voxel's window reaches) each is one constant, chosen so that its mean outside ``mask`` -- the
+      value the box is padded with -- is its mean outside LocScale 2's mask, as LocScale 2 padded."""
+    from locscale.mapio import read_map
+    from locscale.padding import solvent_level
+
+    ref = np.load(REPO / "tests" / "data" / "locscale2_emd3488" / "reference.npz")
+    shape = tuple(ref["shape"])
+    full_mask = np.unpackbits(ref["mask_bits"])[: np.prod(shape)].reshape(shape).astype(bool)
+    region = tuple(slice(a, b) for a, b in ref["region"])
+    compared = tuple(slice(a, b) for a, b in ref["compared"])
+    mask = np.zeros(shape, bool)
+    mask[compared] = full_mask[compared]
+    inside = np.zeros(shape, bool)
+    inside[region] = True
+
+    def rebuilt(kept: np.ndarray, padding_value: float) -> np.ndarray:
+        known = kept[~mask[region]].sum(dtype=np.float64)
+        fill = (padding_value * (~mask).sum() - known) / (~inside).sum()
+        out = np.full(shape, fill, np.float32)
+        out[region] = kept
+        assert solvent_level(out, mask) == pytest.approx(padding_value, rel=1e-6, abs=1e-9)
+        return out
+
     emap = read_map(emd3488_map)
-    modelmap = read_map(ref_dir / "locscale2_modelmap.mrc")
-    mask = read_map(ref_dir / "locscale2_mask.mrc").data >= 0.5
-    ref = read_map(ref_dir / "locscale2_output.mrc").data.astype(np.float64)
-    assert mask.sum() == 55206
-    w = compat_window(apix=emap.apix)
-    assert w == 24
-    out = local_scale_compat(emap.data, modelmap.data, w, mask, progress=False)
-    assert rel_max_diff(out, ref) < 1e-5
-    assert np.corrcoef(out[mask], ref[mask])[0, 1] > 0.99999
-    assert np.all(out[~mask] == 0)
+    emap_padding = solvent_level(emap.data, full_mask)
+    return {"apix": emap.apix, "map": rebuilt(emap.data[region], emap_padding),
+            "modelmap": rebuilt(ref["modelmap_region"], float(ref["modelmap_outside_mean"])),
+            "mask": mask, "full_mask": full_mask, "window": int(ref["window"]), "compared": compared,
+            "output": ref["output_compared"].astype(np.float64)}
+
+
+def test_reproduces_locscale2_output(emd3488_map):
+    """LocScale 2.4.1's own output on EMD-3488 (its model map and mask, w = 24 from 1.05 Å), on the 4 972 masked
+    voxels of a 25 × 36 × 25 region kept in the repository (26 of them with windows in the box's padding): max
+    difference ≤ 1e-5 of the largest |value| (float32 on both sides, kept exactly: ~1e-6 expected), CC > 0.99999."""
+    ref = locscale2_reference(emd3488_map)
+    mask, compared = ref["mask"], ref["compared"]
+    assert ref["full_mask"].sum() == 55206 and mask.sum() == 4972
+    w = compat_window(apix=ref["apix"])
+    assert w == ref["window"] == 24
+    assert needs_padding(ref["full_mask"], w) and needs_padding(mask, w)
+    out = local_scale_compat(ref["map"], ref["modelmap"], w, mask, progress=False)[compared]
+    inner = mask[compared]
+    assert rel_max_diff(out, ref["output"]) < 1e-5
+    assert np.corrcoef(out[inner], ref["output"][inner])[0, 1] > 0.99999
+    assert np.all(out[~inner] == 0) and np.all(ref["output"][~inner] == 0)

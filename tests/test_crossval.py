@@ -72,3 +72,40 @@ def test_shake_is_limited_to_half_an_angstrom(phantom, tmp_path):
     ph, folder = phantom
     with pytest.raises(LocScaleInputError, match="0-0.5"):
         cross_validate(ph.structure, ph.half1, ph.half2, RES, tmp_path, shake=1.0)
+
+
+@needs_servalcat
+def test_unchanged_coordinates_reuse_the_previous_cross_validation(phantom, tmp_path):
+    """The shake protocol of a model with the previous cycle's coordinates (new B-factors) is the previous
+    cycle's: the record and curve are taken over, marked with the cycle they came from; other coordinates, another
+    seed or other half maps are cross-validated afresh."""
+    from locscale.models import shake_model, write_model
+    from locscale.records import write_json
+    from locscale.validation.crossval import write_curve
+    from locscale.validation.reuse import REUSED_KEY, cross_validate_reusing, crossval_digest, reusable
+
+    ph, folder = phantom
+    h1, h2 = folder / "SIMULATED_half1.mrc", folder / "SIMULATED_half2.mrc"
+    engine = ServalcatEngine()
+    model1 = write_model(ph.structure, tmp_path / "model_01.cif")
+    rec1, curve1, reused1 = cross_validate_reusing(model1, h1, h2, RES, tmp_path / "cv1", cycle=1, engine=engine,
+                                                   seed=1)
+    assert not reused1 and REUSED_KEY not in rec1 and rec1["cycle"] == 1
+    prev = (tmp_path / "crossval_01.json", tmp_path / "crossval_01.tsv")
+    write_json(prev[0], rec1)
+    write_curve(rec1, curve1, prev[1])
+    st = ph.structure.clone()
+    for cra in st[0].all():
+        cra.atom.b_iso += 7.0
+    model2 = write_model(st, tmp_path / "model_02.cif")
+    rec2, curve2, reused2 = cross_validate_reusing(model2, h1, h2, RES, tmp_path / "cv2", cycle=2, previous=prev,
+                                                   engine=engine, seed=1)
+    assert reused2 and rec2[REUSED_KEY] == 1 and rec2["cycle"] == 2 and not (tmp_path / "cv2").exists()
+    assert {k: rec2[k] for k in rec1 if k != "cycle"} == {k: rec1[k] for k in rec1 if k != "cycle"}
+    assert np.allclose(curve2.to_numpy(float), curve1.to_numpy(float), rtol=1e-15, atol=0, equal_nan=True)
+    moved = write_model(shake_model(ph.structure, 0.1, seed=3), tmp_path / "moved.cif")
+    digest = dict(resolution=RES, engine=engine, shake=0.5, seed=1, refine_xyz=None)
+    assert reusable(rec1, crossval_digest(model2, h1, h2, **digest)) == 1
+    assert reusable(rec1, crossval_digest(moved, h1, h2, **digest)) is None
+    assert reusable(rec1, crossval_digest(model2, h1, h2, **{**digest, "seed": 2})) is None
+    assert reusable(rec1, crossval_digest(model2, h2, h1, **digest)) is None

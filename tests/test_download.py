@@ -14,7 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from locscale.download import DownloadError, emdb_half_map_urls, emdb_map_url, fetch, pdb_model_url, sha256_of
+from locscale.download import (
+    DownloadError,
+    emdb_half_map_urls,
+    emdb_half_maps_missing,
+    emdb_map_url,
+    fetch,
+    offline_report,
+    pdb_model_url,
+    remote_exists,
+    sha256_of,
+    unreachable,
+)
 from locscale.errors import LocScaleInputError
 from locscale.mapio import read_map
 
@@ -39,6 +50,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.close_connection = True
             return
         super().do_GET()
+
+    def do_HEAD(self):
+        type(self).requests.append(f"HEAD {self.path}")
+        super().do_HEAD()
 
 
 @pytest.fixture()
@@ -177,8 +192,8 @@ def test_mirrors_are_tried_in_order(server, tmp_path):
 
 
 def test_offline_mirrors_are_summarised_once_each(tmp_path):
-    """Issue 11 (7): offline, the message repeated the same failed URL once per attempt (12 times for 3
-    mirrors × 4 attempts). Now: one entry per mirror with its problem and the attempt count."""
+    """A server that refuses connections on every mirror: one entry per mirror with its problem and the attempt
+    count (not the same failed URL once per attempt, 12 times for 3 mirrors × 4 attempts)."""
     ports = []
     for _ in range(3):
         with socket.socket() as s:  # ports nobody listens on: connection refused
@@ -223,3 +238,80 @@ def test_archive_urls():
         pdb_model_url("ABCDE")
     with pytest.raises(LocScaleInputError, match="format"):
         pdb_model_url("3J5P", fmt="mmtf")
+
+
+# ---------------------------------------------------------------------- offline: detected at once, reported once
+def test_host_name_lookup_failure_is_not_retried(tmp_path):
+    """Offline, a name that does not resolve is permanent for this run: no retries, no back-off waits, and the
+    next mirror is tried at once (".invalid" never resolves, RFC 6761)."""
+    urls = ["http://emdb.invalid/emd_1.map.gz", "http://pdb.invalid/emd_1.map.gz"]
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        fetch(urls, tmp_path / "emd_1.map", retries=3, timeout=5, backoff=10.0, progress=False)
+    assert time.monotonic() - t0 < 5.0  # one back-off wait alone would take 10 s
+    assert info.value.transient is False
+    problem = info.value.problem
+    assert problem.count("host name lookup failed") == 2 and "attempts" not in problem
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+    """This process 'offline': every http(s) request goes through a proxy whose name does not resolve."""
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://proxy.invalid:3128")
+
+
+def test_offline_report_names_every_missing_file_and_the_fix(no_network):
+    missing = {
+        "resources/x/emd_1_half_map_1.map": ["https://ftp.ebi.ac.uk/a/emd_1_half_map_1.map.gz",
+                                             "https://files.wwpdb.org/a/emd_1_half_map_1.map.gz"],
+        "resources/x/emd_1_half_map_2.map": ["https://ftp.ebi.ac.uk/a/emd_1_half_map_2.map.gz"],
+        "resources/x/1ABC.cif": ["https://files.rcsb.org/download/1ABC.cif"],
+    }
+    t0 = time.monotonic()
+    msg = offline_report(missing, "snakemake --cores 1 download", ["(a note)"], timeout=2.0)
+    assert time.monotonic() - t0 < 4.0
+    lines = msg.splitlines()
+    assert len(lines) == 3 + len(missing) + 1
+    assert "proxy proxy.invalid: host name lookup failed" in lines[0] and "3 input files" in lines[0]
+    for dest, urls in missing.items():
+        assert sum(dest in line for line in lines) == 1 and urls[0] in msg
+    assert "`snakemake --cores 1 download`" in msg and "(a note)" in msg
+    assert offline_report({}, "x") is None
+
+
+def test_offline_report_is_silent_when_a_source_answers(server):
+    url, _, _ = server
+    assert unreachable([f"{url}/a.map"]) == {}
+    assert offline_report({"resources/x/a.map": [f"{url}/a.map"]}, "snakemake download") is None
+
+
+def test_remote_exists_and_half_maps_missing(server, tmp_path):
+    """The archive is asked (HTTP HEAD) whether an entry has half maps; "not there" falls back to the primary map
+    and is recorded, so a later run without network decides the same."""
+    url, root, requests = server
+    (root / "EMD-9999" / "map").mkdir(parents=True)
+    (root / "EMD-9999" / "map" / "emd_9999.map.gz").write_bytes(b"x")
+    half1 = emdb_half_map_urls(9999, mirror=url)[0]
+    assert half1 == f"{url}/EMD-9999/other/emd_9999_half_map_1.map.gz"
+    assert remote_exists([emdb_map_url(9999, mirror=url)]) is True
+    assert remote_exists([half1]) is False
+    assert requests[-1] == "HEAD /EMD-9999/other/emd_9999_half_map_1.map.gz"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/x"
+    assert remote_exists([dead], timeout=2) is None
+
+    folder = tmp_path / "resources"
+    assert emdb_half_maps_missing(9999, [dead], folder) is None  # offline: keep the half maps planned
+    warning = emdb_half_maps_missing(9999, [half1], folder)
+    assert "EMD-9999 has no half maps" in warning and "primary map" in warning
+    n_requests = len(requests)
+    assert emdb_half_maps_missing(9999, [half1], folder, probe=False) == warning  # from the record, no request
+    assert len(requests) == n_requests
+    (folder / "emd_9999_half_map_1.map").write_bytes(b"1")
+    (folder / "emd_9999_half_map_2.map").write_bytes(b"2")
+    assert emdb_half_maps_missing(9999, [half1], folder) is None  # half maps at hand are used

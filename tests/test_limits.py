@@ -1,4 +1,4 @@
-"""Issue 11: never destroy an input, never return a plausible wrong map.
+"""Never destroy an input, never return a plausible wrong map.
 
 One regression test per defect of the issue, through the real command line (``locscale.cli.main``) on small
 synthetic maps (conftest.py) or the bundled example. Each asserts the exit status (2 = refused), a one-line
@@ -348,7 +348,7 @@ def test_workflow_config_errors_name_the_key_not_the_schema(repo_root):
     cfg["datasets"]["x"]["resolution"] = "3.2 A"
     with pytest.raises(LocScaleInputError, match=r"key datasets\.x\.resolution.*expected type: number or null"):
         cycle_config.validate_config(cfg, schema)
-    for bad, words in ((100, "maximum of 50"), (math.nan, "not a finite number"), (math.inf, "maximum of 50")):
+    for bad, words in ((100, "maximum of 50"), (math.nan, "not a finite number"), (math.inf, "not a finite number")):
         cfg = _workflow_config()
         cfg["datasets"]["x"]["resolution"] = bad
         with pytest.raises(LocScaleInputError, match=words):
@@ -455,16 +455,11 @@ def test_low_variance_map_is_warned(small):
 
 # ---------------------------------------------------------------------- 8. a self-contained suite
 def test_tests_need_nothing_outside_the_repository(repo_root, monlib):
-    """Only the comparison with LocScale 2's stored output may use ../shared; the monomer library comes from
-    the coot-headless-api wheel."""
-    import ast
-
-    users = set()
-    for path in (repo_root / "tests").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef) and "shared_data" in [a.arg for a in node.args.args]:
-                users.add(f"{path.name}::{node.name}")
-    assert users == {"test_compat.py::test_reproduces_locscale2_output"}, users
+    """No test reads ../shared (LocScale 2's output is compared from tests/data/); the monomer library comes
+    from the coot-headless-api wheel."""
+    users = [p.name for p in (repo_root / "tests").glob("*.py")
+             if "shared" + "_data" in p.read_text() or "shared" + "/data" in p.read_text()]
+    assert users == [], users
     assert (monlib / "list" / "mon_lib_list.cif").is_file() and (monlib / "ener_lib.cif").is_file()
     assert "coot_headless_api" in str(monlib)
     assert len(list(monlib.glob("?/*.cif"))) > 100
@@ -473,7 +468,12 @@ def test_tests_need_nothing_outside_the_repository(repo_root, monlib):
 def test_writing_next_to_an_input_is_fine(tmp_path, small):
     """An output beside an input, or in a folder still to be created, passes the guard."""
     m = _copy(small[0], tmp_path / "map.mrc")
-    outputs.guard_outputs({"-o": tmp_path / "map_sharpened.mrc", "--info": tmp_path / "new" / "info.json"}, [m])
+    before = m.read_bytes()
+    out, info = tmp_path / "map_sharpened.mrc", tmp_path / "new" / "info.json"
+    outputs.guard_outputs({"-o": out, "--info": info}, [m])  # raises on a refused output
+    write_map(out, read_map(m))
+    outputs.write_text_atomic(info, "{}")
+    assert out.is_file() and info.read_text() == "{}" and m.read_bytes() == before
 
 
 def test_every_record_written_inside_a_collect_block_lists_its_warnings(tmp_path):

@@ -110,7 +110,7 @@ def test_int8_and_uint16_modes(odd_mode_maps, mode):
 
 
 def test_image_stack_is_refused_as_a_stack(image_stack):
-    """Issue 11 (7): a stack of 2-D images (ISPG 0, MZ 1) was told to "resample to cubic voxels"."""
+    """A stack of 2-D images (ISPG 0, MZ 1) was told to "resample to cubic voxels"."""
     with pytest.raises(LocScaleInputError, match="stack of 10 2-D images") as exc:
         read_map(image_stack)
     assert "resample" not in str(exc.value) and "fix:" in str(exc.value)
@@ -237,10 +237,13 @@ def test_missing_file(tmp_path):
 # ---------------------------------------------------------------------- half maps and atomic writes
 def test_half_map_grid_mismatch(tmp_path):
     xyz = _xyz_array()
-    h1 = _write_raw(tmp_path / "h1.mrc", xyz, (1, 2, 3))
-    same = _write_raw(tmp_path / "h2.mrc", xyz + 1, (3, 2, 1))  # other axis order, same grid: fine
+    # two independent halves (noise only: a copy of one map is refused, see test_checks)
+    n1, n2 = (np.random.default_rng(seed).normal(size=xyz.shape).astype(np.float32) for seed in (1, 2))
+    h1 = _write_raw(tmp_path / "h1.mrc", n1, (1, 2, 3))
+    same = _write_raw(tmp_path / "h2.mrc", n2, (3, 2, 1))  # other axis order, same grid: fine
     a, b = read_half_maps(h1, same)
-    np.testing.assert_array_equal(b.data - a.data, 1)
+    np.testing.assert_array_equal(a.data, n1)
+    np.testing.assert_array_equal(b.data, n2)
     shifted = _write_raw(tmp_path / "h2_shifted.mrc", xyz, (1, 2, 3), origin=(1.0, 0.0, 0.0))
     with pytest.raises(LocScaleInputError, match="half maps are not on the same grid") as exc:
         read_half_maps(h1, shifted)
@@ -268,3 +271,18 @@ def test_atomic_write_leaves_no_file_on_failure(tmp_path):
             tmp.write_text("half a table")
             raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mrc"]
+
+
+def test_gz_name_is_written_gzip_compressed(tmp_path, emd3488_map):
+    """`-o out.mrc.gz` gives a gzip file (not an uncompressed one with a .gz name) that reads back identical."""
+    import gzip
+
+    src = read_map(emd3488_map)
+    out = write_map(tmp_path / "out.mrc.gz", src)
+    assert out.read_bytes()[:2] == b"\x1f\x8b"
+    plain = write_map(tmp_path / "out.mrc", src)
+    assert len(gzip.decompress(out.read_bytes())) == plain.stat().st_size  # the same MRC file inside
+    back = read_map(out)
+    np.testing.assert_array_equal(back.data, src.data)
+    np.testing.assert_allclose(back.origin, src.origin)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mrc", "out.mrc.gz"]

@@ -1,4 +1,5 @@
-"""Metrics (DESIGN.md §6): FSC, FSCaverage against a real servalcat run, RSCC, kurtosis, radial profile."""
+"""Metrics (docs/design.md "Metrics: one definition each"):
+FSC, FSCaverage against a real servalcat run, RSCC, kurtosis, radial profile."""
 
 from __future__ import annotations
 
@@ -138,7 +139,7 @@ def test_fsc_average_matches_servalcat_unmasked(tmp_path, emd3488, emd3488_map, 
     found = re.search(r"FSCaverage of fsc_FC_full = ([-0-9.]+)", text)
     assert found, text[-2000:]
     servalcat_avg = float(found.group(1))
-    assert servalcat_avg == pytest.approx(0.6629, abs=0.002)  # DESIGN.md §5 (sanity of the parse)
+    assert servalcat_avg == pytest.approx(0.6629, abs=0.002)  # servalcat's own printout (sanity of the parse)
 
     st = gemmi.read_structure(str(model_5me2))
     from locscale.simulate import model_map_fsc
@@ -171,7 +172,7 @@ def test_rscc_of_the_model_map_with_itself_is_one(emd3488, model_5me2):
 def test_rscc_5me2_against_the_bundled_map(emd3488, model_5me2):
     st = gemmi.read_structure(str(model_5me2))
     r = rscc(emd3488, st, 3.2)
-    # issue 2: CC_mask of 5me2 at 3.2 Å within ±0.03 of 0.74
+    # CC_mask of 5me2 at 3.2 Å within ±0.03 of 0.74 (the value the method's first tests were set against)
     assert r["cc_mask"] == pytest.approx(0.74, abs=0.03)
     assert r["envelope_radius"] == metrics.envelope_radius(3.2) == 3.2
     # the map is masked and sharpened: the whole box correlates worse than the envelope

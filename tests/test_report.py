@@ -223,3 +223,51 @@ def test_chimerax_script_relative_paths(tmp_path, emd3488_map, model_5me2):
     moved = tmp_path / "moved"
     (tmp_path / "results").rename(moved)
     assert all((moved / "cycle_01" / p).exists() for p in opens)
+
+
+# ---------------------------------------------------------------------- the report's landing page
+def test_landing_page_shows_the_cycle_table_with_the_final_cycle(tmp_path):
+    """`snakemake --report`'s landing page: each dataset's latest table (highest NN), the final cycle marked from
+    selection.json, the sign of sharpness stated; valid reStructuredText."""
+    import json
+
+    from docutils.core import publish_parts
+
+    res = tmp_path / "results" / "ds"
+    rows = [{"cycle": c, "cc_mask": 0.7 + 0.05 * c, "fsc_average": 0.66 + 0.05 * c, "b_mean": 24.0 + 30 * c,
+             "sharpness_b_vs_global": 37.2 * (c > 0), "convergence": ["", "not_converged", "converged"][c],
+             "flags": "none", "final": c == 2} for c in range(3)]
+    report.write_cycle_table(rows[:2], res / "summary_upto_01.tsv")
+    report.write_cycle_table(rows, res / "summary_upto_02.tsv")
+    (res / "summary_upto_02").mkdir()
+    (res / "summary_upto_02" / "selection.json").write_text(json.dumps({"cycle": 2, "reason": "the best"}))
+    template = tmp_path / "workflow.rst"
+    template.write_text("Cycles\n======\n\nIntro.\n")
+    out = report.write_landing_page(template, tmp_path / "results", ["ds", "not_run_yet"], tmp_path / "page.rst")
+    text = out.read_text()
+    assert text.startswith("Cycles\n") and "Cycle table: ds" in text and "not_run_yet" not in text
+    assert "**2: final**" in text and "holds cycle **2** (the best)" in text
+    assert "sharpness vs global (Å², > 0 blurrier)" in text and "37.2" in text and "not converged" in text
+    html = publish_parts(text, writer="html", settings_overrides={"halt_level": 2})["body"]
+    assert html.count("<tr>") == 4  # heading + cycles 0, 1, 2 (of the latest summary)
+    assert report.write_landing_page(template, tmp_path / "none", ["ds"], tmp_path / "x.rst") is None
+
+
+def test_report_captions_list_every_category_and_explain_signs():
+    """The landing page names every category the report's files use, each caption's category is one of them,
+    and signed quantities say what their sign means."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "workflow"
+    rules = (root / "rules" / "report.smk").read_text()
+    used = set(re.findall(r'category="([^"]+)"', rules))
+    landing = (root / "report" / "workflow.rst").read_text()
+    assert used and all(f"**{c}**" in landing for c in used), used
+    for caption in (root / "report").glob("*.rst"):
+        text = caption.read_text()
+        m = re.match(r'\.\. category: "([^"]+)"', text)
+        if m:
+            assert m.group(1) in used, caption.name
+    metrics = " ".join((root / "report" / "metrics_vs_cycle.rst").read_text().split())
+    assert "> 0 the LocScale map is blurrier than the global target" in metrics
+    assert "> 0 = the LocScale map is blurrier" in " ".join((root / "report" / "cycle_table.rst").read_text().split())

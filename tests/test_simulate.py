@@ -49,7 +49,7 @@ def test_cc_mask_5me2_emd3488(emd3488):
     B = 24 Å² being 2.55-3.13 Å). Measured with this code (2 cores, gemmi 0.7.5), CC_mask for other radii:
     2.0 Å 0.7415, 2.5 Å 0.7453, 3.0 Å 0.7301, 3.2 Å 0.7236, 3.5 Å 0.7156, 4.0 Å 0.7058, 5.0 Å 0.6968;
     CC_box 0.6582; a Nyquist-limited (2.1 Å) model map at 3.2 Å radius gives 0.6605.
-    Required: within ±0.03 of 0.74 (issue 2).
+    Required: within ±0.03 of 0.74.
     """
     emap, st = emd3488
     model_map = simulate_model_map(st, emap, dmin=3.2)

@@ -1,5 +1,5 @@
 """The cluster profile (profiles/slurm) running this repository's workflow on a real single-node SLURM started by
-the test (DESIGN.md §7).
+the test (docs/cluster.md).
 
 The daemons (munged, slurmctld, slurmd) are started from tests/slurm_cluster.py in a temporary folder and
 stopped afterwards. The test skips, with the reason, only where SLURM cannot be installed or started (no
@@ -30,15 +30,14 @@ import pandas as pd
 import pytest
 import yaml
 from slurm_cluster import SlurmCluster, SlurmStartError, unavailable_reason
-from test_refine import crop_example
 from test_workflow import crop_config, jobs_run, needs_servalcat
 
 REPO = Path(__file__).resolve().parents[1]
 
 #: Snakemake job groups of the real run (rule=group) and the connected components each may span
 GROUPS = {
-    **dict.fromkeys(("prepare_inputs", "global_sharpen", "validate_inputs", "model_validation", "refine",
-                     "simulate", "sharpen", "validate"), "cycle"),
+    **dict.fromkeys(("prepare_inputs", "refine_unsharpened", "global_sharpen", "validate_inputs", "model_validation",
+                     "refine", "simulate", "sharpen", "validate"), "cycle"),
     **dict.fromkeys(("summary", "chimerax"), "report"),  # two components: summary and chimerax share no file
 }
 GROUP_ARGS = ("--cores", "2", "--groups", *(f"{rule}={group}" for rule, group in GROUPS.items()),
@@ -82,11 +81,6 @@ def _slurm_logs(workdir: Path, n: int = 40) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
-def crop(tmp_path_factory, emd3488_map, model_5me2):
-    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
-
-
 @needs_servalcat
 def test_profiles_are_valid_snakemake_settings(repo_root, tmp_path, crop):
     """Both profiles parse with the installed Snakemake + SLURM plugin, and the real workflow builds its DAG
@@ -94,7 +88,7 @@ def test_profiles_are_valid_snakemake_settings(repo_root, tmp_path, crop):
     slurm = yaml.safe_load((repo_root / "profiles" / "slurm" / "config.yaml").read_text())
     default = yaml.safe_load((repo_root / "profiles" / "default" / "config.yaml").read_text())
     assert slurm["executor"] == "slurm"
-    assert slurm["slurm-status-command"] == "squeue"  # works without accounting (DESIGN.md §7)
+    assert slurm["slurm-status-command"] == "squeue"  # works without accounting
     # the workflow profile overrides --profile key by key; a default-resources key there would drop the
     # cluster's partition/account, and executor/jobs/cores there would break one of the two modes
     assert not {"executor", "jobs", "cores", "default-resources", "latency-wait"} & set(default)

@@ -65,3 +65,25 @@ def test_locscale_beats_the_best_global_b_on_a_gradient_phantom(phantom):
         assert t.loc["locscale_near-exact", "fsc_average_truth"] == pytest.approx(
             t.loc["locscale_exact", "fsc_average_truth"], abs=2e-3)
     assert set(curves) == set(maps) == set(t.index)
+
+
+def test_soft_mask_equals_the_whole_box_distance_transform():
+    """soft_mask transforms only the mask's widened bounding box: the same values as the whole box's transform,
+    for masks inside the box, touching its faces, and empty."""
+    import scipy.ndimage as ndi
+
+    from locscale.phantoms.truth import soft_mask
+
+    def whole_box(mask, edge):
+        d = ndi.distance_transform_edt(~mask)
+        return np.where(d <= 0, 1.0, 0.5 * (1 + np.cos(np.pi * np.clip(d / edge, 0, 1))))
+
+    rng = np.random.default_rng(0)
+    for shape, edge in (((40, 50, 60), 3.0), ((30, 30, 30), 2.5), ((20, 20, 20), 0.7)):
+        inside = np.zeros(shape, bool)
+        inside[5:15, 5:15, 3:17] = rng.random((10, 10, 14)) > 0.3
+        faces = np.zeros(shape, bool)
+        faces[0:3, -2:, :] = True
+        for mask in (inside, faces):
+            np.testing.assert_array_equal(soft_mask(mask, edge), whole_box(mask, edge))
+    assert not soft_mask(np.zeros((5, 5, 5), bool)).any()

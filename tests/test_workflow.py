@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_refine import crop_example
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_SERVALCAT = shutil.which("servalcat") is not None
@@ -60,11 +59,6 @@ def crop_config(crop_map: Path, crop_model: Path, **overrides) -> dict:
     return cfg
 
 
-@pytest.fixture(scope="module")
-def crop(tmp_path_factory, emd3488_map, model_5me2):
-    return crop_example(emd3488_map, model_5me2, tmp_path_factory.mktemp("crop"))
-
-
 def jobs_run(r: subprocess.CompletedProcess) -> list[tuple[str, str]]:
     """(rule, cycle wildcard) of every job a snakemake run executed, from its log."""
     jobs, rule = [], None
@@ -80,16 +74,40 @@ def jobs_run(r: subprocess.CompletedProcess) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------------- static checks
-def test_lint_passes():
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True,
-                       timeout=300)
+def like_repository_root(tmp_path: Path) -> Path:
+    """A folder that looks like the repository root to Snakemake (config/ and examples/ linked), so that a run
+    "from the root" writes its .snakemake/ there and never into the checkout."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name in ("config", "examples"):
+        (tmp_path / name).symlink_to(REPO / name)
+    return tmp_path
+
+
+def test_lint_passes(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile")],
+                       cwd=like_repository_root(tmp_path), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, output(r)[-3000:]
     assert "Congratulations" in output(r)
 
 
-def test_experiments_lint_passes():
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/experiments.smk", "--lint"], cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+def test_every_rule_has_a_log_a_conda_environment_and_a_benchmark_file():
+    """Every job leaves its log and its time and memory (benchmark file), and names its software environment."""
+    import re
+
+    missing = []
+    for path in sorted((REPO / "workflow").rglob("*.smk")):
+        for m in re.finditer(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", path.read_text(), re.S | re.M):
+            name, body = m.groups()
+            if name == "all" or "\n    input:" in body and "\n    output:" not in body:  # target rules
+                continue
+            missing += [f"{path.name}: {name} has no {key}" for key in ("log:", "conda:", "benchmark:")
+                        if f"\n    {key}" not in body]
+    assert not missing, missing
+
+
+def test_experiments_lint_passes(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "experiments.smk"), "--lint"],
+                       cwd=like_repository_root(tmp_path), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, output(r)[-3000:]
     assert "Congratulations" in output(r)
 
@@ -147,18 +165,20 @@ def test_env_files_install_the_project_and_list_no_dependencies():
 
 
 def test_bundled_and_paper_configs_validate_and_dry_run(tmp_path):
-    """config/config.yaml and every paper-case config pass the schema and build a DAG (downloads included)."""
+    """config/config.yaml and every paper-case config pass the schema and build a DAG (downloads included;
+    offline, as the half maps' existence cannot be asked, they stay planned)."""
     import jsonschema
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     for name in WORKFLOW_CONFIGS:
         jsonschema.Draft202012Validator(schema).validate(yaml.safe_load((REPO / "config" / name).read_text()))
-    # the bundled example dry-runs from the repository root, as a user would start it (-F: whatever results/
-    # already holds there)
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-F", "--cores", "2"], cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+    # the bundled example dry-runs from (a copy of) the repository root, as a user would start it
+    root = like_repository_root(tmp_path / "root")
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile",
+                        str(REPO / "Snakefile")], cwd=root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, output(r)[-3000:]
     assert "prepare_inputs" in output(r) and "converged" in output(r)
+    assert "Shell command" not in output(r)  # every rule runs a script: nothing to print but "None"
     # a paper case named by accessions: the DAG starts with the downloads
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile",
                         str(REPO / "config" / "trpv1.yaml"), "--directory", str(tmp_path),
@@ -188,6 +208,25 @@ def test_dataset_without_resolution_or_with_two_maps_fails_clearly(tmp_path, cro
     cfg["datasets"]["crop"]["half_maps"] = [str(crop[0]), str(crop[0])]
     r = snakemake(tmp_path, "-n", config=cfg)
     assert r.returncode != 0 and "exactly one of map" in output(r)
+
+
+def test_hybrid_reference_follows_model_completion(tmp_path, crop):
+    """sharpen.hybrid null (default): the pseudo-atom step runs whenever model_completion is on; true or false
+    decide by themselves; pseudo_atom_b refined needs the servalcat engine (checked before any job)."""
+    def plans_pseudo_atoms(**overrides):
+        cfg = crop_config(*crop, **overrides)
+        r = snakemake(tmp_path, "-n", config=cfg)
+        assert r.returncode == 0, output(r)[-3000:]
+        return "rule pseudo_atoms:" in output(r)
+
+    assert not plans_pseudo_atoms()
+    assert plans_pseudo_atoms(model_completion={"mode": "manual", "after_cycles": [1]})
+    assert not plans_pseudo_atoms(model_completion={"mode": "manual", "after_cycles": [1]},
+                                  sharpen={"mode": "near-exact", "hybrid": False})
+    assert plans_pseudo_atoms(sharpen={"mode": "near-exact", "hybrid": True})
+    cfg = crop_config(*crop, sharpen={"hybrid": True, "pseudo_atom_b": "refined"}, refine={"engine": "phenix"})
+    r = snakemake(tmp_path, "-n", config=cfg)
+    assert r.returncode != 0 and "sharpen.pseudo_atom_b: refined needs the servalcat engine" in output(r)
 
 
 def test_phenix_selected_but_missing_fails_before_any_job(tmp_path, crop):
@@ -259,8 +298,87 @@ def test_download_rule_checksum_and_missing_file(tmp_path, crop, http_server):
     missing.mkdir()
     r = snakemake(missing, target, config=cfg(f"{http_server}/not_there.mrc", None))
     assert r.returncode != 0 and f"{http_server}/not_there.mrc" in output(r), output(r)[-3000:]
-    assert "404" in output(r)
+    assert output(r).count("not found (HTTP 404)") == 1  # the error once (the log shown by Snakemake), no copy
     assert not (missing / "resources/crop/not_there.mrc").exists()
+
+
+def _offline_env() -> dict:
+    """The environment of a machine without network: every http(s) request goes through a proxy whose name does
+    not resolve (".invalid", RFC 6761), so nothing here can reach the real EMDB or PDB."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
+    env.update(http_proxy="http://proxy.invalid:3128", https_proxy="http://proxy.invalid:3128")
+    return env
+
+
+def test_paper_case_offline_stops_at_once_naming_every_file(tmp_path):
+    """`snakemake --cores 16 --configfile config/trpv1.yaml` offline: one message before any job, naming the three
+    files to fetch and the fetch-only target, each once; no retries, no job started, nothing written."""
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "16", "--configfile",
+                        str(REPO / "config" / "trpv1.yaml"), "--snakefile", str(REPO / "Snakefile"),
+                        "--directory", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env=_offline_env())
+    elapsed = time.monotonic() - t0
+    out = output(r)
+    assert r.returncode != 0
+    start = out.index("input files must be downloaded")
+    own = out[start:out.index("gunzip the .gz ones") + 20].splitlines()
+    assert len(own) <= 10, own
+    for name in ("emd_5778_half_map_1.map", "emd_5778_half_map_2.map", "3J5P.cif"):
+        assert out.count(f"resources/trpv1/{name}") == 1, out[-3000:]
+    assert re.search(r"`snakemake --cores 1 --configfile \S*trpv1.yaml download`", out)
+    assert "RuleException" not in out and "download_file:" not in out and "attempts" not in out
+    assert "Traceback" not in out and "WorkflowError" not in out and 'File "' not in out  # the message alone
+    assert not (tmp_path / "resources" / "trpv1" / "3J5P.cif").exists()
+    assert elapsed < 60  # about 6 s on 2 loaded cores; the bound only catches retries and back-off waits
+
+
+@pytest.fixture
+def emdb_mirror(tmp_path, crop):
+    """A local copy of the archive layout for an entry without half maps (EMD-9999: the crop's map) plus the
+    crop's model, served over HTTP on 127.0.0.1."""
+    import functools
+    import gzip
+    import http.server
+    import threading
+
+    root = tmp_path / "mirror"
+    (root / "EMD-9999" / "map").mkdir(parents=True)
+    (root / "EMD-9999" / "map" / "emd_9999.map.gz").write_bytes(gzip.compress(crop[0].read_bytes(), 1))
+    shutil.copy(crop[1], root / crop[1].name)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_download_target_fetches_only_and_falls_back_to_the_primary_map(tmp_path, crop, emdb_mirror):
+    """`snakemake download` fetches every input named by accession and runs nothing else; an entry asked for
+    half maps that the archive does not have uses its primary map, with a warning, and the decision is kept."""
+    cfg = crop_config(*crop)
+    cfg["datasets"]["crop"] = {"emdb": "EMD-9999", "use_half_maps": True, "resolution": 3.2,
+                               "urls": {"model": f"{emdb_mirror}/{crop[1].name}"}}
+    cfg["download"] = {"emdb_mirrors": [emdb_mirror], "retries": 0}
+    work = tmp_path / "work"
+    work.mkdir()
+    r = snakemake(work, "download", config=cfg)
+    assert r.returncode == 0, output(r)[-3000:]
+    assert "EMD-9999 has no half maps in EMDB" in output(r) and "using its primary map" in output(r)
+    res = work / "resources" / "crop"
+    assert (res / "emd_9999.map").read_bytes() == crop[0].read_bytes()
+    assert (res / crop[1].name).read_bytes() == crop[1].read_bytes()
+    assert json.loads((res / "emdb_half_maps.json").read_text())["half_maps_exist"] is False
+    assert not (work / "results").exists()  # fetch only
 
 
 # ---------------------------------------------------------------------- real runs
@@ -328,6 +446,12 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     # B-only refinement moves no atom: the geometry and the map-fit scores that depend only on coordinates
     # (EMRinger, Q-score) are those of the input model, and no cycle is flagged
     assert (table[validation].max() - table[validation].min()).abs().max() < 1e-6
+    # ... so cycles 1 and 2 reuse cycle 0's model validation (cycle 2 through cycle 1's reuse) and rerun only
+    # coot's density correlation
+    assert table["model_validation_reused_from"].isna().iloc[0]
+    assert table["model_validation_reused_from"].iloc[1:].tolist() == [0, 0]
+    assert "reused from cycle 0" in json.loads((res / "cycle_02" / "model_validation.json").read_text())[
+        "model_validation_reused"]
     assert set(table["flags"]) == {"none"}
     per_residue = pd.read_csv(res / "cycle_01" / "per_residue.tsv", sep="\t")
     assert {"cc", "q_score", "rama", "rotamer_outlier"} <= set(per_residue.columns)
@@ -342,13 +466,18 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     r = snakemake(tmp_path, "--report", "report.html", config=cfg)
     assert r.returncode == 0, output(r)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+    landing = (tmp_path / "report.html").read_text()
+    assert "Cycle table: crop" in landing and ": final</strong>" in landing  # the table on the landing page
     print(f"\nworkflow on the crop: first run (cycles 0-1) {t_first:.0f} s, extension (cycle 2) {t_second:.0f} s")
 
 
 @pytest.mark.slow
 @needs_servalcat
 def test_manual_model_completion_waits_and_continues(tmp_path, crop):
-    """mode manual: the run ends after cycle 1 saying where to put the rebuilt model; the next call continues."""
+    """mode manual: the run ends after cycle 1 saying where to put the rebuilt model; the next call continues.
+    The run's folder is named like a shell command: mode command's placeholders are substituted quoted."""
+    tmp_path = tmp_path / "my dir;touch PWNED;x"
+    tmp_path.mkdir()
     cfg = crop_config(*crop, tolerances={"cc_mask": 1e-9}, model_completion={"mode": "manual", "after_cycles": [1]})
     r = snakemake(tmp_path, config=cfg)
     assert r.returncode == 0, output(r)[-4000:]
@@ -357,6 +486,11 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     assert "WAITING FOR A REBUILT MODEL after cycle 1" in msg and "results/crop/cycle_01/rebuilt_model.cif" in msg
     assert json.loads((res / "cycle_01" / "completion.json").read_text())["status"] == "waiting"
     assert not (res / "cycle_02").exists() and (res / "summary_upto_01.tsv").exists()
+    # with model completion the hybrid reference is on by default; the crop of the deposited (masked) map has no
+    # noise to test against, so the cycle goes on with the model alone and its records say why
+    pseudo = json.loads((res / "cycle_01" / "pseudo_atoms.json").read_text())
+    assert pseudo["pseudo_atoms"] == 0 and "flat patches" in pseudo["not_used"]
+    assert json.loads((res / "cycle_01" / "sharpen.json").read_text())["reference"] == "hybrid: model + 0 pseudo-atoms"
 
     r = snakemake(tmp_path, "-n", config=cfg)  # still waiting: nothing to do
     assert r.returncode == 0 and "Nothing to be done" in output(r), output(r)[-3000:]
@@ -390,13 +524,14 @@ def test_manual_model_completion_waits_and_continues(tmp_path, crop):
     assert r.returncode == 0, output(r)[-4000:]
     assert len(read_model(tmp_path / built)[0]["A"]) == n_res
     assert "built at 3.2 A in" in (res / "cycle_01" / "logs" / "build_model.log").read_text()
+    assert not list(tmp_path.parent.rglob("PWNED")) and not (tmp_path / "PWNED").exists()
     (tmp_path / built).unlink()
     cfg["model_completion"]["command"] = "echo no model written"
     r = snakemake(tmp_path, built, config=cfg)
     assert r.returncode != 0 and "wrote neither" in output(r), output(r)[-3000:]
     assert not (tmp_path / built).exists()
 
-    # mode coot: the library's builder (locscale.building.completion; the builder itself: tests/test_model_building.py)
+    # mode coot: the library's builder (locscale.building.completion; the builder itself: tests/test_building.py)
     # completes cycle 1's model against the input model's sequence, in the rule build_model_coot; the crop's chain A
     # is complete, so nothing is built and the record says so
     if importlib.util.find_spec("coot_headless_api") is None:
@@ -423,10 +558,12 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     from locscale.phantoms.phantom import crop_model, make_phantom
 
     st = crop_model(read_model(model_5me2), ["A"])
-    paths = make_phantom(st, (48, 1.05), seed=3, resolution=3.5, b_global=40.0, b_periphery=40.0).write(
-        tmp_path / "phantom")
+    paths = make_phantom(st, (48, 1.05), seed=3, resolution=3.5, b_global=40.0, b_periphery=40.0,
+                         remove_fraction=0.15).write(tmp_path / "phantom")
     cfg = crop_config(paths["half1"], paths["model"], max_cycles=2, min_cycles=2)
     cfg["refine"]["b_target"] = "locscale_signal"  # the paper's loop with the noise-aware target (half maps only)
+    # the model lacks 15 % of its residues: the hybrid reference, pseudo-atom B refined with the model held
+    cfg["sharpen"].update(hybrid=True, pseudo_atom_b="refined")
     data = cfg["datasets"]["crop"]
     del data["map"], data["resolution"]
     data["half_maps"] = [str(paths["half1"]), str(paths["half2"])]
@@ -444,6 +581,9 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     table = pd.read_csv(res / "summary_upto_02.tsv", sep="\t")
     assert table.loc[table["cycle"] == 1, ["fsc_work", "fsc_test", "fsc_work_test_gap"]].notna().all().all()
     assert (res / "cycle_01" / "crossval.png").stat().st_size > 5000
+    # B-only cycles keep the coordinates: cycle 2 takes cycle 1's cross-validation
+    assert table["crossval_reused_from"].isna().iloc[:2].all() and table["crossval_reused_from"].iloc[2] == 1
+    assert (table.loc[2, ["fsc_work", "fsc_test"]] == table.loc[1, ["fsc_work", "fsc_test"]]).all()
     # refine.b_target locscale_signal: cycle 1 refines against the cycle-0 target, cycle 2 against cycle 1's
     # LocScale map divided by the half-map FSC weight (written into the refine folder)
     ref1 = json.loads((res / "cycle_01" / "refine.json").read_text())
@@ -452,21 +592,34 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
     assert ref2["signal_target"]["from"].endswith("cycle_01/locscale.mrc")
     assert ref2["signal_target"]["max_gain"] == pytest.approx(2.0, rel=1e-3)
     assert Path(ref2["target"]).name == "signal_target.mrc" and (tmp_path / ref2["target"]).exists()
+    # the hybrid reference: pseudo-atoms in the removed residues' density, B refined by servalcat with the model
+    # held; they are in pseudo_atoms.cif (and final/), never in a model file
+    for c in ("cycle_01", "cycle_02"):
+        pseudo = json.loads((res / c / "pseudo_atoms.json").read_text())
+        assert pseudo["pseudo_atoms"] > 50 and pseudo["pseudo_atom_b_rule"].startswith("refined by servalcat")
+        assert pseudo["b_target"].endswith("cycle_00/target.mrc") and "--config" in pseudo["refine_command"]
+        assert read_model(res / c / "pseudo_atoms.cif")[0].count_atom_sites() == pseudo["pseudo_atoms"]
+        assert json.loads((res / c / "sharpen.json").read_text())["hybrid"]["pseudo_atoms"] == pseudo["pseudo_atoms"]
+    n_model = read_model(paths["model"])[0].count_atom_sites()
+    for m in (res / "cycle_01" / "model.cif", res / "cycle_02" / "model.cif", res / "final" / "model.cif"):
+        st_m = read_model(m)
+        assert st_m[0].count_atom_sites() == n_model and "HOH" not in {r.name for ch in st_m[0] for r in ch}
+    assert (res / "final" / "pseudo_atoms.cif").exists() and (res / "final" / "unexplained_mask.mrc").exists()
 
 
 @pytest.mark.slow
 @needs_servalcat
 def test_cycles_keep_the_sharpening_on_a_realistic_phantom(tmp_path, model_5me2):
-    """Issue 9: judged against the known truth, the cycles must not undo their own sharpening.
+    """Judged against the known truth, the cycles must not undo their own sharpening.
 
-    A realistic phantom (DESIGN.md §8) of 5ME2 chain A: the truth keeps a B gradient of 20-140 Å² (flexibility
-    the model can describe), the data add a global B of 120 Å² and half-map noise (FSC 0.143 at 3.5 Å). The
-    default config (B refined against the fixed cycle-0 global target) run for 3 cycles from B = 40: the last
-    cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves by less than the
-    drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9653 / 0.9651 / 0.9650,
-    mean B 49.5 / 49.6 / 49.6. With ``refine: {b_target: locscale, b_level: free}`` (the loop before the fix) the
-    same run drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 -> 0.9449, both cycles flagged --
-    and fails the first assertion.
+    A realistic phantom (docs/design.md "Phantoms with a known truth") of 5ME2 chain A: the truth keeps a B gradient of
+    20-140 Å² (flexibility the model can describe), the data add a global B of 120 Å² and half-map noise (FSC 0.143 at
+    3.5 Å). The default config (B refined against the fixed cycle-0 global target) run for 3 cycles from B = 40: the
+    last cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves by less than the
+    drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9653 / 0.9651 / 0.9650, mean
+    B 49.5 / 49.6 / 49.6. With ``refine: {b_target: locscale, b_level: free}`` (the loop before the fix) the same run
+    drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 -> 0.9449, both cycles flagged -- and fails the
+    first assertion.
     """
     from locscale.cycle.selection import DEFAULT_SELECTION
     from locscale.models import read_model

@@ -11,6 +11,8 @@
 #   model_bias          references with F->A, V->W, poly-Ala, perturbed coordinates
 #   b_misestimation     uniform reference B (0-300 Å²) vs refined / true B
 #   model_completion    a model with residues removed: CC to truth beyond the model, per cycle
+#   partial_models      a chain / 20 % in gaps / a domain removed: CC to truth in the removed region and the rest,
+#                       model-only LocScale, hybrid reference, global target, complete model; negative control
 #   local_resolution    windowed half-map FSC map, per residue, vs refined B
 #   crossval            FSCwork / FSCtest by the shake protocol
 # each as a TSV table and a PNG plot; <outdir>/summary.md collects every table.
@@ -42,7 +44,11 @@ if not workflow.overwrite_configfiles:
 validate(config, "schemas/experiments.schema.yaml")
 
 
-OUT = config.get("outdir", "results/experiments")
+OUT = config["outdir"]
+# the refinement engine (refine.engine) chooses the refining rules' conda environment, as in the cycle's refine rule
+from locscale.engines import make_engine
+
+REFINE_ENV = f"../envs/{make_engine(config['refine']).conda_env}"
 PHANTOMS = list(config["phantoms"])
 TABLES = [
     "truth_table",
@@ -50,6 +56,7 @@ TABLES = [
     "model_bias",
     "b_misestimation",
     "model_completion",
+    "partial_models",
     "local_resolution",
     "crossval",
 ]
@@ -97,6 +104,8 @@ rule phantom:
         phantom=lambda wildcards: config["phantoms"][wildcards.ph],
     log:
         f"{OUT}/{{ph}}/logs/phantom.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/phantom.tsv",
     threads: 1
     resources:
         mem_mb=2000,
@@ -118,12 +127,14 @@ rule refine_phantom:
         workdir=lambda wildcards, output: str(Path(output.info).parent / "servalcat"),
     log:
         f"{OUT}/{{ph}}/logs/refine_phantom.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/refine_phantom.tsv",
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_refine.py"
 
@@ -132,6 +143,7 @@ rule truth_table:
     input:
         unpack(phantom_files),
         refined=f"{OUT}/{{ph}}/refined/model.cif",
+        refined_info=f"{OUT}/{{ph}}/refined/refine.json",
     output:
         table=f"{OUT}/{{ph}}/truth_table.tsv",
         plot=f"{OUT}/{{ph}}/truth_table.png",
@@ -140,6 +152,8 @@ rule truth_table:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/truth_table.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/truth_table.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -164,6 +178,8 @@ rule window_sweep:
         reference=config["reference"],
     log:
         f"{OUT}/{{ph}}/logs/window_sweep.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/window_sweep.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -188,6 +204,8 @@ rule model_bias:
         reference=config["reference"],
     log:
         f"{OUT}/{{ph}}/logs/model_bias.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/model_bias.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -211,6 +229,8 @@ rule b_misestimation:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/b_misestimation.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/b_misestimation.tsv",
     threads: 2
     resources:
         mem_mb=4000,
@@ -237,14 +257,42 @@ rule model_completion:
         workdir=lambda wildcards, output: str(Path(output.table).parent / "model_completion"),
     log:
         f"{OUT}/{{ph}}/logs/model_completion.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/model_completion.tsv",
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_model_completion.py"
+
+
+rule partial_models:
+    input:
+        unpack(phantom_files),
+        refined=f"{OUT}/{{ph}}/refined/model.cif",
+    output:
+        table=f"{OUT}/{{ph}}/partial_models.tsv",
+        plot=f"{OUT}/{{ph}}/partial_models.png",
+    params:
+        settings=config["partial_models"],
+        mode=config["mode"],
+        window=config.get("window"),
+        reference=config["partial_models"]["reference"],
+    log:
+        f"{OUT}/{{ph}}/logs/partial_models.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/partial_models.tsv",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/locscale.yaml"
+    script:
+        "scripts/experiment_partial_models.py"
 
 
 rule local_resolution:
@@ -260,6 +308,8 @@ rule local_resolution:
         window=config.get("window"),
     log:
         f"{OUT}/{{ph}}/logs/local_resolution.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/local_resolution.tsv",
     threads: 2
     resources:
         mem_mb=3000,
@@ -283,12 +333,14 @@ rule crossval_phantom:
         workdir=lambda wildcards, output: str(Path(output.table).parent / "crossval"),
     log:
         f"{OUT}/{{ph}}/logs/crossval.log",
+    benchmark:
+        f"{OUT}/{{ph}}/benchmarks/crossval.tsv",
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
     conda:
-        "../envs/servalcat.yaml"
+        REFINE_ENV
     script:
         "scripts/experiment_crossval.py"
 
@@ -305,6 +357,8 @@ rule summary:
         outdir=lambda wildcards, output: str(Path(output[0]).parent),
     log:
         f"{OUT}/logs/summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/summary.tsv",
     conda:
         "../envs/locscale.yaml"
     script:

@@ -51,6 +51,7 @@ import gemmi
 import numpy as np
 import pandas as pd
 
+from ..cycle.defaults import with_schema_defaults
 from ..errors import LocScaleInputError
 from ..outputs import atomic_output
 from ..tools.process import run_logged, tool_environment
@@ -72,10 +73,13 @@ JUNCTION_LINK_MAX = 3.0
 #: not separate them; 0.55 trims 6 of the 19 and none of the 36 good placements above 0.6 (0.35: 4 of 19). In the
 #: crop run of the workflow (EMD-3488, LocScale map of cycle 1) the kept good residues had CC ≥ 0.60. In the
 #: deposited EMD-3488 map CC runs lower (good placements 0.41–0.69): the tests build there with min_fit 0.35.
-MIN_FIT = 0.55
-#: Default threshold on a new residue's Q-score (coot ``get_q_score``, Pintilie et al. 2020). PLACEHOLDER: calibrated
-#: on the phantoms of benchmarks/bench_building.py (see there).
-MIN_Q_SCORE = 0.5
+#: The value (0.55) is written only in the workflow's config schema (model_completion.coot.min_fit), as are the
+#: other DEFAULTS.
+DEFAULTS = with_schema_defaults("model_completion")["coot"]
+MIN_FIT = DEFAULTS["min_fit"]
+#: Default threshold on a new residue's Q-score (coot ``get_q_score``, Pintilie et al. 2020; schema
+#: model_completion.coot.min_q_score), calibrated on the phantoms of benchmarks/bench_building.py (see there).
+MIN_Q_SCORE = DEFAULTS["min_q_score"]
 #: the register scan keeps a segment when its own register's mean CC beats every other shift by at least this
 REGISTER_MARGIN = 0.02
 #: the register shifts scanned (residue n takes the sequence's type of n + k)
@@ -84,9 +88,6 @@ REGISTER_SHIFTS = (-3, -2, -1, 0, 1, 2, 3)
 REGISTER_MIN_RESIDUES = 3
 #: rounds of the check of the merged model (each removes what the previous left with a problem)
 FINAL_CHECK_ROUNDS = 3
-
-DEFAULTS = {"trials": 2, "seed": 0, "min_fit": MIN_FIT, "min_q_score": MIN_Q_SCORE, "max_residues_per_end": 10,
-            "max_gap_residues": 20, "refine_cycles": 5}
 
 TABLE_COLUMNS = ["chain", "resnum", "resname", "segment", "kind", "status", "reason", "trial", "cc", "q_score",
                  "rama_probability", "rotamer_probability", "overlaps", "ca_x", "ca_y", "ca_z"]
@@ -148,6 +149,15 @@ def _fasta_chains(header: str) -> list[str]:
     return [n for n in names if n] + ([first] if first else [])
 
 
+def _named_chains(header: str) -> list[str]:
+    """Chains a header names explicitly: 'Chain(s) A, B', or a header that is a bare chain ID of one or two
+    characters ('>A'); a longer first word may be a sequence name (e.g. '>sp|P69905|HBA_HUMAN')."""
+    m = re.search(r"Chains?\s+([A-Za-z0-9, ]+?)(?:\||$)", header)
+    if m:
+        return [c.strip().split("[")[0] for c in m.group(1).split(",") if c.strip()]
+    return [header.strip()] if re.fullmatch(r"[A-Za-z0-9]{1,2}", header.strip()) else []
+
+
 def _protein_chains(structure: gemmi.Structure) -> list[str]:
     return [ch.name for ch in structure[0]
             if ch.get_polymer().check_polymer_type() in (gemmi.PolymerType.PeptideL, gemmi.PolymerType.PeptideD)]
@@ -161,6 +171,17 @@ def chain_sequences(structure: gemmi.Structure, fasta=None, sequence_model=None)
     out: dict[str, str] = {}
     if fasta is not None:
         records = read_fasta(fasta)
+        present = [ch.name for ch in structure[0]]
+        for header, _ in records:
+            # a record must name a chain the model has: one for a chain that does not exist is a mistake (a
+            # wrong chain ID, or a sequence file for another model), not something to skip silently
+            named = _fasta_chains(header) if len(records) > 1 else _named_chains(header)
+            if named and not set(named) & set(present):
+                raise LocScaleInputError(
+                    f"the FASTA record '>{header}' names chain(s) {', '.join(dict.fromkeys(named))}, which the model "
+                    f"does not have (its chains: {', '.join(present)})",
+                    "name the model's chains in the headers ('>A', or 'Chains A, B'), or give one record for every "
+                    "protein chain", fasta)
         if len(records) == 1:
             return {c: records[0][1] for c in chains}
         for header, seq in records:
@@ -303,7 +324,7 @@ def _coot_agreed(step: str, model: Path, map_path: Path, out: Path, workdir: Pat
     For ``fill``: ``fill_partial_residues`` may refine the side chains it completes, and coot's refinement is not
     reproducible (:mod:`locscale.building.coot_tool`). The outcome two runs agree on is the likely one; the result says
     how many runs it took (``runs``) and ``agreed`` False if none of :data:`MAX_REFINE_RUNS` agreed (then the
-    first is used). Measured with side chains to complete (tests/test_model_building.py, ten aromatic side chains
+    first is used). Measured with side chains to complete (tests/test_building.py, ten aromatic side chains
     cut back to CB on the EMD-3488 crop): 20 of 20 single runs gave the same file, under load too, so the second
     run normally agrees with the first and the guard costs one extra run of a fast step."""
     outputs: list[tuple[bytes, dict]] = []

@@ -69,6 +69,7 @@ def _container(model: str, map_path: str):
 
     mc = coot_headless_api.molecules_container_t(False)
     mc.set_max_number_of_threads(1)
+    mc.set_make_backups(False)  # no coot-backup/ folder in the current directory
     imol, imap = read_model_and_map(mc, model, map_path)
     mc.try_read_dictionaries_for_new_residue_types(imol)
     mc.set_imol_refinement_map(imap)

@@ -12,6 +12,17 @@ from ..records import write_json as _write_record
 EPILOG = f"Please cite: {CITATION}"
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default once: "(default: X)" is added only where the help text does not already say
+    what the default is, and never for options without one (None) or for flags (False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def add_subcommand(subparsers, command) -> argparse.ArgumentParser:
     """Add the subcommand of module `command` (see :mod:`locscale.commands`) to an argparse subparsers object:
     help and description from its docstring, ``FORMATTER`` and ``EPILOG`` if it sets them; returns its parser."""
@@ -56,10 +67,12 @@ def read_density(a):
 
 
 def check_inputs(emap, structure, resolution: float, min_inside: float = 0.9) -> float:
-    """The checks `locscale check` runs (and `sharpen` with a model): model inside the box, model fits the map.
-    Returns the CC inside the model envelope."""
-    from ..models import check_model_in_map
+    """The checks `locscale check` runs (and `sharpen` with a model): a model, not a CA trace; model inside the
+    box; model fits the map, and fits it best where it is. Returns the CC inside the model envelope."""
+    from ..checks import check_model_atoms
+    from ..models import check_model_in_map, model_path
     from ..simulate import check_model_fits_map
 
+    check_model_atoms(structure, model_path(structure))
     check_model_in_map(structure, emap, min_inside)
     return check_model_fits_map(structure, emap, resolution)

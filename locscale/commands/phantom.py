@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 from ..errors import LocScaleInputError
-from .common import add_subcommand
+from .common import DefaultsFormatter, add_subcommand
 
 NAME = "phantom"
-FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+FORMATTER = DefaultsFormatter
 EPILOG = None  # (no citation line in its help)
 
 
@@ -70,13 +70,16 @@ def run(a) -> int:
             raise LocScaleInputError(f"the input {p} lies in the output folder and starts with the prefix "
                                      f"{a.prefix!r}: the phantom's files could replace it",
                                      "give another output folder (-o) or --prefix", p)
-    outputs.guard_outputs({"-o": outdir / f"{a.prefix}_phantom.json"}, [a.model, a.like])
+    from ..phantoms.phantom import phantom_files
+
+    files = phantom_files(outdir, a.prefix)
+    outputs.guard_outputs({f"-o/--prefix ({p.name})": p for p in files.values()}, [a.model, a.like])
     limits.check_resolution(a.resolution)
     return make(a)
 
 
 def make(args: argparse.Namespace) -> int:
-    """Build and write the phantom from parsed arguments (no checks of the output folder)."""
+    """Build and write the phantom from parsed arguments (after :func:`run`'s checks of the output folder)."""
     from ..mapio import read_map
     from ..models import read_model
     from ..phantoms.phantom import crop_model, make_phantom
@@ -108,13 +111,13 @@ def make(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`locscale phantom` as a stand-alone entry point, ``main(["MODEL", "-o", "DIR", ...])`` (it was
-    ``locscale.phantoms.phantom.phantom_main``): builds the phantom without the output-folder checks of :func:`run`."""
+    ``locscale.phantoms.phantom.phantom_main``): the same checks and output guards as :func:`run`."""
     ap = argparse.ArgumentParser(prog="locscale")
     sub = ap.add_subparsers(dest="command", required=True)
     add_subcommand(sub, sys.modules[__name__])
     args = ap.parse_args([NAME, *(sys.argv[1:] if argv is None else argv)])
     try:
-        return make(args)
+        return run(args)
     except LocScaleInputError as exc:
         print(f"locscale phantom: error: {exc}", file=sys.stderr)
         return 2

@@ -13,9 +13,10 @@ plus any other numeric key of the validation record given a tolerance (e.g. ``ku
 * before ``min_cycles`` cycles have run (the first cycle is always compared with unrefined B-factors), or
 * right after the model was rebuilt (model completion): its metrics are not comparable with the previous cycle's.
 
-:func:`walk_cycles` is the loop of DESIGN.md §7: it asks the checkpoint of cycle 1, 2, … whether it converged and
-returns the last cycle to run. The workflow calls it **only** from the input function of its target rule `all`.
-``max_cycles`` enters only there, never a checkpoint's parameters (changing it must not re-run the checks).
+:func:`walk_cycles` is the loop (docs/design.md "How the loop is built"): it asks the checkpoint of cycle 1, 2, …
+whether it converged and returns the last cycle to run. The workflow calls it **only** from the input function of its
+target rule `all`. ``max_cycles`` enters only there, never a checkpoint's parameters (changing it must not re-run the
+checks).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class Walk:
 
 def walk_cycles(is_converged: Callable[[int], bool], max_cycles: int,
                 is_waiting: Callable[[int], bool] | None = None) -> Walk:
-    """Walk cycles 1 … `max_cycles` and stop at the first converged one (DESIGN.md §7).
+    """Walk cycles 1 … `max_cycles` and stop at the first converged one (docs/design.md "How the loop is built").
 
     `is_converged(c)` returns cycle c's checkpoint decision; in a workflow it raises Snakemake's
     IncompleteCheckpointException while that checkpoint has not run, which is how the loop is extended one cycle at

@@ -15,29 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..errors import LocScaleInputError
 from ..mapio import Map
-from ..outputs import atomic_output
+from ..outputs import atomic_output, save_figure
 from . import registry
-
-_DPI = 110
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = _DPI, bbox_inches: str | None = "tight",
-                suffix: str = ".png") -> Path:
-    """Write a matplotlib Figure as PNG, atomically (temporary name, renamed when complete).
-
-    Uses the Agg canvas directly: no pyplot, no global backend switch, so it works on headless nodes and leaves
-    the caller's matplotlib state alone. Build the figure with ``matplotlib.figure.Figure(...)``.
-    """
-    path = Path(path)
-    FigureCanvasAgg(fig)
-    with atomic_output(path, suffix=suffix) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=bbox_inches)
-    return path
 
 
 def _colours(n: int, cmap: str = "viridis"):
@@ -89,6 +72,103 @@ def write_cycle_table(rows: Sequence[Mapping], path: str | os.PathLike) -> pd.Da
 def read_cycle_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table written by :func:`write_cycle_table`."""
     return pd.read_csv(path, sep="\t")
+
+
+# ---------------------------------------------------------------------- the report's landing page
+#: cycle-table columns shown on the report's landing page (those the table holds), with their headings
+LANDING_COLUMNS = (
+    ("cc_mask", "CC_mask"),
+    ("fsc_average", "FSCaverage"),
+    ("kurtosis", "kurtosis"),
+    ("b_mean", "mean B (Å²)"),
+    ("sharpness_b_vs_global", "sharpness vs global (Å², > 0 blurrier)"),
+    ("cc_truth", "CC to truth"),
+    ("fsc_work", "FSCwork"),
+    ("fsc_test", "FSCtest"),
+    ("rama_outliers_pct", "Rama outliers (%)"),
+    ("bond_rmsz", "bond RMSZ"),
+    ("residues_built", "residues built"),
+)
+
+
+def latest_summary(results: str | os.PathLike, dataset: str) -> Path | None:
+    """The newest ``results/<dataset>/summary_upto_NN.tsv`` (highest NN), or None before the first summary."""
+    found = sorted(Path(results, dataset).glob("summary_upto_[0-9][0-9].tsv"))
+    return found[-1] if found else None
+
+
+def _cell(value, key: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or str(value) in ("", "nan", "none"):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else ""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value).replace("_", " ")
+    digits = 1 if key in ("b_mean", "sharpness_b_vs_global") else 2 if key in ("kurtosis", "rama_outliers_pct",
+                                                                                "bond_rmsz") else 3
+    return f"{v:.{digits}f}"
+
+
+def cycle_table_rst(table: pd.DataFrame, dataset: str, selection: Mapping | None = None) -> str:
+    """One dataset's cycle table as reStructuredText for the report's landing page: the main columns
+    (:data:`LANDING_COLUMNS`), whether each cycle converged, its flags, and the final cycle marked."""
+    final = int(selection["cycle"]) if selection and selection.get("cycle") is not None else None
+    if final is None and "final" in table.columns:
+        marked = table.loc[table["final"].astype(str).str.lower() == "true", "cycle"]
+        final = int(marked.iloc[0]) if len(marked) else None
+    cols = [(k, h) for k, h in LANDING_COLUMNS if k in table.columns and table[k].notna().any()]
+    head = ["cycle"] + [h for _, h in cols] + ["convergence", "flags"]
+    rows = []
+    for _, r in table.sort_values("cycle").iterrows():
+        c = int(r["cycle"])
+        name = "0 (input)" if c == 0 else str(c)
+        if c == final:
+            name = f"**{name}: final**"
+        flags = "" if str(r.get("flags", "")) in ("", "nan", "none") else str(r["flags"])
+        rows.append([name] + [_cell(r[k], k) for k, _ in cols] + [_cell(r.get("convergence"), "convergence"),
+                                                                    flags])
+    title = f"Cycle table: {dataset}"
+    lines = [title, "-" * len(title), ""]
+    if final is not None:
+        why = f" ({selection['reason']})" if selection and selection.get("reason") else ""
+        lines += [f"``results/{dataset}/final/`` holds cycle **{final}**{why}.", ""]
+    lines += [".. list-table::", "   :header-rows: 1", ""]
+    for row in [head] + rows:
+        lines.append(f"   * - {row[0]}")
+        lines += [f"     - {cell}" for cell in row[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def landing_page(template: str, summaries: Mapping[str, str | os.PathLike]) -> str:
+    """The report's landing page: `template` (workflow/report/workflow.rst) followed by each dataset's latest
+    cycle table (dataset -> its ``summary_upto_NN.tsv``; the selection next to it marks the final cycle)."""
+    import json
+
+    parts = [template.rstrip() + "\n"]
+    for dataset, path in summaries.items():
+        path = Path(path)
+        selection_path = path.with_suffix("") / "selection.json"
+        selection = json.loads(selection_path.read_text()) if selection_path.is_file() else None
+        parts.append(cycle_table_rst(read_cycle_table(path), dataset, selection))
+    return "\n".join(parts)
+
+
+def write_landing_page(template_path: str | os.PathLike, results: str | os.PathLike, datasets: Sequence[str],
+                       out: str | os.PathLike) -> Path | None:
+    """Write :func:`landing_page` for `datasets` to `out` (atomically) and return it; None (nothing written)
+    while no dataset has a summary yet."""
+    summaries = {ds: p for ds in datasets if (p := latest_summary(results, ds)) is not None}
+    if not summaries:
+        return None
+    text = landing_page(Path(template_path).read_text(), summaries)
+    out = Path(out)
+    with atomic_output(out, suffix=".rst") as tmp:
+        Path(tmp).write_text(text)
+    return out
 
 
 # ---------------------------------------------------------------------- metrics vs cycle

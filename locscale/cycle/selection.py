@@ -14,7 +14,7 @@ A cycle whose |B drift| exceeds ``max_b_drift`` or whose LocScale map became blu
 the global target, than cycle 1's by more than ``max_sharpness_change`` is *flagged*. So is a cycle whose model
 geometry got worse than the input model's (cycle 0, ``locscale.validation.model``). A model that fits the map
 better by wrecking its geometry is not progress. RSCC against the original map is never used to choose: it rises
-as a model blurs to match an unsharpened map.
+as a model blurs to match an unsharpened map (docs/science.md).
 
 **Like with like.** A cycle after model completion has residues the input did not have, so its geometry is
 judged in two parts when the per-residue tables are given (:func:`choose_final_cycle`, ``residues``):
@@ -45,22 +45,21 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-#: Defaults (config ``selection``), from benchmarks/bench_cycles.py (README, "Which map the B-factors are refined
-#: against"): the default design moved mean B and sharpness by at most 1.2 and 2.7 Å² over three cycles (EMD-3488,
-#: phantoms A and B); a fixed target with a free B level by +7 / +4 Å² on phantom A, but +18 / +13 Å² on EMD-3488,
-#: where CC_mask fell by 0.03 (flagged at cycle 4); the smallest first step of a drifting design was +25 / +15 Å²
-#: (phantom B), and the paper's loop added +34 … +70 Å² in one cycle.
-#: Geometry: servalcat's weight adjustment aims at bond RMSZ 0.5-1.0 (``--target_bond_rmsz_range``), so RMSZ under
-#: 1.0 is never flagged; 0.5 percentage points of Ramachandran outliers is 3 residues of the bundled 574-residue
-#: model, more than restrained B-only or jelly-body refinement moved them (0). Atom overlaps: 1 more per 1000 atoms
-#: than the input (restrained B-only refinement moves no atom, so it never adds one). Built residues: the
+from .defaults import with_schema_defaults
+
+#: Defaults: the schema's (config ``selection``, the only place they are written), from benchmarks/bench_cycles.py
+#: (docs/science.md, "Which map the B-factors are refined against"): the default design moved mean B and sharpness by
+#: at most 1.2 and 2.7 Å² over three cycles (EMD-3488, phantoms A and B); a fixed target with a free B level by +7 /
+#: +4 Å² on phantom A, but +18 / +13 Å² on EMD-3488, where CC_mask fell by 0.03 (flagged at cycle 4); the smallest
+#: first step of a drifting design was +25 / +15 Å² (phantom B), and the paper's loop added +34 … +70 Å² in one
+#: cycle. Geometry: servalcat's weight adjustment aims at bond RMSZ 0.5-1.0 (``--target_bond_rmsz_range``), so RMSZ
+#: under 1.0 is never flagged; 0.5 percentage points of Ramachandran outliers is 3 residues of the bundled
+#: 574-residue model, more than restrained B-only or jelly-body refinement moved them (0). Atom overlaps: 1 more per
+#: 1000 atoms than the input (restrained B-only refinement moves no atom, so it never adds one). Built residues: the
 #: builder (locscale.building.completion) removes every new residue that is a Ramachandran outlier or in a bad
 #: overlap, so a completion that passes its own checks has 0 % of either; 2 % leaves room for one in 50 after
 #: later coordinate refinement, MolProbity's "allowed" limit for Ramachandran outliers.
-DEFAULT_SELECTION: dict[str, float] = {"max_b_drift": 15.0, "max_sharpness_change": 15.0,
-                                       "fsc_tolerance": 0.002, "max_rama_outliers_increase": 0.5,
-                                       "max_rmsz_increase": 0.5, "rmsz_ceiling": 1.0, "max_overlaps_increase": 1.0,
-                                       "max_built_rama_outliers_pct": 2.0, "max_built_overlap_pct": 2.0}
+DEFAULT_SELECTION: dict[str, float] = with_schema_defaults("selection")
 
 
 @dataclass
@@ -197,7 +196,7 @@ def geometry_flags(row: Mapping, reference: Mapping, settings: Mapping[str, floa
     if limit is not None and math.isfinite(rise) and rise > float(limit):
         f.append(f"geometry: {_num(row, 'atom_overlaps_per_1000_atoms'):.2f} atom overlaps per 1000 atoms, "
                  f"{rise:+.2f} above the input model's (> {float(limit):g})")
-    limit, ceiling = settings.get("max_rmsz_increase"), float(settings.get("rmsz_ceiling", 1.0))
+    limit, ceiling = settings.get("max_rmsz_increase"), float(settings["rmsz_ceiling"])
     for key, what in (("bond_rmsz", "bond"), ("angle_rmsz", "angle")):
         value = _num(row, key)
         rise = value - _num(reference, key)

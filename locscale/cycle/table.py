@@ -28,7 +28,7 @@ REFINE_COLUMNS = {"engine": "engine", "restrained": "restrained", "refine_xyz": 
 SHARPEN_COLUMNS = {"mode": "sharpen_mode", "window_voxels": "window_voxels", "window_angstrom": "window_angstrom",
                    "voxels_scaled": "voxels_scaled"}
 CROSSVAL_COLUMNS = {"fsc_work_average": "fsc_work", "fsc_test_average": "fsc_test",
-                    "fsc_work_test_gap": "fsc_work_test_gap"}
+                    "fsc_work_test_gap": "fsc_work_test_gap", "reused_from_cycle": "crossval_reused_from"}
 #: columns from the model-completion record (locscale.building.completion) of the model built after the cycle
 COMPLETION_COLUMNS = {"residues_built": "residues_built", "residues_trimmed": "residues_trimmed",
                       "built_fit_mean": "built_fit_mean"}

@@ -16,9 +16,8 @@ from .base import EngineUnavailableError, RefinementEngine, RefinementResult
 from .phenix import PHENIX_HOWTO, PhenixEngine
 from .servalcat import SERVALCAT_VERSION, ServalcatEngine, read_servalcat_stats
 
-#: refine.engine value -> engine class (the first is the default)
+#: refine.engine value -> engine class (the default is the config schema's)
 ENGINES: dict[str, type[RefinementEngine]] = {}
-DEFAULT_ENGINE = "servalcat"
 
 
 def register(cls: type[RefinementEngine]) -> type[RefinementEngine]:
@@ -50,10 +49,14 @@ def engine_class(name: str) -> type[RefinementEngine]:
 
 
 def make_engine(refine_config: dict, environ: dict | None = None) -> RefinementEngine:
-    """The engine described by the workflow config's ``refine`` section (workflow/schemas/config.schema.yaml)."""
-    return engine_class(refine_config.get("engine", DEFAULT_ENGINE)).from_config(refine_config, environ)
+    """The engine described by the workflow config's ``refine`` section (workflow/schemas/config.schema.yaml);
+    settings it leaves out take the schema's defaults (the only place defaults live)."""
+    from ..cycle.defaults import with_schema_defaults
+
+    refine_config = with_schema_defaults("refine", refine_config)
+    return engine_class(refine_config["engine"]).from_config(refine_config, environ)
 
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "PHENIX_HOWTO", "SERVALCAT_VERSION", "EngineUnavailableError",
+__all__ = ["ENGINES", "PHENIX_HOWTO", "SERVALCAT_VERSION", "EngineUnavailableError",
            "PhenixEngine", "RefinementEngine", "RefinementResult", "ServalcatEngine", "engine_class", "make_engine",
            "read_servalcat_stats", "register", "run_logged", "unregister"]

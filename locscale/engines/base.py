@@ -69,10 +69,20 @@ class RefinementEngine(ABC):
     conda_provides_program: ClassVar[bool] = True
     #: memory request of the refine rule: base MB (plus 40 MB per MB of input)
     mem_mb_base: ClassVar[int] = 3000
+    #: the most cores one run of the engine's program keeps busy (None: as many as it is given); the workflow's
+    #: refine and crossval jobs reserve no more (:meth:`job_threads`), so the other cores run other jobs
+    max_threads: ClassVar[int | None] = None
 
     refine_xyz: bool = False
     restrained: bool = True
     monlib: Path | None = None  # the monomer library the engine restrains with, when it is given one
+
+    @classmethod
+    def job_threads(cls, requested: int) -> int:
+        """The threads a workflow job running this engine reserves: `requested` (refine.threads), at most
+        :attr:`max_threads`."""
+        requested = max(1, int(requested))
+        return requested if cls.max_threads is None else min(requested, int(cls.max_threads))
 
     @property
     def envmodules(self) -> list[str]:
@@ -90,11 +100,19 @@ class RefinementEngine(ABC):
         """Where the engine's program is found; raises :class:`EngineUnavailableError` saying how to provide it.
         `envmodules_active`: Snakemake runs with ``--sdm env-modules`` (the rule's modules will be loaded)."""
 
-    def check_before_workflow(self, deployment: set[str] | frozenset[str] = frozenset()) -> str | None:
+    def check_without_running(self) -> str | None:
+        """What can be checked without running or sourcing anything (a dry run's check): None by default."""
+        return None
+
+    def check_before_workflow(self, deployment: set[str] | frozenset[str] = frozenset(),
+                              dry_run: bool = False) -> str | None:
         """The check the workflow runs before any job, given Snakemake's deployment methods (``CONDA``,
-        ``ENV_MODULES``, ...): skipped (None) when the rule's conda environment provides the program."""
+        ``ENV_MODULES``, ...): skipped (None) when the rule's conda environment provides the program. A dry run
+        (`dry_run`) runs and sources nothing: only :meth:`check_without_running`."""
         if self.conda_provides_program and "CONDA" in deployment:
             return None
+        if dry_run:
+            return self.check_without_running()
         return self.check_available(envmodules_active="ENV_MODULES" in deployment)
 
     def check_monomers(self, model: str | os.PathLike) -> None:  # noqa: B027 (optional hook)
@@ -117,6 +135,61 @@ class RefinementEngine(ABC):
             f"the refinement engine {self.name!r} cannot cross-validate against half maps (the shake protocol "
             "refines against half map 1 only)",
             "set cross_validation.enabled: false, or use refine.engine: servalcat")
+
+
+# ---------------------------------------------------------------------- configured arguments and programs
+def refuse_options(extra_args, reserved: dict[str, str], key: str) -> list[str]:
+    """Refuse command-line options in `extra_args` (the config key `key`) that the workflow sets itself
+    (`reserved`: option -> the config key or reason that owns it), including argparse's abbreviations
+    (``--out`` for ``--output_prefix``) and attached values (``-o/x``, ``--model=x``). Returns the arguments."""
+    args = [str(a) for a in extra_args]
+    longs = [r for r in reserved if r.startswith("--")]
+    for arg in args:
+        if arg.startswith("--") and len(arg) > 2:
+            name = arg.split("=", 1)[0]
+            hits = [r for r in longs if r.startswith(name)]
+        elif arg.startswith("-") and len(arg) > 1 and not arg[1].isdigit() and arg[1] != ".":
+            hits = [r for r in reserved if r == arg[:2]]
+        else:
+            continue
+        if hits:
+            owner = reserved[hits[0]]
+            raise LocScaleInputError(
+                f"{key} contains {arg!r}, which sets {hits[0]}: the workflow sets it itself ({owner}); extra "
+                "arguments may not change the files a step reads or writes, or the settings it records",
+                f"remove {arg!r} from {key}" + (f" and use {owner}" if owner.startswith("refine.") else ""))
+    return args
+
+
+def identify_program(path: str, expect: str, args: tuple[str, ...] = ("--version",), timeout: float = 300,
+                     script_signature: str | None = None) -> str:
+    """Require a configured executable to be the program it claims to be (not, e.g., a shell given arguments of its
+    own): a script whose first 4 KB hold `script_signature` (a Python console script's ``from servalcat``) is
+    recognised without running it; anything else is run as ``PATH --version`` (or `args`) and `expect`
+    (case-insensitive) must be in its output. Returns the evidence (a line); raises :class:`EngineUnavailableError`."""
+    import subprocess
+
+    if script_signature:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+        except OSError:
+            head = b""
+        if head.startswith(b"#!") and script_signature.encode() in head:
+            return f"{path}: a script that runs {script_signature!r}"
+
+    try:
+        proc = subprocess.run([path, *args], capture_output=True, text=True, timeout=timeout)
+        out = (proc.stdout + proc.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise EngineUnavailableError(f"'{path} {' '.join(args)}' could not run ({err})",
+                                     f"point the executable setting at {expect}", path) from None
+    if proc.returncode != 0 or expect.lower() not in out.lower():
+        first = out.splitlines()[0][:120] if out else "(no output)"
+        raise EngineUnavailableError(
+            f"'{path}' does not identify itself as {expect}: '{Path(path).name} {' '.join(args)}' printed "
+            f"{first!r} (exit status {proc.returncode})", f"point the executable setting at {expect}", path)
+    return out.splitlines()[0]
 
 
 # ---------------------------------------------------------------------- running a program

@@ -26,6 +26,34 @@ PHENIX_HOWTO = (
     "snakemake with --sdm env-modules. Or use the default engine: refine.engine: servalcat")
 
 
+#: parameters the workflow sets itself (last component of a PHIL path), refused in refine.phenix.extra_args
+RESERVED_PARAMETERS = {"resolution": "the dataset's resolution", "run": "refine.refine_xyz",
+                       "macro_cycles": "refine.phenix.macro_cycles", "nproc": "refine.threads",
+                       "prefix": "the step's own file names", "overwrite": "the step's own file names",
+                       "serial": "the step's own file names", "directory": "the step's own folder",
+                       "suffix": "the step's own file names"}
+
+
+def check_phenix_parameters(extra_args) -> list[str]:
+    """refine.phenix.extra_args must be ``key=value`` PHIL parameters (a bare argument would be read as another
+    input file), none of them one the workflow sets (:data:`RESERVED_PARAMETERS`) or a file or folder name."""
+    args = [str(a) for a in extra_args]
+    for arg in args:
+        key = arg.split("=", 1)[0].strip()
+        last = key.rsplit(".", 1)[-1]
+        if "=" not in arg or not key or arg.startswith("-"):
+            raise LocScaleInputError(f"refine.phenix.extra_args contains {arg!r}, which is not a key=value parameter "
+                                     "(phenix.real_space_refine would read it as another input file or option)",
+                                     f"remove {arg!r} or write it as parameter=value")
+        if last in RESERVED_PARAMETERS or "file" in last or last.endswith(("_dir", "_path")):
+            owner = RESERVED_PARAMETERS.get(last, "the step's own files")
+            raise LocScaleInputError(
+                f"refine.phenix.extra_args contains {arg!r}: the workflow sets {last} itself ({owner}); extra "
+                "parameters may not change the files a step reads or writes, or the settings it records",
+                f"remove {arg!r}" + (f" and use {owner}" if owner.startswith("refine.") else ""))
+    return args
+
+
 class PhenixEngine(RefinementEngine):
     """``phenix.real_space_refine`` ADP (and optionally coordinate) refinement against a map."""
 
@@ -48,10 +76,10 @@ class PhenixEngine(RefinementEngine):
     def from_config(cls, refine_config: dict, environ: dict | None = None) -> PhenixEngine:
         """From the ``refine`` section: ``refine_xyz`` and ``phenix.{executable, env_script, envmodules,
         macro_cycles, extra_args}``."""
-        ph = refine_config.get("phenix", {}) or {}
-        return cls(executable=ph.get("executable", "phenix.real_space_refine"), env_script=ph.get("env_script"),
-                   envmodules=ph.get("envmodules", []) or [], macro_cycles=ph.get("macro_cycles", 5),
-                   refine_xyz=bool(refine_config.get("refine_xyz", False)), extra_args=ph.get("extra_args", []) or [])
+        ph = refine_config["phenix"]
+        return cls(executable=ph["executable"], env_script=ph["env_script"], envmodules=ph["envmodules"],
+                   macro_cycles=ph["macro_cycles"], refine_xyz=refine_config["refine_xyz"],
+                   extra_args=check_phenix_parameters(ph["extra_args"]))
 
     @property
     def envmodules(self) -> list[str]:
@@ -75,12 +103,27 @@ class PhenixEngine(RefinementEngine):
             line = f"source {shlex.quote(str(self.env_script))} >/dev/null 2>&1 && {line}"
         return line
 
+    def _check_name(self) -> None:
+        """The executable must be phenix.real_space_refine (its name says so), not another program."""
+        if "real_space_refine" not in Path(self.executable).name:
+            raise EngineUnavailableError(
+                f"refine.phenix.executable is '{self.executable}', which is not phenix.real_space_refine",
+                "point refine.phenix.executable at phenix.real_space_refine (or leave it at its default)")
+
+    def check_without_running(self) -> str | None:
+        """What a dry run checks: the executable's name and the environment script's existence (nothing sourced)."""
+        self._check_name()
+        if self.env_script is not None and not self.env_script.is_file():
+            raise EngineUnavailableError("refine.phenix.env_script does not exist", PHENIX_HOWTO, self.env_script)
+        return shutil.which(self.executable)
+
     def check_available(self, *, envmodules_active: bool = False) -> str:
         """Where phenix.real_space_refine is found; raises :class:`EngineUnavailableError` (with how to provide it).
 
         `envmodules_active`: Snakemake runs with ``--sdm env-modules``, so the configured modules are loaded for
         the job; the check then loads them itself (``module load``) to find the program.
         """
+        self._check_name()
         if self.env_script is not None:
             if not self.env_script.is_file():
                 raise EngineUnavailableError("refine.phenix.env_script does not exist", PHENIX_HOWTO,
@@ -123,10 +166,15 @@ class PhenixEngine(RefinementEngine):
         if target_map is None:
             raise LocScaleInputError("the PHENIX engine refines against one map; no target map was given",
                                      "give the target map (the workflow passes the cycle's LocScale map)")
+        from ..models import read_model, write_model
+
+        self._check_name()
         workdir = fresh_dir(Path(workdir))
+        # the workflow's one hydrogen policy (as servalcat --hydrogen no): no model enters refinement with them
+        model = write_model(read_model(model, remove_hydrogens=True), workdir / "model_in.cif")
         cmd = self.command(Path(model).resolve(), Path(target_map).resolve(), resolution, prefix, threads, step)
         log = Path(log).resolve() if log is not None else workdir / "engine.log"
-        seconds = run_logged(self.shell_line(cmd), workdir, log, threads=threads, shell=True)
+        seconds = run_logged(self.shell_line(cmd), workdir, log, threads=threads, shell=True, clean_on_failure=True)
         # phenix.real_space_refine names its output PREFIX_real_space_refined_NNN.{pdb,cif} (NNN = serial)
         found = sorted(workdir.glob(f"{prefix}_real_space_refined*.cif")) or sorted(
             workdir.glob(f"{prefix}_real_space_refined*.pdb"))

@@ -1,4 +1,4 @@
-"""The paper's experiments (Jakobi et al. 2017), reproduced on phantoms with a known truth (issue 4).
+"""The paper's experiments (Jakobi et al. 2017), reproduced on phantoms with a known truth (docs/phantoms.md).
 
 Every experiment runs on a :class:`Bench` -- a phantom's half maps and truth, the true model, the resolution,
 one LocScale window, and two fixed masks:

@@ -44,7 +44,7 @@ class Bench:
         from ..models import envelope_mask
         from ..sharpen import choose_window
 
-        w = choose_window(half1.apix, resolution, window).voxels
+        w = choose_window(half1.apix, resolution, window, mode=mode).voxels
         eval_mask = envelope_mask(structure, half1, metrics.envelope_radius(resolution))
         scale_mask = envelope_mask(structure, half1, 0.5 * w * half1.apix) | eval_mask
         return cls(half1, half2, truth, structure, float(resolution), w, eval_mask, scale_mask, mode, blurred,
@@ -98,7 +98,7 @@ class Bench:
         ref = reference if isinstance(reference, Map) else self.reference_map(reference)
         m = self.scale_mask if isinstance(mask, str) and mask == "scale" else mask
         out, _ = sharpen_map(self.full, ref, self.resolution, window=window or self.window, mask=m,
-                             mode=self.mode, progress=progress)
+                             mode=self.mode, half_maps=(self.half1, self.half2), progress=progress)
         return out
 
     def scores(self, emap: Map) -> dict:
@@ -125,19 +125,19 @@ def _blurred_from_info(structure: gemmi.Structure, info: dict) -> gemmi.Structur
 def refinement_engine(refine_config: dict, environ: dict | None = None):
     """The refinement engine of the experiments' ``refine`` section (config/experiments.yaml: ``engine``,
     default servalcat; ``restrained``, ``monlib``, ``ncycle``): B-factors only, coordinates fixed."""
-    from ..engines import DEFAULT_ENGINE, make_engine
+    from ..engines import make_engine
 
-    cfg = refine_config
-    return make_engine({"engine": cfg.get("engine", DEFAULT_ENGINE), "restrained": cfg.get("restrained", True),
-                        "monlib": cfg.get("monlib"), "refine_xyz": False,
-                        "servalcat": {"ncycle": cfg.get("ncycle")}}, environ)
+    cfg = refine_config  # what it leaves out takes the workflow schema's defaults (make_engine)
+    given = {k: cfg[k] for k in ("engine", "restrained", "monlib") if k in cfg}
+    return make_engine({**given, "refine_xyz": False, "servalcat": {"ncycle": cfg.get("ncycle")}}, environ)
 
 
-def global_target(half1: Map, half2: Map, resolution: float) -> tuple[Map, dict]:
+def global_target(half1: Map, half2: Map, resolution: float, b_data: float | None = None) -> tuple[Map, dict]:
     """The workflow's cycle-0 target (its fixed B-refinement target by default): the half maps' mean, sharpened
-    by its Guinier B and FSC-weighted (:func:`locscale.global_sharpen.global_sharpen`)."""
+    by the data's own blur `b_data` (:func:`locscale.global_sharpen.data_blur`; the Guinier B when None) and
+    FSC-weighted (:func:`locscale.global_sharpen.global_sharpen`)."""
     from ..global_sharpen import global_sharpen
 
     full = half1.like(0.5 * (half1.data + half2.data))
-    return global_sharpen(full, resolution, half_maps=(half1, half2))
-
+    return global_sharpen(full, resolution, bfactor=None if b_data is None else -float(b_data),
+                          half_maps=(half1, half2))

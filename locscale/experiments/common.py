@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..cycle.report import save_figure
-from ..outputs import atomic_output
+from ..outputs import atomic_output, save_figure
 from ..records import dumps
 
 

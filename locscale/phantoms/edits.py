@@ -170,3 +170,70 @@ def add_b(structure: gemmi.Structure, extra_b, b_global: float = 0.0) -> gemmi.S
         a.b_iso = float(a.b_iso + extra + b_global)
     return st
 
+
+
+# ---------------------------------------------------------------------- partial models (hybrid reference)
+#: how a partial model is made from a complete one: a whole chain removed, gaps spread over every chain, or one
+#: compact region (a "domain")
+PARTIAL_KINDS = ("chain", "gaps", "domain")
+
+
+def residue_keys(structure: gemmi.Structure) -> list[tuple[str, int, str]]:
+    """(chain, number, insertion code) of every residue of the first model, in file order."""
+    return [(ch.name, r.seqid.num, r.seqid.icode.strip()) for ch in structure[0] for r in ch]
+
+
+def removed_residues(structure: gemmi.Structure, kind: str, *, fraction: float = 0.2, gap: int = 8,
+                     chain: str | None = None) -> set[tuple[str, int, str]]:
+    """The residues a partial model of `kind` (:data:`PARTIAL_KINDS`) lacks:
+
+    * ``chain``: every residue of `chain` (default: the smallest chain with at least 40 residues, else the
+      smallest; a model of one chain has none to remove);
+    * ``gaps``: in every chain, gaps of `gap` residues spread evenly along the chain, `fraction` of its residues
+      in all (at least one gap per chain);
+    * ``domain``: a compact region of `fraction` of the residues: those whose CA (else first atom) lies nearest
+      the residue farthest from the centre of the model.
+    """
+    keys = residue_keys(structure)
+    if kind == "chain":
+        counts: dict[str, int] = {}
+        for k in keys:
+            counts[k[0]] = counts.get(k[0], 0) + 1
+        if len(counts) < 2:
+            raise ValueError("a partial model without a chain needs a model of at least two chains")
+        if chain is None:
+            big = {c: n for c, n in counts.items() if n >= 40} or counts
+            chain = min(big, key=lambda c: (big[c], c))
+        if chain not in counts:
+            raise ValueError(f"chain {chain!r} is not in the model")
+        return {k for k in keys if k[0] == chain}
+    if kind == "gaps":
+        out: set[tuple[str, int, str]] = set()
+        for name in dict.fromkeys(k[0] for k in keys):
+            ck = [k for k in keys if k[0] == name]
+            if len(ck) <= gap:
+                continue
+            n_gaps = max(1, round(fraction * len(ck) / gap))
+            starts = np.linspace(0, len(ck) - gap, n_gaps + 2)[1:-1].astype(int)
+            for s in starts:
+                out |= set(ck[s:s + gap])
+        return out
+    if kind == "domain":
+        pos = []
+        for ch in structure[0]:
+            for r in ch:
+                a = r.find_atom("CA", "*") or r[0]
+                pos.append(a.pos.tolist())
+        pos = np.array(pos)
+        far = pos[np.argmax(np.linalg.norm(pos - pos.mean(axis=0), axis=1))]
+        n = max(1, int(round(fraction * len(keys))))
+        nearest = np.argsort(np.linalg.norm(pos - far, axis=1), kind="stable")[:n]
+        return {keys[i] for i in nearest}
+    raise ValueError(f"unknown partial model {kind!r}; one of {PARTIAL_KINDS}")
+
+
+def partial_model(structure: gemmi.Structure, kind: str, **kw) -> tuple[gemmi.Structure, set]:
+    """(the model without :func:`removed_residues` (`kind`, `kw`), the removed residues)."""
+    removed = removed_residues(structure, kind, **kw)
+    kept = set(residue_keys(structure)) - removed
+    return sub_structure(structure, kept), removed

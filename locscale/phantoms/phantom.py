@@ -1,4 +1,4 @@
-"""Phantoms with a known truth: simulated half maps built from a real atomic model (issue 4).
+"""Phantoms with a known truth: simulated half maps built from a real atomic model (docs/phantoms.md).
 
 A phantom is made of
 
@@ -9,7 +9,7 @@ A phantom is made of
 * the **signal**: the same atoms with every B raised by a global ``b_global`` (the reconstruction's falloff: the
   blur that sharpening should remove) and, optionally, by a spatially varying extra ΔB(atom) (``b_core`` →
   ``b_periphery``, or set per chain; 0 by default). Adding ΔB to an atom's B convolves that atom's density with a
-  Gaussian, so this is a spatially varying blur that is exact atom by atom. A *realistic* phantom (DESIGN.md §8)
+  Gaussian, so this is a spatially varying blur that is exact atom by atom. A *realistic* phantom (docs/design.md)
   has ΔB = 0: the map's local variation of sharpness is the truth's own. ΔB > 0 on a uniform-B truth is a
   **stress case**: it counts local blur as something to remove, which no atomic-B reference can do;
 * two **half maps** = signal + independent coloured Gaussian noise. The noise amplitude falls like a B-factor
@@ -41,6 +41,23 @@ from ..mapio import Map, write_map
 from ..outputs import atomic_output
 
 PREFIX = "SIMULATED"
+#: the files a phantom writes, kind -> name after the prefix
+FILES = {"truth": "_truth.mrc", "half1": "_half1.mrc", "half2": "_half2.mrc", "full": "_full.mrc",
+         "signal": "_signal.mrc", "model_true": "_model_true.pdb", "model": "_model.pdb", "json": "_phantom.json"}
+
+
+def phantom_files(outdir: str | Path, prefix: str = PREFIX) -> dict[str, Path]:
+    """The paths a phantom with `prefix` writes in `outdir` (kind -> path). The prefix must contain "SIMULATED"
+    (so the files cannot pass for data) and be a plain file-name prefix: no folder part, which would put the
+    files outside `outdir`."""
+    if "SIMULATED" not in prefix:
+        raise LocScaleInputError(f"phantom file prefix {prefix!r} does not say SIMULATED",
+                                 "use a prefix containing 'SIMULATED' so the files cannot pass for data")
+    if Path(prefix).name != prefix or prefix in (".", "..") or "/" in prefix or "\\" in prefix:
+        raise LocScaleInputError(f"phantom file prefix {prefix!r} contains a folder part: the files would be "
+                                 "written outside the output folder",
+                                 "give a plain prefix (e.g. SIMULATED_hb) and choose the folder with -o")
+    return {kind: Path(outdir) / f"{prefix}{suffix}" for kind, suffix in FILES.items()}
 
 
 @dataclass
@@ -71,27 +88,22 @@ class PhantomResult:
         """
         from ..models import write_model
 
-        if "SIMULATED" not in prefix:
-            raise LocScaleInputError(f"phantom file prefix {prefix!r} does not say SIMULATED",
-                                     "use a prefix containing 'SIMULATED' so the files cannot pass for data")
-        outdir = Path(outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
+        files = phantom_files(outdir, prefix)
+        Path(outdir).mkdir(parents=True, exist_ok=True)
         seed = self.info.get("seed")
         maps = {"truth": self.truth, "half1": self.half1, "half2": self.half2, "full": self.full,
                 "signal": self.signal}
         paths: dict[str, Path] = {}
         for kind, m in maps.items():
-            p = outdir / f"{prefix}_{kind}.mrc"
-            write_map(p, m, label=f"SIMULATED phantom {kind} seed={seed} (locscale phantom)")
-            paths[kind] = p
-        paths["model_true"] = outdir / f"{prefix}_model_true.pdb"
-        write_model(self.structure, paths["model_true"])
-        paths["model"] = outdir / f"{prefix}_model.pdb"
-        write_model(self.model, paths["model"])
+            write_map(files[kind], m, label=f"SIMULATED phantom {kind} seed={seed} (locscale phantom)")
+            paths[kind] = files[kind]
+        for kind, st in (("model_true", self.structure), ("model", self.model)):
+            write_model(st, files[kind])
+            paths[kind] = files[kind]
         info = dict(self.info)
         info["files"] = {k: p.name for k, p in paths.items()}
         info["sha256"] = {k: _sha256(p) for k, p in paths.items()}
-        paths["json"] = outdir / f"{prefix}_phantom.json"
+        paths["json"] = files["json"]
         with atomic_output(paths["json"]) as tmp:
             Path(tmp).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         return paths

@@ -10,7 +10,10 @@ A backend does four things, each on padded maps and returning numpy arrays:
 * ``box_means(crop, w, ext, sel)``: the mean of the w³ window starting at every voxel of the box `ext`, at the
   voxels `sel` (box means: shell 0 of near-exact mode);
 * ``shell_convolver(crop, ext, sel)``: a function h ↦ Σ_u crop(x+u)·h(u) at the voxels `sel` of the box, for
-  any w³ kernel h (convolve a shell).
+  any w³ kernel h (convolve a shell);
+* ``window_profiles(regions, starts, w, member, taper, pairs, progress)``: the tapered mode's node profiles:
+  each region's windows at `starts`, multiplied by `taper`, transformed and reduced with the (N, S) matrix
+  `member` (powers |F|², and cross powers Re F_a·F_b* of the region pairs `pairs`).
 
 :class:`NumpyBackend` runs them with the threaded window engine (``engine``) and scipy FFTs;
 :class:`TorchBackend` on a torch device. torch is imported only when a TorchBackend is made (install with
@@ -27,8 +30,8 @@ import numpy as np
 import scipy.fft
 
 from .. import shells
-from .engine import default_workers, scaled_centre_values, window_shell_profiles
-from .schemes import exact_shell_membership, exact_shell_scheme, scaled_values
+from .engine import default_workers, scaled_centre_values, tapered_window_profiles, window_shell_profiles
+from .schemes import exact_shell_membership, exact_shell_scheme, scaled_values, slab_matrix
 
 _INSTALL_HINT = "pip install 'locscale[gpu]'  (or follow https://pytorch.org/get-started for a CUDA build)"
 
@@ -45,6 +48,10 @@ class Backend(Protocol):
     def box_means(self, crop: np.ndarray, w: int, ext: np.ndarray, sel: np.ndarray) -> np.ndarray: ...
 
     def shell_convolver(self, crop: np.ndarray, ext: np.ndarray, sel: np.ndarray): ...
+
+    def window_profiles(self, regions: list[np.ndarray], starts: np.ndarray, w: int, member: np.ndarray,
+                        taper: np.ndarray | None, pairs: list[tuple[int, int]] = (), progress: bool = True
+                        ) -> tuple[list[np.ndarray], list[np.ndarray]]: ...
 
 
 def get_backend(device: str | None = None, batch_size: int | None = None, workers: int | None = None) -> Backend:
@@ -130,6 +137,10 @@ class NumpyBackend:
     def shell_convolver(self, crop, ext, sel):
         conv = ShellConvolver(crop, ext, self.workers)
         return lambda h: conv(h)[sel]
+
+    def window_profiles(self, regions, starts, w, member, taper, pairs=(), progress=True):
+        return tapered_window_profiles(regions, starts, w, slab_matrix(member, w), taper, pairs, self.batch_size,
+                                       self.workers, progress)
 
 
 # ---------------------------------------------------------------------------------------------- torch
@@ -265,6 +276,37 @@ class TorchBackend:
                + s[a0, b0, c1] + s[a0, b1, c0] + s[a1, b0, c0] - s[a0, b0, c0])
         sel_t = torch.from_numpy(np.ascontiguousarray(sel)).to(self.dev)
         return (box / w**3)[sel_t].float().cpu().numpy()
+
+    def window_profiles(self, regions, starts, w, member, taper, pairs=(), progress=True):
+        from tqdm.auto import tqdm
+
+        torch = self.torch
+        views = [self._tensor(r).unfold(0, w, 1).unfold(1, w, 1).unfold(2, w, 1) for r in regions]
+        mat = torch.from_numpy(np.ascontiguousarray(member, dtype=np.float64)).to(self.dev)
+        tap = None if taper is None else self._tensor(taper)
+        starts = np.asarray(starts, dtype=np.int64).reshape(-1, 3)
+        n, n_sh = len(starts), mat.shape[1]
+        powers = [np.empty((n, n_sh)) for _ in regions]
+        cross = [np.empty((n, n_sh)) for _ in pairs]
+        bs = torch_batch_size(self.dev, w, self.batch_size)
+        ix_all = torch.from_numpy(starts).to(self.dev)
+        with torch.no_grad():
+            for lo in tqdm(range(0, n, bs), desc="scale factors (torch)", unit="batch", disable=not progress):
+                ix = ix_all[lo:lo + bs]
+                b = ix.shape[0]
+                specs = []
+                for v, out in zip(views, powers, strict=True):
+                    win = v[ix[:, 0], ix[:, 1], ix[:, 2]]
+                    if tap is not None:
+                        win = win * tap
+                    f = torch.fft.rfftn(win, dim=(1, 2, 3)).reshape(b, -1)
+                    out[lo:lo + b] = ((f.real.square() + f.imag.square()).double() @ mat).cpu().numpy()
+                    specs.append(f)
+                for (a, c), out in zip(pairs, cross, strict=True):
+                    fa, fb = specs[a], specs[c]
+                    out[lo:lo + b] = ((fa.real * fb.real + fa.imag * fb.imag).double() @ mat).cpu().numpy()
+                del specs
+        return powers, cross
 
     def shell_convolver(self, crop, ext, sel):
         torch = self.torch

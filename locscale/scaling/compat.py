@@ -1,4 +1,4 @@
-"""LocScale-2 compatibility mode: LocScale 2.4.1's local scaling arithmetic (DESIGN.md §2), for side-by-side
+"""LocScale-2 compatibility mode: LocScale 2.4.1's local scaling arithmetic (docs/design.md), for side-by-side
 comparisons with that program. Not the paper's eq. 2 — use exact mode (``locscale.scaling.exact``) for that.
 
 What LocScale 2.4.1 does, and so what this module does (the window w is always even there):

@@ -28,7 +28,7 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import LocScaleInputError
-from .schemes import ShellScheme, exact_shell_scheme, scaled_values
+from .schemes import ShellScheme, SlabMatrix, exact_shell_scheme, scaled_values
 
 #: memory for all batches in flight (window pairs, their spectra and temporaries) when no batch size is given
 BATCH_MEMORY_BYTES = 256 * 2**20
@@ -134,18 +134,22 @@ class _Workspace:
     """One thread's reusable buffers for batches of up to `b` windows. They are allocated once: fresh memory
     for every batch costs page faults that (measured here) take as long as the transforms themselves."""
 
-    def __init__(self, b: int, w: int):
+    def __init__(self, b: int, w: int, n_specs: int = 2, n_rows: int = 3):
         n_half = w * w * (w // 2 + 1)
-        self.specs = [np.empty((b, w, w, w // 2 + 1), dtype=np.complex64) for _ in range(2)]
-        self.rows = np.empty((3 * b, n_half), dtype=np.float32)  # profiles (map, model), centre (map)
+        self.specs = [np.empty((b, w, w, w // 2 + 1), dtype=np.complex64) for _ in range(n_specs)]
+        self.rows = np.empty((n_rows * b, n_half), dtype=np.float32)  # e.g. profiles (map, model), centre (map)
 
 
-def _transform(view, ix: np.ndarray, out: np.ndarray, threads: int, backend: str) -> np.ndarray:
-    """rfftn of the w³ windows starting at `ix` (b, 3) into `out` (b, w, w, w//2+1) complex64.
+def _transform(view, ix: np.ndarray, out: np.ndarray, threads: int, backend: str,
+               taper: np.ndarray | None = None) -> np.ndarray:
+    """rfftn of the w³ windows starting at `ix` (b, 3), multiplied by `taper` (w³ float32) when given, into `out`
+    (b, w, w, w//2+1) complex64.
 
     `view` is the padded map's ``sliding_window_view``; one fancy-indexing operation gathers the batch (a
     temporary of b windows; measured faster here than gathering plane by plane into a reused buffer)."""
     windows = view[ix[:, 0], ix[:, 1], ix[:, 2]]
+    if taper is not None:
+        windows *= taper
     return rfft_windows(windows, threads, backend, out)
 
 
@@ -176,29 +180,29 @@ def _batch_sums(views, ix: np.ndarray, scheme: ShellScheme, ws: _Workspace, thre
     return profiles[:b], profiles[b:], scheme.centre.rmatmul(centre_rows)
 
 
-def _run_batches(padded_map, padded_model, starts, scheme: ShellScheme, batch_size, workers, progress, desc,
-                 backend, work, bar=None) -> None:
+def _run_batches(arrays, starts, w: int, batch_size, workers, progress, desc, backend, work, bar=None,
+                 n_rows: int = 3) -> None:
     """Call `work(lo, hi, workspace, fft_threads, backend, views)` for every batch [lo, hi) of `starts`, in a
-    pool of `workers` threads each holding one workspace."""
+    pool of `workers` threads each holding one workspace (a spectrum buffer per array of `arrays`, the padded
+    maps whose windows are read, and `n_rows` reduction rows per window)."""
     from tqdm.auto import tqdm
 
-    w = scheme.w
     n = len(starts)
-    if padded_map.shape != padded_model.shape:
-        raise ValueError("the padded map and model map differ in shape")
-    if n and (np.any(starts < 0) or np.any(starts + w > np.array(padded_map.shape))):
+    if any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError("the padded maps differ in shape")
+    if n and (np.any(starts < 0) or np.any(starts + w > np.array(arrays[0].shape))):
         raise ValueError("a window reaches outside the padded map")
-    views = [sliding_window_view(np.asarray(a, dtype=np.float32), (w, w, w))
-             for a in (padded_map, padded_model)]
+    views = [sliding_window_view(np.asarray(a, dtype=np.float32), (w, w, w)) for a in arrays]
     workers = default_workers(workers)
     backend = backend or fft_backends()[0]
-    bs = max(1, min(default_batch_size(w, batch_size, workers), n))
+    # the cache-bounded batch of a window pair, for as many spectra as arrays
+    bs = max(1, min(default_batch_size(w, batch_size, workers) * 2 // max(2, len(arrays)), n))
     chunks = [(lo, min(lo + bs, n)) for lo in range(0, n, bs)]
     threads = max(1, min(workers, len(chunks)))
     fft_threads = max(1, workers // threads)
     spaces: queue.SimpleQueue[_Workspace] = queue.SimpleQueue()
     for _ in range(threads):
-        spaces.put(_Workspace(bs, w))
+        spaces.put(_Workspace(bs, w, len(arrays), n_rows))
 
     def run(chunk):
         lo, hi = chunk
@@ -240,7 +244,7 @@ def scaled_centre_values(padded_map: np.ndarray, padded_model: np.ndarray, start
         p_map, p_model, contrib = _batch_sums(views, starts[lo:hi], scheme, ws, threads, backend, True)
         values[lo:hi] = scaled_values(p_map, p_model, contrib, scheme.kind, power_floor, scheme.centre_scale)
 
-    _run_batches(padded_map, padded_model, starts, scheme, batch_size, workers, progress, desc, backend, work,
+    _run_batches((padded_map, padded_model), starts, scheme.w, batch_size, workers, progress, desc, backend, work,
                  bar)
     return values
 
@@ -267,9 +271,45 @@ def window_shell_profiles(padded_map: np.ndarray, padded_model: np.ndarray, star
         pm, pr, _ = _batch_sums(views, starts[lo:hi], scheme, ws, threads, backend, False)
         p_map[lo:hi], p_model[lo:hi] = pm, pr
 
-    _run_batches(padded_map, padded_model, starts, scheme, batch_size, workers, progress, desc, backend, work,
+    _run_batches((padded_map, padded_model), starts, scheme.w, batch_size, workers, progress, desc, backend, work,
                  bar)
     return p_map, p_model
+
+
+def tapered_window_profiles(regions, starts: np.ndarray, w: int, profile: SlabMatrix, taper: np.ndarray | None,
+                            pairs=(), batch_size: int | None = None, workers: int | None = None,
+                            progress: bool = True, desc: str = "scale factors", backend: str | None = None
+                            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Profiles of the windows of every padded array in `regions` starting at `starts` (n, 3), each window
+    multiplied by `taper` before its transform: per array the powers |F|² reduced by the slab matrix `profile`
+    (n, S), and per pair (a, b) of `pairs` the cross powers Re F_a·F_b* reduced the same way. float64."""
+    starts = np.asarray(starts, dtype=np.intp).reshape(-1, 3)
+    n_arr, n_sh = len(regions), profile.shape[1]
+    n_rows = n_arr + len(pairs)
+    outs = [np.empty((len(starts), n_sh)) for _ in range(n_rows)]
+    tap = None if taper is None else np.ascontiguousarray(taper, dtype=np.float32)
+
+    def work(lo, hi, ws, threads, backend, views):
+        b = hi - lo
+        specs = [_transform(v, starts[lo:hi], spec[:b], threads, backend, tap)
+                 for v, spec in zip(views, ws.specs, strict=True)]
+        rows = ws.rows[:n_rows * b]
+        for i, spec in enumerate(specs):
+            out = rows[i * b:(i + 1) * b]
+            np.abs(spec, out=out.reshape(spec.shape))
+            np.square(out, out=out)
+        for j, (a, c) in enumerate(pairs):
+            out = rows[(n_arr + j) * b:(n_arr + j + 1) * b]
+            fa = specs[a].view(np.float32).reshape(b, -1)
+            fc = specs[c].view(np.float32).reshape(b, -1)
+            np.multiply(fa[:, 0::2], fc[:, 0::2], out=out)
+            out += fa[:, 1::2] * fc[:, 1::2]
+        sums = profile.rmatmul(rows)
+        for i in range(n_rows):
+            outs[i][lo:hi] = sums[i * b:(i + 1) * b]
+
+    _run_batches(regions, starts, w, batch_size, workers, progress, desc, backend, work, n_rows=n_rows)
+    return outs[:n_arr], outs[n_arr:]
 
 
 def masked_voxel_chunks(mask: np.ndarray,

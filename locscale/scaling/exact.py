@@ -1,4 +1,4 @@
-"""Exact-mode LocScale (paper eq. 2, DESIGN.md §1).
+"""Exact-mode LocScale (paper eq. 2; its definition: docs/design.md "Exact mode").
 
 For every masked voxel x the w³ window of the map M and of the model map R around x (x−⌊w/2⌋ … x−⌊w/2⌋+w−1
 on each axis; both maps padded with their own solvent level, ``locscale.padding``) is Fourier transformed; in

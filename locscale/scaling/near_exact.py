@@ -1,6 +1,6 @@
 """Near-exact and fast LocScale: per-shell convolutions with scale factors from a coarse grid of windows.
 
-Exact mode (DESIGN.md §1) keeps, for the window around every masked voxel x, the centre value of the window's
+Exact mode (docs/design.md) keeps, for the window around every masked voxel x, the centre value of the window's
 shell-scaled transform. That value splits over the exact-mode shells s (``locscale.shells``):
 
     out(x) = Σ_s k_s(x) · C_s(x),
@@ -74,6 +74,28 @@ def shell_kernels(w: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- the skeleton
+def dc_term(c0: np.ndarray, c0_model: np.ndarray, floor: float, w: int) -> np.ndarray:
+    """Shell 0's contribution at every voxel: k_0·C_0 with k_0 = |C_0 of the model| / |C_0 of the map| (0 where
+    the map's is at the power floor; shell 0's power is (w³·C_0)², so the floor in C_0² units is floor / w⁶)."""
+    return shell_factors(c0_model.astype(np.float64) ** 2, c0.astype(np.float64) ** 2, "power", floor / w**6) * c0
+
+
+def shell_sum(factors: np.ndarray, kernels: np.ndarray, centre: np.ndarray, c0: np.ndarray, c0_model: np.ndarray,
+              conv, interp, floor: float, w: int, progress: bool) -> np.ndarray:
+    """out(x) = Σ_s k_s(x)·C_s(x) at the masked voxels: shell 0 exactly (:func:`dc_term`), the others with node
+    factors `factors` (S, n_nodes) interpolated by `interp` and shell contributions C_s = `conv`(kernels[s]).
+    The kernels sum to δ(u − c) over the shells, so the last shell needs no convolution:
+    Σ_{s>0} k_s C_s = Σ_{0<s<S} (k_s − k_S) C_s + k_S·(M(x+c) − C_0), `centre` being M(x+c)."""
+    from tqdm.auto import tqdm
+
+    acc = dc_term(c0, c0_model, floor, w)
+    last = factors[-1]
+    acc += interp(last) * (centre - c0)
+    for s in tqdm(range(1, factors.shape[0] - 1), desc="shell convolutions", unit="shell", disable=not progress):
+        acc += interp(factors[s] - last) * conv(kernels[s])
+    return acc
+
+
 def scale(emmap, modelmap, window, mask, stride, rank_tol, backend: Backend, progress) -> np.ndarray:
     """Near-exact (`rank_tol` None) or fast LocScale of checked inputs with `backend` (module docstring)."""
     from tqdm.auto import tqdm
@@ -94,7 +116,6 @@ def scale(emmap, modelmap, window, mask, stride, rank_tol, backend: Backend, pro
                                           plan.nodes * t, w, progress)
     factors = np.ascontiguousarray(shell_factors(p_model, p_map, "power", floor).T, dtype=np.float32)
     p_map = np.ascontiguousarray(p_map.T)  # (n_shells, n_nodes), as the factors
-    n_sh = factors.shape[0]
 
     # 2. shell profiles: all shells (near-exact) or a low-rank basis (fast)
     lo, ext = plan.lo, plan.ext
@@ -110,17 +131,12 @@ def scale(emmap, modelmap, window, mask, stride, rank_tol, backend: Backend, pro
     c0 = backend.box_means(crop, w, ext, sel)
     c0_model = backend.box_means(box_crop(pr, plan, w), w, ext, sel)
     del pr
-    # shell 0's power is (w³·mean)², so the floor in mean² units is floor / w⁶
-    acc = shell_factors(c0_model.astype(np.float64) ** 2, c0.astype(np.float64) ** 2, "power", floor / w**6) * c0
     conv = backend.shell_convolver(crop, ext, sel)
     del crop
     if rank_tol is None:
-        # Σ_{s>0} k_s C_s = Σ_{0<s<S} (k_s − k_S) C_s + k_S·(M(x+c) − C_0)
-        last = factors[-1]
-        acc += interp(last) * (centre - c0)
-        for s in tqdm(range(1, n_sh - 1), desc="shell convolutions", unit="shell", disable=not progress):
-            acc += interp(factors[s] - last) * conv(kern[s])
+        acc = shell_sum(factors, kern, centre, c0, c0_model, conv, interp, floor, w, progress)
     else:
+        acc = dc_term(c0, c0_model, floor, w)
         # fast: k(x, s) ≈ Σ_r a_r(x) b_r(s) for s > 0, fitted by least squares weighted with each node's
         # typical contribution to the output, α_j·σ_s: σ_s = rms C_s ≈ sqrt(mean P_map,s) / w³ per shell and
         # α_j = the node's rms map amplitude over shells relative to the mean node's. Without α_j, nodes with

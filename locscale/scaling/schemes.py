@@ -1,4 +1,5 @@
-"""Shell matrices of the scaling modes (one layout) and the scale-factor rule.
+"""Shell matrices of the scaling modes (one layout), the scale-factor rule, and the tapered mode's window
+weights, soft shells and noise fractions.
 
 Every mode sums per-coefficient values of a window's rfft half spectrum (N = w·w·(w//2+1) coefficients, rows in
 C order of (kx, ky, kz)) into shells with one kind of matrix: a dense (N, S) matrix whose row k holds
@@ -6,6 +7,11 @@ coefficient k's weight in each shell (exact mode: its rfft multiplicity in its s
 :func:`exact_shell_membership`). On the CPU it is stored by k_x slab (:class:`SlabMatrix`); the torch backend
 uses the dense matrix itself. :func:`shell_factors` is the one rule that turns two shell profiles into scale
 factors, with the power floor of :func:`power_floor`.
+
+The tapered mode (``locscale.scaling.tapered``) goes beyond the paper's eq. 2 in three ways, each defined here:
+windows multiplied by a Hann taper (:func:`hann_taper`), shells that overlap as hat functions of the radius, so
+the scale factors are interpolated linearly across frequency (:func:`soft_shell_weights`), and factors multiplied
+by C, a shell's signal fraction measured in the window (:func:`noise_fraction`).
 """
 
 from __future__ import annotations
@@ -112,7 +118,7 @@ def exact_shell_membership(w: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def exact_shell_scheme(w: int) -> ShellScheme:
-    """Exact mode (DESIGN.md §1) for the batched engine: shells of ``shells.exact_shell_index``, shell power
+    """Exact mode (docs/design.md) for the batched engine: shells of ``shells.exact_shell_index``, shell power
     with the rfft multiplicities, centre ⌊w/2⌋."""
     mat = SlabMatrix(exact_shell_membership(w), w)
     re, im = centre_phase_rows(w, shells.centre_index(w))
@@ -152,3 +158,76 @@ def scaled_values(p_map: np.ndarray, p_model: np.ndarray, contrib: np.ndarray, k
     (profiles and per-shell centre contributions (n, S) float64 → (n,) float64)."""
     k = shell_factors(p_model, p_map, kind, floor)
     return np.einsum("ij,ij->i", k, contrib) * scale
+
+
+# ------------------------------------------------------------------------------------------ tapered mode
+def hann_taper(w: int) -> np.ndarray:
+    """The window weights of the tapered mode: ∏_axes cos²(π (u − c)/w) over the w³ window (u = 0 … w−1,
+    c = ⌊w/2⌋ its centre, where the weight is 1), float64 (w, w, w), read-only."""
+    return _hann_taper(int(w))
+
+
+@lru_cache(maxsize=16)
+def _hann_taper(w: int) -> np.ndarray:
+    g = np.cos(np.pi * (np.arange(w) - shells.centre_index(w)) / w) ** 2
+    out = g[:, None, None] * g[None, :, None] * g[None, None, :]
+    out.setflags(write=False)
+    return out
+
+
+def soft_shell_weights(w: int, half: bool = True) -> np.ndarray:
+    """Soft (overlapping) shells: (S, …) weights φ_s(k) = max(0, 1 − |min(|k|, S−1) − s|) of every coefficient
+    (rfft half spectrum if `half`, else the full w³ spectrum) for s = 0 … S−1 = ⌊w/2⌋, |k| the wrapped radius in
+    Fourier pixels. Hat functions centred on the exact-mode shells: they sum to 1 at every coefficient (a
+    partition of unity), shell 0 is the DC term alone, and radii beyond ⌊w/2⌋ (the cube's corners) belong to the
+    last shell, as in exact mode. A factor per shell applied with these weights is the factors interpolated
+    linearly at each coefficient's radius. Read-only."""
+    return _soft_shell_weights(int(w), bool(half))
+
+
+@lru_cache(maxsize=32)
+def _soft_shell_weights(w: int, half: bool) -> np.ndarray:
+    n = shells.n_shells(w)
+    r = np.minimum(shells.wrapped_radius(w, half), n - 1)
+    out = np.stack([np.maximum(0.0, 1.0 - np.abs(r - s)) for s in range(n)])
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=16)
+def soft_shell_membership(w: int) -> np.ndarray:
+    """(N, S) float64: row k holds coefficient k's soft-shell weights times its rfft multiplicity (profiles of
+    the tapered mode: Σ_k member[k, s]·|F(k)|² is shell s's power over the whole spectrum). Read-only."""
+    phi = soft_shell_weights(w, half=True).reshape(shells.n_shells(w), -1).T
+    out = np.ascontiguousarray(phi * multiplicity(w)[:, None])
+    out.setflags(write=False)
+    return out
+
+
+def slab_matrix(member: np.ndarray, w: int) -> SlabMatrix:
+    """The :class:`SlabMatrix` of a read-only (N, S) shell matrix (cached by the array's identity, so the cached
+    matrices of :func:`soft_shell_membership` are sliced into slabs once)."""
+    key = (id(member), int(w))
+    hit = _SLABS.get(key)
+    if hit is None or hit[0] is not member:
+        if len(_SLABS) >= 32:
+            _SLABS.clear()
+        hit = (member, SlabMatrix(member, w))
+        _SLABS[key] = hit
+    return hit[1]
+
+
+_SLABS: dict[tuple[int, int], tuple[np.ndarray, SlabMatrix]] = {}
+
+
+def noise_fraction(p_map: np.ndarray, p_signal: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """C = P_signal / P_map per shell, clipped to [0, 1]: the fraction of a window shell's power that is signal
+    (0 where the map's power is not above `floor`). With half maps, P_signal is the windows' cross power
+    Re Σ F₁·F₂* (each half holds the signal and independent noise, so its expectation is the signal power of
+    the average) and P_map the power of the average; from the solvent, P_signal = P_map − the expected noise
+    power."""
+    p_map = np.asarray(p_map, dtype=np.float64)
+    p_signal = np.asarray(p_signal, dtype=np.float64)
+    ok = p_map > max(float(floor), 0.0)
+    c = np.divide(p_signal, p_map, out=np.zeros_like(p_map), where=ok)
+    return np.clip(np.nan_to_num(c, nan=0.0), 0.0, 1.0)

@@ -20,7 +20,7 @@ COOT_MONOMERS = ("share", "coot", "lib", "data", "monomers")
 
 def installed_monlib() -> Path | None:
     """The CCP4 monomer library installed with coot-headless-api, or None. Found without importing the package
-    (coot and cctbx in one process crash, DESIGN.md §9; and it is GPLv3, run only as its own process)."""
+    (coot and cctbx in one process crash; and it is GPLv3, run only as its own process)."""
     import importlib.util
 
     spec = importlib.util.find_spec("coot_headless_api")

@@ -3,7 +3,7 @@
     python -m locscale.validation.cctbx_tool --model M.cif --map F.mrc --json out.json --tsv out.tsv [--no-ramalyze]
 
 Run as a separate program by :mod:`locscale.validation.model` (importing coot and cctbx into one process
-crashes, DESIGN.md §9). Only ``cctbx-base`` is needed: MolProbity's rotalyze and clashscore need the
+crashes). Only ``cctbx-base`` is needed: MolProbity's rotalyze and clashscore need the
 chem_data/probe packages that cctbx-base does not ship, so they are not used.
 
 * **EMRinger** (Barad et al. 2015): ``mmtbx.programs.emringer.Program`` run through

@@ -4,7 +4,7 @@
 
 This is the only module of locscale that imports ``coot_headless_api``, and nothing imports this module: it runs
 as a separate program (:mod:`locscale.validation.model` starts it), because coot is GPLv3 and because importing
-coot and cctbx into one process crashes (DESIGN.md §9).
+coot and cctbx into one process crashes.
 
 What it measures, with Coot's own definitions (coot 1.3.3 source, ``api/molecules-container-analysis.cc``):
 
@@ -103,13 +103,17 @@ def _model_residues(path: str) -> list[tuple[str, int, str, str, set[str]]]:
              {at.name for at in res if not at.is_hydrogen()}) for ch in st[0] for res in ch]
 
 
-def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, list[dict]]:
-    """Run coot's validation of `model` against `map_path`: (summary, per-residue rows)."""
+def validate(model: str, map_path: str, ligands: list[str] = (), density_correlation_only: bool = False
+             ) -> tuple[dict, list[dict]]:
+    """Run coot's validation of `model` against `map_path`: (summary, per-residue rows). With
+    `density_correlation_only`, only the per-residue density correlation (the one value that reads the
+    B-factors) is computed; every other value is NaN."""
     import coot_headless_api
 
     seconds = {}
     t0 = time.perf_counter()
     mc = coot_headless_api.molecules_container_t(False)
+    mc.set_make_backups(False)  # no coot-backup/ folder in the current directory
     for lig in ligands:
         mc.import_cif_dictionary(str(lig), mc.get_imol_enc_any())  # types still missing are listed below
     imol, imap = read_model_and_map(mc, model, map_path)
@@ -118,37 +122,38 @@ def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, 
     n_atoms = int(mc.get_number_of_atoms(imol))
     seconds["read"] = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    rama = {}
-    for pp in mc.ramachandran_validation(imol):
-        s = pp.phi_psi
-        rama[(s.chain_id, int(s.residue_number), s.ins_code.strip())] = (float(s.phi()), float(s.psi()))
-    rama_p = _per_residue(mc.ramachandran_analysis(imol))
-    seconds["ramachandran"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    rotamer_p = _per_residue(mc.rotamer_analysis(imol))
-    seconds["rotamers"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    overlaps = mc.get_atom_overlaps(imol)
-    bad = [o for o in overlaps if o.overlap_volume >= OVERLAP_VOLUME_BAD and not o.is_h_bond]
+    rama, rama_p, rotamer_p, overlaps, bad, q = {}, {}, {}, [], [], {}
     per_residue_overlaps: dict[tuple[str, int, str], int] = {}
-    for o in bad:  # each bad overlap counts for each residue it involves (once for one inside a residue)
-        for key in {_key(o.atom_spec_1), _key(o.atom_spec_2)}:
-            per_residue_overlaps[key] = per_residue_overlaps.get(key, 0) + 1
-    seconds["overlaps"] = time.perf_counter() - t
+    if not density_correlation_only:
+        t = time.perf_counter()
+        for pp in mc.ramachandran_validation(imol):
+            s = pp.phi_psi
+            rama[(s.chain_id, int(s.residue_number), s.ins_code.strip())] = (float(s.phi()), float(s.psi()))
+        rama_p = _per_residue(mc.ramachandran_analysis(imol))
+        seconds["ramachandran"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    q = _per_residue(mc.get_q_score(imol, imap))
-    seconds["q_score"] = time.perf_counter() - t
+        t = time.perf_counter()
+        rotamer_p = _per_residue(mc.rotamer_analysis(imol))
+        seconds["rotamers"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        overlaps = mc.get_atom_overlaps(imol)
+        bad = [o for o in overlaps if o.overlap_volume >= OVERLAP_VOLUME_BAD and not o.is_h_bond]
+        for o in bad:  # each bad overlap counts for each residue it involves (once for one inside a residue)
+            for key in {_key(o.atom_spec_1), _key(o.atom_spec_2)}:
+                per_residue_overlaps[key] = per_residue_overlaps.get(key, 0) + 1
+        seconds["overlaps"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        q = _per_residue(mc.get_q_score(imol, imap))
+        seconds["q_score"] = time.perf_counter() - t
     t = time.perf_counter()
     cc = _per_residue(mc.density_correlation_analysis(imol, imap))
     seconds["density_correlation"] = time.perf_counter() - t
 
     nan = float("nan")
     warnings = []
-    if missing:
+    if missing and not density_correlation_only:
         # measured: one residue type without a dictionary and coot finds no overlap at all in the whole model
         warnings.append(f"no dictionary for residue type(s) {', '.join(missing)}: coot's atom overlaps are not "
                         "reported (coot returns none at all then); give their restraint dictionaries (--ligand)")
@@ -163,7 +168,7 @@ def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, 
                      "rama_probability": p, "rotamer_probability": rot,
                      "rotamer_outlier": nan if not math.isfinite(rot) else float(rot <= 0.0),
                      "q_score": q.get(key, nan), "cc_coot": cc.get(key, nan),
-                     "overlaps": per_residue_overlaps.get(key, 0) if not missing else nan})
+                     "overlaps": nan if missing or density_correlation_only else per_residue_overlaps.get(key, 0)})
 
     classes = [r["rama"] for r in rows if r["rama"]]
     rot_flags = [r["rotamer_outlier"] for r in rows if math.isfinite(r["rotamer_outlier"])]
@@ -183,10 +188,12 @@ def validate(model: str, map_path: str, ligands: list[str] = ()) -> tuple[dict, 
         "rama_outliers_pct": pct(classes.count("outlier"), len(classes)),
         "n_rotamer": len(rot_flags),
         "rotamer_outliers_pct": pct(int(sum(rot_flags)), len(rot_flags)),
-        "n_overlaps": len(overlaps),
-        "n_bad_overlaps": len(bad),
+        "n_overlaps": len(overlaps) if not density_correlation_only else nan,
+        "n_bad_overlaps": len(bad) if not density_correlation_only else nan,
         "bad_overlap_volume": OVERLAP_VOLUME_BAD,
-        "atom_overlaps_per_1000_atoms": 1000.0 * len(bad) / n_atoms if n_atoms and not missing else nan,
+        "atom_overlaps_per_1000_atoms": (1000.0 * len(bad) / n_atoms if n_atoms and not missing
+                                         and not density_correlation_only else nan),
+        "density_correlation_only": density_correlation_only,
         "q_score_median": float(_median(q_values)),
         "warnings": warnings,
         "seconds": seconds,
@@ -207,9 +214,11 @@ def _median(sorted_values: list[float]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = tool_parser("locscale.validation.coot_tool", __doc__, "per-residue values (TSV)")
     parser.add_argument("--ligand", action="append", default=[], help="restraint dictionary (CIF); repeatable")
+    parser.add_argument("--density-correlation-only", action="store_true",
+                        help="compute only the per-residue density correlation (the rest NaN)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    summary, rows = validate(args.model, args.map, args.ligand)
+    summary, rows = validate(args.model, args.map, args.ligand, args.density_correlation_only)
     return write_results(args, summary, rows, TSV_COLUMNS, t0)
 
 

@@ -1,4 +1,5 @@
-"""Cross-validation of a model against half maps by the shake protocol (Brown et al. 2015; DESIGN.md §1, §5).
+"""Cross-validation of a model against half maps by the shake protocol (Brown et al. 2015; docs/design.md
+"Metrics: one definition each").
 
 1. shake every atom by a random vector of length ≤ ``shake`` Å (seeded, ``models.shake_model``) to erase the
    memory of the full map the model was built into;
@@ -115,8 +116,7 @@ def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str |
     mask = envelope_mask(refined, h1, metrics.envelope_radius(resolution))
     soft = soft_mask(mask)
     apix = h1.apix
-    work = metrics.fsc(model_map.data, h1.data, apix, mask=soft)
-    test = metrics.fsc(model_map.data, h2.data, apix, mask=soft)
+    work, test = metrics.fsc_against(model_map.data, [h1.data, h2.data], apix, mask=soft)
     curve = pd.DataFrame({"shell": work.shell, "freq": work.freq, "resolution": work.resolution,
                           "n_coeffs": work.n_coeffs, "fsc_work": work.fsc, "fsc_test": test.fsc})
     curve["gap"] = curve["fsc_work"] - curve["fsc_test"]
@@ -132,12 +132,19 @@ def cross_validate(structure, half1: Map | str | os.PathLike, half2: Map | str |
 def write_crossval(cv: CrossValidation, tsv: str | os.PathLike, plot: str | os.PathLike | None = None,
                    title: str = "") -> None:
     """Write the per-shell FSCwork/FSCtest table (TSV, the summary in its header comment) and a plot."""
+    write_curve(cv.record(), cv.curve, tsv, plot, title=title)
+
+
+def write_curve(record: dict, curve: pd.DataFrame, tsv: str | os.PathLike, plot: str | os.PathLike | None = None,
+                title: str = "") -> None:
+    """:func:`write_crossval` from a record (:meth:`CrossValidation.record`, with ``cv_resolution``) and the
+    per-shell table."""
     with atomic_output(tsv) as tmp:
         with open(tmp, "w") as fh:
-            fh.write("# " + json.dumps(cv.record(), default=float) + "\n")
-            cv.curve.to_csv(fh, sep="\t", index=False)
+            fh.write("# " + json.dumps(record, default=float) + "\n")
+            curve.to_csv(fh, sep="\t", index=False)
     if plot is not None:
-        plot_crossval(cv.curve, plot, cv.resolution, title=title)
+        plot_crossval(curve, plot, float(record["cv_resolution"]), title=title)
 
 
 def read_crossval(tsv: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
@@ -152,7 +159,7 @@ def plot_crossval(curve: pd.DataFrame, path: str | os.PathLike, resolution: floa
     """FSCwork, FSCtest and their gap against resolution (PNG)."""
     from matplotlib.figure import Figure
 
-    from ..cycle.report import save_figure
+    from ..outputs import save_figure
 
     c = curve[curve["shell"] >= 1]
     fig = Figure(figsize=(6, 4), layout="tight")

@@ -1,4 +1,4 @@
-"""One cycle's validation record (DESIGN.md §6): always against the *original* map.
+"""One cycle's validation record (docs/design.md "Metrics: one definition each"): always against the *original* map.
 
 Used by the `locscale metrics` command and by the workflow's validate step, so every cycle is measured the same
 way: RSCC (CC_mask, CC_box, per residue) at the map resolution, model-vs-map FSC with one-voxel shells and its
@@ -54,21 +54,28 @@ def sharpness_vs_reference(sharpened: Map, reference: Map, resolution: float, ma
     return float(b_s - b_r)
 
 
-def truth_metrics(sharpened: Map, truth: Map, resolution: float, mask: np.ndarray) -> dict:
+def truth_metrics(sharpened: Map, truth: Map, resolution: float, mask: np.ndarray,
+                  regions: dict[str, np.ndarray] | None = None) -> dict:
     """Phantoms: CC and FSCaverage of `sharpened` to the noise-free `truth` inside `mask` (the true model's
-    envelope; :func:`locscale.phantoms.truth.truth_scores`), keys ``cc_truth``, ``fsc_average_truth``."""
-    from ..phantoms.truth import truth_scores
+    envelope; :func:`locscale.phantoms.truth.truth_scores`), keys ``cc_truth``, ``fsc_average_truth``; with
+    `regions` (:func:`locscale.phantoms.truth.region_masks`) also ``cc_truth_<region>`` (rigid, middle and flexible
+    thirds of the truth B; the unmodelled part of a partial model)."""
+    from ..phantoms.truth import region_scores, truth_scores
 
     sharpened.require_same_grid(truth, "the map and the truth map")
     rec, _ = truth_scores(sharpened.data, truth, resolution, mask)
-    return {"cc_truth": float(rec["cc_mask_truth"]), "fsc_average_truth": float(rec["fsc_average_truth"])}
+    out = {"cc_truth": float(rec["cc_mask_truth"]), "fsc_average_truth": float(rec["fsc_average_truth"])}
+    if regions:
+        out.update(region_scores(sharpened.data, truth, regions))
+    return out
 
 
 def validation_metrics(emap: Map, structure: gemmi.Structure, resolution: float, *,
                        sharpened: Map | None = None, kurtosis_mask: np.ndarray | None = None,
                        previous: gemmi.Structure | None = None,
                        model_map: Map | None = None, reference: Map | None = None, truth: Map | None = None,
-                       truth_mask: np.ndarray | None = None) -> tuple[dict, object, pd.DataFrame]:
+                       truth_mask: np.ndarray | None = None, truth_regions: dict[str, np.ndarray] | None = None
+                       ) -> tuple[dict, object, pd.DataFrame]:
     """Validation of `structure` against the original map `emap`.
 
     Returns (record, FSC curve, per-residue table). `record` is flat (JSON/TSV-ready). Kurtosis is computed for
@@ -76,7 +83,7 @@ def validation_metrics(emap: Map, structure: gemmi.Structure, resolution: float,
     the same cycle-0 mask in every cycle. `model_map` (Nyquist-limited, on emap's grid) is simulated if not given.
     With `reference` (the cycle-0 global target) the record gains ``sharpness_b_vs_global``
     (:func:`sharpness_vs_reference`, in the kurtosis mask); with `truth` (phantoms) and `truth_mask`, ``cc_truth``
-    and ``fsc_average_truth`` of `sharpened` (:func:`truth_metrics`).
+    and ``fsc_average_truth`` of `sharpened`, and ``cc_truth_<region>`` with `truth_regions` (:func:`truth_metrics`).
     """
     from .. import metrics
     from ..checks import check_map_content
@@ -114,5 +121,5 @@ def validation_metrics(emap: Map, structure: gemmi.Structure, resolution: float,
     if truth is not None:
         if truth_mask is None:
             raise ValueError("give truth_mask with truth")
-        record.update(truth_metrics(kmap, truth, resolution, truth_mask))
+        record.update(truth_metrics(kmap, truth, resolution, truth_mask, truth_regions))
     return record, curve, rs["per_residue"]

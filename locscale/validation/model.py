@@ -1,7 +1,7 @@
 """Model validation of one cycle: geometry, Ramachandran, rotamers, atom overlaps, Q-score and EMRinger.
 
 The paper judged sharpened maps by the models refined into them; this step measures those models with three
-external tools, **each in its own process** (importing coot and cctbx into one process crashes, DESIGN.md §9,
+external tools, **each in its own process** (importing coot and cctbx into one process crashes,
 and coot is GPLv3: only :mod:`locscale.validation.coot_tool` (and the builder, :mod:`locscale.building.coot_tool`)
 import it, and only when run as a program):
 
@@ -41,6 +41,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +50,7 @@ import pandas as pd
 
 from ..cycle import registry
 from ..errors import LocScaleInputError
-from ..records import read_json
+from ..records import read_json, write_json
 from ..tools.process import tool_environment
 from ..tools.restraints import locate_monlib
 
@@ -58,15 +60,9 @@ SUMMARY_KEYS = registry.validation_keys()
 LABELS = {k: registry.metric(k).label for k in SUMMARY_KEYS}
 #: which tool gives which summary value
 SOURCE = {k: registry.metric(k).tool for k in SUMMARY_KEYS}
-TOOLS = ("coot", "cctbx", "servalcat")
 #: prefix of a ``model_validation_tools`` entry for a tool that gave no values
 NOT_AVAILABLE = "not available"
-#: per-residue columns after chain, resnum, icode, resname
-RESIDUE_COLUMNS = ["rama", "phi", "psi", "rama_probability", "rotamer_outlier", "rotamer_probability", "q_score",
-                   "cc_coot", "overlaps", "rama_cctbx"]
 _TEXT_COLUMNS = ("rama", "rama_cctbx")
-#: distributions whose version is reported for each tool
-_DISTRIBUTIONS = {"coot": "coot-headless-api", "cctbx": "cctbx-base", "servalcat": "servalcat"}
 #: servalcat's summary rows used
 _SERVALCAT_ROWS = {"bond_rmsz": "Bond distances, non H", "angle_rmsz": "Bond angles, non H"}
 DEFAULT_TIMEOUT = 1800.0  # s per tool; each takes seconds on a 4 500-atom model
@@ -90,7 +86,7 @@ def _find_spec(name: str):
 
 def _version(tool: str) -> str:
     try:
-        return importlib.metadata.version(_DISTRIBUTIONS[tool])
+        return importlib.metadata.version(REGISTRY[tool].distribution)
     except importlib.metadata.PackageNotFoundError:
         return "unknown version"
 
@@ -102,14 +98,113 @@ def _servalcat_command() -> list[str] | None:
     return [exe] if exe else None
 
 
-def installed_tools() -> dict[str, str | None]:
-    """{tool: None if it can run here, else why not} — found without importing any of them."""
-    missing = {}
-    missing["coot"] = None if _find_spec("coot_headless_api") else "coot-headless-api is not installed"
-    missing["cctbx"] = (None if _find_spec("mmtbx") and _find_spec("iotbx")
-                        else "cctbx (cctbx-base: mmtbx, iotbx) is not installed")
-    missing["servalcat"] = None if _servalcat_command() else "servalcat is not installed"
-    return missing
+# ---------------------------------------------------------------------- the tools, one registry entry each
+@dataclass(frozen=True)
+class ToolInputs:
+    """What every tool of one validation reads: the (zero-origin) model and map, the working folder, the monomer
+    library and the ligand dictionaries."""
+
+    model: str
+    map: str
+    workdir: Path
+    library: Path | None
+    ligands: tuple[Path, ...]
+    coot_density_correlation_only: bool = False  # coot's per-residue density correlation alone (reuse)
+
+    def out(self, name: str) -> Path:
+        return self.workdir / name
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One model-validation tool: why it cannot run here (None if it can; found without importing it), its command
+    line, the files it writes (removed first, so a previous run's output is never read) and how its output is
+    read: (values, per-residue table or None)."""
+
+    name: str
+    distribution: str
+    missing: Callable[[ToolInputs], str | None]
+    command: Callable[[ToolInputs], list[str]]
+    outputs: tuple[str, ...]
+    read: Callable[[ToolInputs], tuple[dict, pd.DataFrame | None]]
+    residue_columns: tuple[str, ...] = ()
+
+
+def _tool_files(name: str) -> tuple[str, str]:
+    return f"{name}.json", f"{name}.tsv"
+
+
+def _program_command(module: str, name: str):
+    def command(inp: ToolInputs) -> list[str]:
+        js, tsv = _tool_files(name)
+        cmd = [sys.executable, "-m", module, "--model", inp.model, "--map", inp.map, "--json", str(inp.out(js)),
+               "--tsv", str(inp.out(tsv))]
+        if name != "coot":
+            return cmd
+        cmd += [a for lig in inp.ligands for a in ("--ligand", str(lig.resolve()))]
+        return cmd + (["--density-correlation-only"] if inp.coot_density_correlation_only else [])
+
+    return command
+
+
+def _read_program(name: str):
+    def read(inp: ToolInputs) -> tuple[dict, pd.DataFrame]:
+        js, tsv = _tool_files(name)
+        return read_json(inp.out(js)), _read_tsv(inp.out(tsv))
+
+    return read
+
+
+_GEOM = "servalcat_geom"
+
+
+def _servalcat_missing(inp: ToolInputs) -> str | None:
+    if _servalcat_command() is None:
+        return "servalcat is not installed"
+    if inp.library is None:
+        return "no CCP4 monomer library (none given, $CLIBD_MON unset, coot-headless-api not installed)"
+    return None
+
+
+def _servalcat_geom_command(inp: ToolInputs) -> list[str]:
+    cmd = [*_servalcat_command(), "util", "geom", inp.model, "-o", _GEOM, "--monlib", str(inp.library)]
+    return cmd + (["--ligand", *(str(lig.resolve()) for lig in inp.ligands)] if inp.ligands else [])
+
+
+def _read_servalcat_geom(inp: ToolInputs) -> tuple[dict, None]:
+    geom = read_json(inp.out(f"{_GEOM}_summary.json"))
+    out = {key: float(geom["r.m.s.Z"][row]) for key, row in _SERVALCAT_ROWS.items()}
+    out["n_restraints"] = {key: int(geom["N restraints"][row]) for key, row in _SERVALCAT_ROWS.items()}
+    if inp.out(f"{_GEOM}_outliers.json").is_file():
+        out["outliers_z_ge_5"] = {k: len(v) for k, v in read_json(inp.out(f"{_GEOM}_outliers.json")).items()}
+    return out, None
+
+
+#: the tools, in the order they run
+REGISTRY: dict[str, Tool] = {t.name: t for t in (
+    Tool("coot", "coot-headless-api",
+         lambda inp: None if _find_spec("coot_headless_api") else "coot-headless-api is not installed",
+         _program_command("locscale.validation.coot_tool", "coot"), _tool_files("coot"), _read_program("coot"),
+         ("rama", "phi", "psi", "rama_probability", "rotamer_outlier", "rotamer_probability", "q_score", "cc_coot",
+          "overlaps")),
+    Tool("cctbx", "cctbx-base",
+         lambda inp: (None if _find_spec("mmtbx") and _find_spec("iotbx")
+                      else "cctbx (cctbx-base: mmtbx, iotbx) is not installed"),
+         _program_command("locscale.validation.cctbx_tool", "cctbx"), _tool_files("cctbx"), _read_program("cctbx"),
+         ("rama_cctbx",)),
+    Tool("servalcat", "servalcat", _servalcat_missing, _servalcat_geom_command,
+         (f"{_GEOM}_summary.json", f"{_GEOM}_outliers.json"), _read_servalcat_geom),
+)}
+TOOLS = tuple(REGISTRY)
+#: per-residue columns after chain, resnum, icode, resname
+RESIDUE_COLUMNS = [c for tool in REGISTRY.values() for c in tool.residue_columns]
+
+
+def missing_tools() -> dict[str, str | None]:
+    """{tool: why it cannot run here, or None when it can} — found without importing any of them (servalcat's
+    need for a monomer library is judged when a validation runs)."""
+    inp = ToolInputs("", "", Path("."), Path("."), ())
+    return {name: tool.missing(inp) for name, tool in REGISTRY.items()}
 
 
 def _select_tools(tools) -> set[str]:
@@ -127,6 +222,7 @@ def _select_tools(tools) -> set[str]:
     return chosen
 
 
+# ---------------------------------------------------------------------- running them
 class _Log:
     """Appends each tool's command, stdout and stderr to one log file."""
 
@@ -161,6 +257,40 @@ def _run(name: str, cmd: list[str], workdir: Path, log: _Log, env: dict, timeout
     return None, seconds
 
 
+@dataclass
+class _Results:
+    """What the tools gave: {tool: version or 'not available: reason'}, seconds, values and per-residue tables."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, dict] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _attempt(tool: Tool, inp: ToolInputs, chosen: set[str], results: _Results, log: _Log, env: dict,
+             timeout: float) -> None:
+    """Run `tool` if it is chosen and can run, and read its output; its status says what happened."""
+    why = "not requested" if tool.name not in chosen else tool.missing(inp)
+    if why is not None:
+        results.status[tool.name] = not_available(why)
+        return
+    for name in tool.outputs:
+        inp.out(name).unlink(missing_ok=True)
+    failure, results.seconds[tool.name] = _run(tool.name, tool.command(inp), inp.workdir, log, env, timeout)
+    if failure is None:
+        try:
+            results.outputs[tool.name], table = tool.read(inp)
+        except (OSError, ValueError, KeyError) as exc:
+            failure = f"{tool.name} wrote no readable output ({exc}; see {log.path})"
+        else:
+            if table is not None:
+                results.tables[tool.name] = table
+            for warning in results.outputs[tool.name].get("warnings", []):
+                log.write(f"WARNING ({tool.name}): {warning}")
+    results.status[tool.name] = not_available(failure) if failure else _version(tool.name)
+
+
+# ---------------------------------------------------------------------- inputs and results
 def _read_tsv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["nan"],
                        dtype={"chain": str, "icode": str, "resname": str})
@@ -172,7 +302,7 @@ def _residues(structure) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["chain", "resnum", "icode", "resname"])
 
 
-def _prepare_inputs(model: Path, map_path: Path, workdir: Path):
+def _zero_origin_inputs(model: Path, map_path: Path, workdir: Path):
     """Read and check both inputs; (structure, model path, map path) for the tools (zero-origin copies if needed)."""
     from ..mapio import Map, read_map, write_map
     from ..models import read_model, shift_model, write_model
@@ -189,8 +319,64 @@ def _prepare_inputs(model: Path, map_path: Path, workdir: Path):
     return structure, model_out, map_out
 
 
+def _prepare(model, map_path, workdir, monlib, ligands, coot_density_correlation_only=False):
+    """Checked inputs with absolute paths (every tool runs in `workdir`): (structure, ToolInputs, monlib source)."""
+    model, map_path, workdir = Path(model).absolute(), Path(map_path).absolute(), Path(workdir).absolute()
+    ligands = tuple(Path(p).absolute() for p in (ligands or ()))
+    for lig in ligands:
+        if not lig.is_file():
+            raise LocScaleInputError("ligand restraint dictionary not found", "check the path", lig)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LocScaleInputError(f"cannot create the folder ({exc.strerror})", "choose a folder you can write to",
+                                 workdir) from None
+    structure, model_in, map_in = _zero_origin_inputs(model, map_path, workdir)
+    library, source = locate_monlib(monlib, strict=False)
+    inp = ToolInputs(str(Path(model_in).resolve()), str(Path(map_in).resolve()), workdir, library, ligands,
+                     coot_density_correlation_only)
+    return structure, inp, source
+
+
+def _tool_env(library: Path | None) -> dict[str, str]:
+    env = tool_environment()
+    env.setdefault("MPLBACKEND", "Agg")
+    if library is not None:
+        env["CLIBD_MON"] = str(library)
+    return env
+
+
+def _summary(results: _Results, seconds: float) -> dict:
+    summary = {key: float("nan") for key in SUMMARY_KEYS}
+    for key in SUMMARY_KEYS:
+        values = results.outputs.get(SOURCE[key], {})
+        if key in values:
+            summary[key] = float(values[key])
+    summary["model_validation_tools"] = {name: results.status[name] for name in TOOLS}
+    summary["model_validation_seconds"] = seconds
+    return summary
+
+
+def _per_residue(structure, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    per_residue = _residues(structure)
+    keys = ["chain", "resnum", "icode"]
+    for name, tool in REGISTRY.items():
+        columns = list(tool.residue_columns)
+        if not columns:
+            continue
+        if name in tables:
+            per_residue = per_residue.merge(tables[name].drop_duplicates(keys)[keys + columns], on=keys, how="left")
+        else:
+            for c in columns:
+                per_residue[c] = "" if c in _TEXT_COLUMNS else np.nan
+    for c in RESIDUE_COLUMNS:
+        per_residue[c] = per_residue[c].fillna("").astype(str) if c in _TEXT_COLUMNS else per_residue[c].astype(float)
+    return per_residue
+
+
 def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands=(), tools=None, log=None,
-                   timeout: float = DEFAULT_TIMEOUT) -> tuple[dict, pd.DataFrame]:
+                   timeout: float = DEFAULT_TIMEOUT, coot_density_correlation_only: bool = False
+                   ) -> tuple[dict, pd.DataFrame]:
     """Validate `model` (PDB/mmCIF) against `map_path` with Coot, cctbx and servalcat, each in its own process.
 
     Parameters
@@ -204,6 +390,8 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
     tools : the tools to run, a subset of :data:`TOOLS` (or {tool: bool}); None runs all. The others are
         reported ``"not available: not requested"``.
     log : file the tools' commands, stdout and stderr are appended to (default ``workdir/model_validation.log``).
+    coot_density_correlation_only : coot computes only the per-residue density correlation (``cc_coot``; the
+        other coot values are NaN): what :mod:`locscale.validation.reuse` recomputes for unchanged coordinates.
 
     Returns
     -------
@@ -217,141 +405,21 @@ def validate_model(model, map_path, resolution, workdir, *, monlib=None, ligands
 
     t0 = time.perf_counter()
     resolution = check_resolution(resolution)
-    # absolute paths: every tool runs with `workdir` as its current folder
-    model, map_path, workdir = Path(model).absolute(), Path(map_path).absolute(), Path(workdir).absolute()
     chosen = _select_tools(tools)
-    ligands = [Path(p).absolute() for p in (ligands or ())]
-    for lig in ligands:
-        if not lig.is_file():
-            raise LocScaleInputError("ligand restraint dictionary not found", "check the path", lig)
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LocScaleInputError(f"cannot create the folder ({exc.strerror})", "choose a folder you can write to",
-                                 workdir) from None
-    structure, model_in, map_in = _prepare_inputs(model, map_path, workdir)
-    model_in, map_in = str(Path(model_in).resolve()), str(Path(map_in).resolve())
-    library, library_source = locate_monlib(monlib, strict=False)
-    logger = _Log(Path(log).absolute() if log else workdir / "model_validation.log")
-
-    env = tool_environment()
-    env.setdefault("MPLBACKEND", "Agg")
-    if library is not None:
-        env["CLIBD_MON"] = str(library)
-
-    installed = installed_tools()
-    status: dict[str, str] = {}
-    seconds: dict[str, float] = {}
-    outputs: dict[str, dict] = {}
-    tables: dict[str, pd.DataFrame] = {}
-
-    def attempt(name: str, cmd: list[str], read) -> None:
-        if name not in chosen:
-            status[name] = not_available("not requested")
-            return
-        if installed[name] is not None:
-            status[name] = not_available(installed[name])
-            return
-        if cmd is None:
-            status[name] = not_available(f"{name} is not installed")
-            return
-        failure, seconds[name] = _run(name, cmd, workdir, logger, env, timeout)
-        if failure is None:
-            try:
-                read()
-            except (OSError, ValueError, KeyError) as exc:
-                failure = f"{name} wrote no readable output ({exc}; see {logger.path})"
-        status[name] = not_available(failure) if failure else _version(name)
-
-    # coot
-    def read_coot():
-        outputs["coot"] = read_json(workdir / "coot.json")
-        tables["coot"] = _read_tsv(workdir / "coot.tsv")
-        for warning in outputs["coot"].get("warnings", []):
-            logger.write(f"WARNING (coot): {warning}")
-
-    cmd = [sys.executable, "-m", "locscale.validation.coot_tool", "--model", model_in, "--map", map_in,
-           "--json", str(workdir / "coot.json"), "--tsv", str(workdir / "coot.tsv")]
-    for lig in ligands:
-        cmd += ["--ligand", str(lig.resolve())]
-    attempt("coot", cmd, read_coot)
-
-    # cctbx
-    def read_cctbx():
-        outputs["cctbx"] = read_json(workdir / "cctbx.json")
-        tables["cctbx"] = _read_tsv(workdir / "cctbx.tsv")
-
-    attempt("cctbx", [sys.executable, "-m", "locscale.validation.cctbx_tool", "--model", model_in, "--map", map_in,
-                      "--json", str(workdir / "cctbx.json"), "--tsv", str(workdir / "cctbx.tsv")], read_cctbx)
-
-    # servalcat
-    prefix = "servalcat_geom"
-
-    def read_servalcat():
-        geom = read_json(workdir / f"{prefix}_summary.json")
-        out = {key: float(geom["r.m.s.Z"][row]) for key, row in _SERVALCAT_ROWS.items()}
-        out["n_restraints"] = {key: int(geom["N restraints"][row]) for key, row in _SERVALCAT_ROWS.items()}
-        outliers_path = workdir / f"{prefix}_outliers.json"
-        if outliers_path.is_file():
-            outliers = read_json(outliers_path)
-            out["outliers_z_ge_5"] = {k: len(v) for k, v in outliers.items()}
-        outputs["servalcat"] = out
-
-    servalcat = _servalcat_command()
-    if "servalcat" in chosen and installed["servalcat"] is None and library is None:
-        status["servalcat"] = not_available("no CCP4 monomer library (none given, $CLIBD_MON unset, "
-                                            "coot-headless-api not installed)")
-    else:
-        cmd = None
-        if servalcat is not None:
-            cmd = [*servalcat, "util", "geom", model_in, "-o", prefix]
-            cmd += ["--monlib", str(library)] if library is not None else []
-            cmd += ["--ligand", *(str(lig.resolve()) for lig in ligands)] if ligands else []
-        for name in (prefix + "_summary.json", prefix + "_outliers.json"):
-            (workdir / name).unlink(missing_ok=True)  # never read a previous run's output
-        attempt("servalcat", cmd, read_servalcat)
-
-    summary = {key: float("nan") for key in SUMMARY_KEYS}
-    for key in SUMMARY_KEYS:
-        tool = SOURCE[key]
-        if tool in outputs and key in outputs[tool]:
-            summary[key] = float(outputs[tool][key])
-    summary["model_validation_tools"] = {name: status[name] for name in TOOLS}
-    summary["model_validation_seconds"] = time.perf_counter() - t0
-
-    per_residue = _residues(structure)
-    keys = ["chain", "resnum", "icode"]
-    for tool, columns in (("coot", ["rama", "phi", "psi", "rama_probability", "rotamer_outlier",
-                                    "rotamer_probability", "q_score", "cc_coot", "overlaps"]),
-                          ("cctbx", ["rama_cctbx"])):
-        if tool in tables:
-            table = tables[tool].drop_duplicates(keys)[keys + columns]
-            per_residue = per_residue.merge(table, on=keys, how="left")
-        else:
-            for c in columns:
-                per_residue[c] = "" if c in _TEXT_COLUMNS else np.nan
-    for c in RESIDUE_COLUMNS:
-        per_residue[c] = per_residue[c].fillna("").astype(str) if c in _TEXT_COLUMNS else per_residue[c].astype(float)
-
-    details = {"model": str(model), "map": str(map_path), "validated_model": model_in, "validated_map": map_in,
-               "resolution": resolution, "monlib": None if library is None else str(library),
-               "monlib_source": library_source, "tools": summary["model_validation_tools"],
-               "seconds": seconds, "outputs": outputs}
-    _write_json(workdir / "model_validation_details.json", details)
+    structure, inp, library_source = _prepare(model, map_path, workdir, monlib, ligands,
+                                              coot_density_correlation_only)
+    logger = _Log(Path(log).absolute() if log else inp.workdir / "model_validation.log")
+    env, results = _tool_env(inp.library), _Results()
+    for tool in REGISTRY.values():
+        _attempt(tool, inp, chosen, results, logger, env, timeout)
+    summary = _summary(results, time.perf_counter() - t0)
+    write_json(inp.out("model_validation_details.json"), {
+        "model": str(Path(model).absolute()), "map": str(Path(map_path).absolute()), "validated_model": inp.model,
+        "validated_map": inp.map, "resolution": resolution, "monlib": None if inp.library is None else str(inp.library),
+        "monlib_source": library_source, "tools": summary["model_validation_tools"], "seconds": results.seconds,
+        "outputs": results.outputs}, warnings=[])
     logger.write("==== model validation: " + json.dumps({k: summary[k] for k in SUMMARY_KEYS}))
-    return summary, per_residue
-
-
-def _write_json(path: Path, data: dict) -> None:
-    from ..records import write_json
-
-    write_json(path, data, warnings=[])
-
-
-def summary_line(summary: dict) -> str:
-    """One line for logs: the available values with their labels."""
-    parts = [f"{LABELS[k]} {summary[k]:.3g}" for k in SUMMARY_KEYS if math.isfinite(summary.get(k, math.nan))]
-    return "; ".join(parts) or "no model-validation values (no tool available)"
+    return summary, _per_residue(structure, results.tables)
 
 
 # ---------------------------------------------------------------------- in the cycle table
@@ -377,9 +445,12 @@ def merge_per_residue(per_residue: pd.DataFrame, validation) -> pd.DataFrame:
 
 
 def cycle_record(summary: dict) -> dict:
-    """The summary as columns of the per-cycle table: the values, the seconds and ``model_validation_tools`` as
-    one text cell (``coot 1.3.3rc1; cctbx not available: ...``)."""
+    """The summary as columns of the per-cycle table: the values, the seconds, ``model_validation_tools`` as
+    one text cell (``coot 1.3.3rc1; cctbx not available: ...``) and the cycle whose values were reused
+    (``model_validation_reused_from``, None when computed; :mod:`locscale.validation.reuse`)."""
     tools = summary.get("model_validation_tools") or {}
+    reused = summary.get("reused_from_cycle")
     return {**{k: float(summary.get(k, math.nan)) for k in SUMMARY_KEYS},
             "model_validation_tools": "; ".join(f"{name} {status}" for name, status in tools.items()) or "none",
-            "model_validation_seconds": float(summary.get("model_validation_seconds", math.nan))}
+            "model_validation_seconds": float(summary.get("model_validation_seconds", math.nan)),
+            "model_validation_reused_from": None if reused is None else int(reused)}

@@ -1,14 +1,25 @@
-# Input functions, dataset handling, the refinement-engine check and the loop walk (DESIGN.md §7).
-# Only functions and constants live here; the rules are in the other .smk files.
+# Input functions, dataset handling, the download check, the refinement-engine check and the loop walk (the
+# loop: docs/workflow.md "How the loop is built"). Only functions and constants live here; the rules are in the
+# other .smk files.
 
 import json
+import os
+import shlex
+import sys
 import urllib.parse
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
+from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
 from locscale.cycle.convergence import read_decision, walk_cycles
-from locscale.download import emdb_half_map_urls, emdb_map_url, emdb_number, pdb_model_url
+from locscale.download import (
+    emdb_half_map_urls,
+    emdb_half_maps_missing,
+    emdb_map_url,
+    emdb_number,
+    offline_report,
+    pdb_model_url,
+)
 from locscale.errors import LocScaleInputError
 from locscale.engines import make_engine
 
@@ -17,8 +28,13 @@ RESULTS = "results"
 DATASETS = list(config["datasets"])
 MAX_CYCLES = int(config["max_cycles"])
 COMPLETION = config["model_completion"]
+# the hybrid reference (model + pseudo-atoms in the density it does not explain): sharpen.hybrid, or by default
+# whenever the model is being completed (README, "Hybrid reference")
+HYBRID = COMPLETION["mode"] != "none" if config["sharpen"]["hybrid"] is None else bool(config["sharpen"]["hybrid"])
 DOWNLOADS = {}  # (dataset, file name) -> {"urls": [...], "sha256": ...}
+DOWNLOAD_NOTES = []  # lines for the offline message (e.g. what happens if an archive lacks the half maps)
 WALKS = {}  # dataset -> locscale.cycle.convergence.Walk (filled by all_input, read by print_run_summary)
+RUN_STARTED = workflow.start_time.timestamp()  # logs written since belong to this run (print_run_summary)
 
 
 wildcard_constraints:
@@ -56,8 +72,8 @@ def _download(name, url_or_urls, sha256):
 def _dataset_files(name):
     """Input paths of a dataset (downloaded ones under resources/<dataset>/), checked for consistency."""
     d = config["datasets"][name]
-    sha = d.get("sha256", {}) or {}
-    urls = d.get("urls", {}) or {}
+    sha = d.get("sha256") or {}  # optional sections without defaults
+    urls = d.get("urls") or {}
     files = {}
     sources = [k for k in ("map", "half_maps", "emdb") if d.get(k)]
     sources += [f"urls.{k}" for k in ("map", "half_map_1") if urls.get(k)]
@@ -72,10 +88,17 @@ def _dataset_files(name):
             n = emdb_number(d["emdb"])
         except LocScaleInputError as err:
             _fail(f"dataset {name!r}: {err.problem}", err.fix)
-        if d.get("use_half_maps", False):
-            files["half_maps"] = [
-                _download(name, _mirror_urls(emdb_half_map_urls, n, i), sha.get(f"half_map_{i + 1}")) for i in (0, 1)
-            ]
+        half_urls = [_mirror_urls(emdb_half_map_urls, n, i) for i in (0, 1)]
+        # half maps asked for but not in the archive: the primary map, with a warning (decided once, then kept in
+        # resources/<dataset>/, so cluster jobs and offline re-runs decide the same)
+        lacking = d["use_half_maps"] and emdb_half_maps_missing(
+            n, half_urls[0], f"resources/{name}", probe=workflow.is_main_process)
+        if lacking and workflow.is_main_process:
+            print(f"WARNING: dataset {name!r}: {lacking}", file=sys.stderr)
+        if d["use_half_maps"] and not lacking:
+            files["half_maps"] = [_download(name, half_urls[i], sha.get(f"half_map_{i + 1}")) for i in (0, 1)]
+            DOWNLOAD_NOTES.append(f"(if EMDB has no half maps for EMD-{n}, the download fetches its primary map "
+                                  f"emd_{n}.map instead)")
         else:
             files["map"] = _download(name, _mirror_urls(emdb_map_url, n), sha.get("map"))
     elif urls.get("map"):
@@ -109,6 +132,30 @@ def _dataset_files(name):
 
 
 FILES = {name: _dataset_files(name) for name in DATASETS}
+
+
+def download_targets():
+    """Every file the datasets name by accession or URL: the target `download` (fetch only, for a login node)."""
+    return [f"resources/{ds}/{fname}" for ds, fname in DOWNLOADS]
+
+
+def fetch_command():
+    """The command that fetches this run's downloads (the config files as given on the command line)."""
+    parts = ["snakemake", "--cores", "1"]
+    if workflow.overwrite_configfiles:
+        parts += ["--configfile", *(os.path.relpath(p) for p in workflow.overwrite_configfiles)]
+    return shlex.join(parts + ["download"])
+
+
+def check_downloads():
+    """Before any job: when files still have to be downloaded and none of their hosts can be reached (offline,
+    e.g. a compute node), stop at once with one message naming every missing file and the fetch-only command."""
+    missing = {path: DOWNLOADS[key]["urls"] for key, path in zip(DOWNLOADS, download_targets())
+               if not Path(path).exists()}
+    message = offline_report(missing, fetch_command(), DOWNLOAD_NOTES)
+    if message:
+        print(f"ERROR: {message}", file=sys.stderr)
+        sys.exit(1)  # before any job (nothing to clean up), and without a traceback around the message
 
 
 def has_half_maps(ds):
@@ -148,7 +195,8 @@ def truth_input(wildcards):
         if d.get("truth_model"):
             _fail(f"dataset {wildcards.ds!r} gives truth_model but no truth map", "give truth (the truth map) too")
         return {}
-    return {"truth": str(d["truth"]), "truth_model": str(d.get("truth_model") or FILES[wildcards.ds]["model"])}
+    return {"truth": str(d["truth"]), "truth_model": str(d.get("truth_model") or FILES[wildcards.ds]["model"]),
+            "start_model": f"{cdir(wildcards.ds, 0)}/model.cif"}
 
 
 def dataset_params(wildcards):
@@ -180,6 +228,22 @@ def completed_model(ds, cycle):
     return status["model"]
 
 
+def hybrid_input(wildcards):
+    """The pseudo-atoms of cycle c (and their record) for its LocScale step, when the hybrid reference is on."""
+    if not HYBRID:
+        return {}
+    d = cdir(wildcards.ds, wildcards.cycle)
+    return {"pseudo_atoms": f"{d}/pseudo_atoms.cif", "pseudo_info": f"{d}/pseudo_atoms.json"}
+
+
+def pseudo_atom_b_target(wildcards):
+    """With sharpen.pseudo_atom_b: refined, the map the pseudo-atoms' B are refined against: the cycle-0 global
+    target (the default B target of the model, so pseudo-atoms and model share one B level)."""
+    if config["sharpen"]["pseudo_atom_b"] != "refined":
+        return {}
+    return {"target": f"{cdir(wildcards.ds, 0)}/target.mrc"}
+
+
 def refine_model(wildcards):
     """The model refined in cycle c: cycle c-1's refined (or rebuilt) model; the checked input for c = 1."""
     c = int(wildcards.cycle)
@@ -205,9 +269,12 @@ def refine_targets(wildcards):
     * ``target``: B-factors (refine.b_target): the fixed cycle-0 global target (global, default), or the previous
       LocScale map (locscale; locscale_signal divides it by the half-map FSC weight first, with ``half1/2``);
     * ``xyz_target``: with refine.refine_xyz and b_target global, coordinates are refined against the previous
-      LocScale map (the cycle-0 target in cycle 1) in a step of their own.
+      LocScale map (the cycle-0 target in cycle 1) in a step of their own;
+    * ``data_blur``: b_target global, cycle 1: the B level (the unsharpened refinement less the data's blur).
     """
     out = {"target": f"{cdir(wildcards.ds, 0)}/target.mrc" if B_TARGET == "global" else _locscale_target(wildcards)}
+    if B_TARGET == "global" and int(wildcards.cycle) == 1:
+        out["data_blur"] = f"{cdir(wildcards.ds, 0)}/data_blur.json"
     if config["refine"]["refine_xyz"] and B_TARGET == "global":
         out["xyz_target"] = _locscale_target(wildcards)
     if B_TARGET == "locscale_signal" and int(wildcards.cycle) > 1:
@@ -216,6 +283,36 @@ def refine_targets(wildcards):
                   "give half_maps (or use_half_maps with emdb), or use refine.b_target: global")
         out.update(half_maps_input(wildcards))
     return out
+
+
+def previous_model_validation(wildcards):
+    """The previous cycle's model validation, which cycle c reuses when its model has the same coordinates
+    (locscale.validation.reuse); none for cycle 0 or with model_validation.reuse_unchanged false."""
+    c = int(wildcards.vcycle)
+    if c < 1 or not config["model_validation"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_summary": f"{d}/model_validation.json", "previous_residues": f"{d}/model_validation.tsv"}
+
+
+def previous_crossval(wildcards):
+    """The previous cycle's cross-validation, which cycle c reuses when its model has the same coordinates
+    (locscale.validation.reuse); none for cycle 1 or with cross_validation.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["cross_validation"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_info": f"{d}/crossval.json", "previous_curve": f"{d}/crossval.tsv"}
+
+
+def crossval_beside(wildcards):
+    """The previous cycle's cross-validation as an input of cycle c's convergence check: it enters the job graph
+    with cycle c (the loop adds a cycle's jobs only once the previous check is done), runs beside cycle c's
+    steps on the cores they leave idle, and is done before the loop moves on; the last cycle's is the summary's."""
+    c = int(wildcards.cycle)
+    if c < 2 or not crossval_enabled(wildcards.ds):
+        return {}
+    return {"crossval_previous": f"{cdir(wildcards.ds, c - 1)}/crossval.json"}
 
 
 def previous_metrics(wildcards):
@@ -245,6 +342,16 @@ def await_model_input(wildcards):
 def mem_mb(per_mb, base):
     """Memory request growing with the size of the rule's input files (maps dominate)."""
     return lambda wildcards, input: int(base + per_mb * input.size_mb)
+
+
+def sharpen_threads():
+    """sharpen.threads, but with cross-validation at most --cores − 1: a cycle's cross-validation runs beside the
+    next cycle (one core), and a LocScale job asking for every core would wait for it to finish."""
+    threads = int(config["sharpen"]["threads"])
+    cores = workflow.cores
+    if any(crossval_enabled(ds) for ds in DATASETS) and isinstance(cores, int) and cores > 1:
+        threads = min(threads, cores - 1)
+    return max(1, threads)
 
 
 def runtime_min(per_mb, base):
@@ -284,8 +391,8 @@ def _check_engine():
     """Fail before any job runs when the selected refinement program is missing (the engine decides, given how
     Snakemake deploys software: with --sdm conda, servalcat comes from its conda environment)."""
     methods = {m.name for m in workflow.deployment_settings.deployment_method}
-    try:
-        ENGINE.check_before_workflow(methods)
+    try:  # a dry run runs and sources nothing (no --version probe, no environment script)
+        ENGINE.check_before_workflow(methods, dry_run=bool(workflow.output_settings.dryrun))
     except LocScaleInputError as err:
         raise WorkflowError(f"refinement engine not available: {err}") from None
 
@@ -319,10 +426,19 @@ def summary_targets(ds, last):
 
 
 def all_input(wildcards):
-    """Targets of `all`: walk the converged checkpoints of cycles 1, 2, ... (the only walker, DESIGN.md §7)."""
+    """Targets of `all`: walk the converged checkpoints of cycles 1, 2, ... (the only walker: an aggregation rule
+    with outputs that walked them would stop extending the loop when settings change).
+
+    Datasets are walked independently: a dataset whose next checkpoint has not run yet contributes that
+    checkpoint's output (flagged as a checkpoint target, so Snakemake re-evaluates this function when it is done)
+    and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's."""
     targets = []
     for ds in DATASETS:
-        walk = walk_cycles(_is_converged(ds), MAX_CYCLES, _is_waiting(ds))
+        try:
+            walk = walk_cycles(_is_converged(ds), MAX_CYCLES, _is_waiting(ds))
+        except IncompleteCheckpointException as pending:
+            targets.append(pending.targetfile)
+            continue
         WALKS[ds] = walk
         targets += summary_targets(ds, walk.last)
         targets += final_targets(ds)
@@ -330,9 +446,13 @@ def all_input(wildcards):
     return targets
 
 
+#: files of the hybrid reference that final/ holds beside the chosen cycle's LocScale map
+HYBRID_FINAL = ("pseudo_atoms.cif", "unexplained_mask.mrc") if HYBRID else ()
+
+
 def final_targets(ds):
     return [f"{RESULTS}/{ds}/final/{name}" for name in ("locscale.mrc", "model.cif", "modelmap.mrc",
-                                                         "metrics.json", "selection.json")]
+                                                         "metrics.json", "selection.json", *HYBRID_FINAL)]
 
 
 def final_input(wildcards):
@@ -343,7 +463,7 @@ def final_input(wildcards):
     last = WALKS[wildcards.ds].last
     inp = {"selection": f"{RESULTS}/{wildcards.ds}/summary_upto_{last:02d}/selection.json"}
     for c in range(1, last + 1):
-        for name in ("locscale.mrc", "model.cif", "modelmap.mrc", "metrics.json"):
+        for name in ("locscale.mrc", "model.cif", "modelmap.mrc", "metrics.json", *HYBRID_FINAL):
             inp[f"{name.split('.')[0]}_{c:02d}"] = f"{cdir(wildcards.ds, c)}/{name}"
     return inp
 
@@ -374,8 +494,35 @@ def summary_input(wildcards):
     return inp
 
 
-def print_run_summary():
-    """What the run ended with, per dataset (called on success)."""
+def report_landing_page():
+    """The report's landing page (`snakemake --report`): workflow/report/workflow.rst followed by each dataset's
+    latest cycle table with the final cycle marked, written to .snakemake/locscale/report.rst; the template alone
+    before any summary exists (and in the jobs' own processes)."""
+    template = Path(workflow.basedir) / "workflow" / "report" / "workflow.rst"
+    tables = [t for ds in DATASETS for t in Path(RESULTS, ds).glob("summary_upto_*.tsv")]
+    if not workflow.is_main_process or not tables:
+        return str(template)
+    from locscale.cycle.report import write_landing_page  # plotting libraries: only once there is a table
+
+    page = write_landing_page(template, RESULTS, DATASETS, Path(".snakemake/locscale/report.rst").resolve())
+    return str(page or template)
+
+
+def print_run_summary(failed=False):
+    """What the run ended with, per dataset (called on success and on error): where each finished dataset
+    stopped, and after an error which datasets failed, in which step and why."""
+    from locscale.cycle.status import failed_steps
+
+    if failed:
+        for ds in DATASETS:
+            steps = failed_steps(ds, RUN_STARTED)
+            for step in steps:
+                where = f"cycle {int(step.cycle)}" if step.cycle else "outside the cycles"
+                print(f"LocScale cycles: {ds} FAILED in step {step.rule} ({where}): {step.message}\n"
+                      f"  log: {step.log}")
+            if not steps and ds not in WALKS:
+                print(f"LocScale cycles: {ds} did not finish (stopped with the run; snakemake --keep-going lets "
+                      "the other datasets finish when one fails)")
     for ds, walk in WALKS.items():
         table = f"{RESULTS}/{ds}/summary_upto_{walk.last:02d}.tsv"
         selection = Path(f"{RESULTS}/{ds}/final/selection.json")

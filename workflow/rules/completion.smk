@@ -2,7 +2,7 @@
 # beyond the model, so the model can be extended and the cycle repeated).
 #   manual:  after cycle c's LocScale map the run ends with a message saying where to put the rebuilt model
 #            (results/<dataset>/cycle_NN/rebuilt_model.cif or .pdb); the next snakemake call continues with it.
-#   command: an external model-building command from the config builds it (placeholders in config/README.md).
+#   command: an external model-building command from the config builds it (placeholders in docs/model-completion.md).
 #   coot:    locscale.building.completion completes the model against its sequence with coot (own processes, GPLv3):
 #            results/<dataset>/cycle_NN/built_model.cif, completion_coot.json (what was built, trimmed, refused),
 #            completion_coot.tsv (per residue); the next cycle refines the built model.
@@ -17,6 +17,8 @@ checkpoint await_model:
         candidates=lambda wildcards: user_model_candidates(wildcards.ds, wildcards.cycle),
     log:
         "results/{ds}/cycle_{cycle}/logs/await_model.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/await_model.tsv",
     localrule: True
     threads: 1
     resources:
@@ -72,6 +74,8 @@ rule build_model:
         workdir=lambda wildcards, output: str(Path(output.model).parent / "model_building"),
     log:
         "results/{ds}/cycle_{cycle}/logs/build_model.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/build_model.tsv",
     threads: config["model_completion"]["threads"]
     resources:
         mem_mb=mem_mb(40, 4000),

@@ -1,9 +1,18 @@
-# Maps and models named by accession (dataset keys emdb / pdb) are fetched into resources/<dataset>/ with
-# checksums (dataset key sha256) and retries; offline, the download fails with a message saying where to put the
-# file by hand. A local rule: cluster compute nodes are often offline.
+# Maps and models named by accession (dataset keys emdb / pdb) or URL (urls) are fetched into resources/<dataset>/
+# with checksums (dataset key sha256) and retries. Local rules: cluster compute nodes are often offline.
+#
+#   snakemake --cores 1 --configfile config/trpv1.yaml download    # fetch only (a login node), then run anywhere
+#
+# Offline, a run stops before any job (onstart: check_downloads) with one message naming every missing file.
 
 
 rule download:
+    localrule: True
+    input:
+        download_targets(),
+
+
+rule download_file:
     output:
         "resources/{ds}/{filename}",
     params:
@@ -13,6 +22,8 @@ rule download:
         timeout=config["download"]["timeout"],
     log:
         "resources/{ds}/logs/download_{filename}.log",
+    benchmark:
+        "resources/{ds}/benchmarks/download_{filename}.tsv",
     localrule: True
     threads: 1
     resources:

@@ -1,12 +1,15 @@
 # Model validation of every cycle's model, cycle 0 (the input model) included: geometry (servalcat util geom: bond
 # and angle RMSZ), Ramachandran, rotamers, atom overlaps and Q-score (Coot), EMRinger (cctbx), all against the
-# ORIGINAL map. Each tool runs in its own process (Coot and cctbx crash in one process, DESIGN.md §9) and is
+# ORIGINAL map. Each tool runs in its own process (Coot and cctbx crash in one process) and is
 # optional: a tool that is not installed gives "not available" and NaN columns, and the cycle goes on. The validate
-# step merges the summary into metrics.json and the per-residue values into per_residue.tsv.
+# step merges the summary into metrics.json and the per-residue values into per_residue.tsv. A model with the
+# previous cycle's coordinates (B-factor-only refinement) reuses that cycle's values and recomputes only coot's
+# per-residue density correlation, the one value that reads the B-factors (model_validation.reuse_unchanged).
 
 
 rule model_validation:
     input:
+        unpack(previous_model_validation),
         map="results/{ds}/cycle_00/map.mrc",
         model="results/{ds}/cycle_{vcycle}/model.cif",
         info="results/{ds}/cycle_00/inputs.json",

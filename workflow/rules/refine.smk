@@ -22,7 +22,7 @@ rule refine:
         "results/{ds}/cycle_{cycle}/logs/refine.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
-    threads: config["refine"]["threads"]
+    threads: ENGINE.job_threads(config["refine"]["threads"])
     resources:
         mem_mb=mem_mb(40, ENGINE.mem_mb_base),
         runtime=runtime_min(2, 60),
@@ -37,6 +37,7 @@ rule refine:
 rule crossval:
     input:
         unpack(half_maps_input),
+        unpack(previous_crossval),
         model="results/{ds}/cycle_{cycle}/model.cif",
         info="results/{ds}/cycle_00/inputs.json",
     output:
@@ -49,7 +50,12 @@ rule crossval:
         workdir=lambda wildcards, output: str(Path(output.info).parent / "crossval"),
     log:
         "results/{ds}/cycle_{cycle}/logs/crossval.log",
-    threads: config["refine"]["threads"]
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/crossval.tsv",
+    # the cycle's own steps go first; cross-validation fills the cores they leave idle (beside the next cycle's
+    # refinement) and only the summary waits for it
+    priority: -10
+    threads: CROSSVAL_ENGINE.job_threads(config["refine"]["threads"])
     resources:
         mem_mb=mem_mb(40, 3000),
         runtime=runtime_min(2, 60),

@@ -54,6 +54,8 @@ rule summary:
         },
     log:
         "results/{ds}/logs/summary_upto_{last}.log",
+    benchmark:
+        "results/{ds}/benchmarks/summary_upto_{last}.tsv",
     threads: 1
     resources:
         mem_mb=mem_mb(3, 2000),
@@ -74,6 +76,8 @@ rule chimerax:
         style=config["report"]["chimerax_style"],
     log:
         "results/{ds}/cycle_{cycle}/logs/chimerax.log",
+    benchmark:
+        "results/{ds}/cycle_{cycle}/benchmarks/chimerax.tsv",
     threads: 1
     resources:
         mem_mb=mem_mb(6, 500),
@@ -86,7 +90,7 @@ rule chimerax:
 
 # results/<dataset>/final/: the cycle chosen by locscale.cycle.selection (its LocScale map, model, model map, metrics) and
 # selection.json saying which cycle and why. Its input names the summary of the last cycle of the loop, which only
-# rule all's walk knows (DESIGN.md §7): request `all`, not this file alone.
+# rule all's walk knows (docs/design.md "How the loop is built"): request `all`, not this file alone.
 rule final:
     input:
         unpack(final_input),
@@ -96,8 +100,12 @@ rule final:
         modelmap="results/{ds}/final/modelmap.mrc",
         metrics="results/{ds}/final/metrics.json",
         selection="results/{ds}/final/selection.json",
+        # the hybrid reference's pseudo-atoms and unexplained-density mask of the chosen cycle
+        **{name.split(".")[0]: f"results/{{ds}}/final/{name}" for name in HYBRID_FINAL},
     log:
         "results/{ds}/logs/final.log",
+    benchmark:
+        "results/{ds}/benchmarks/final.tsv",
     localrule: True
     threads: 1
     resources:

@@ -1,4 +1,4 @@
-# Step 4 of cycle c: validation against the ORIGINAL map (DESIGN.md §6): RSCC (CC_mask, CC_box, per residue),
+# Step 4 of cycle c: validation against the ORIGINAL map (docs/design.md "Metrics: one definition each"): RSCC (CC_mask, CC_box, per residue),
 # model-map FSC and FSCaverage, kurtosis of the LocScale map inside the fixed cycle-0 mask, B statistics and the
 # change of B from the model that entered the cycle; plus the model validation of rule model_validation (geometry,
 # Ramachandran, rotamers, overlaps, EMRinger, Q-score), merged into metrics.json and per_residue.tsv.

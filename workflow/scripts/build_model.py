@@ -6,10 +6,10 @@ from _wf import resolution_of, run
 def main(smk):
     from pathlib import Path
 
-    from locscale.engines import run_logged
     from locscale.errors import LocScaleInputError
     from locscale.mapio import read_map
     from locscale.models import check_model_in_map, read_model, write_model
+    from locscale.tools.process import format_command, run_logged
 
     workdir = Path(smk.params.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -21,10 +21,10 @@ def main(smk):
               "output_cif": out_cif.resolve(), "output_pdb": out_pdb.resolve(), "workdir": workdir.resolve(),
               "threads": smk.threads}
     try:
-        command = smk.params.command.format(**{k: str(v) for k, v in fields.items()})
+        command = format_command(smk.params.command, fields)  # every value shell-quoted
     except (KeyError, IndexError) as err:
         raise LocScaleInputError(f"model_completion.command uses an unknown placeholder {err}",
-                                 f"use only {{{'}, {'.join(fields)}}} (see config/README.md)") from err
+                                 f"use only {{{'}, {'.join(fields)}}} (see docs/model-completion.md)") from err
     run_logged(command, workdir, smk.log[0], threads=smk.threads, shell=True)
     built = out_cif if out_cif.exists() else out_pdb
     if not built.exists():

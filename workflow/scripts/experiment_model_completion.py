@@ -29,7 +29,7 @@ def main(smk):
     workdir = Path(smk.params.workdir)
     engine = refinement_engine(cfg)
 
-    b_target = s.get("b_target", "global")
+    b_target = s["b_target"]
     fixed, _ = global_target(bench.half1, bench.half2, bench.resolution)
 
     def refine(model, locscale_map, cycle):

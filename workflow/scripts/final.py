@@ -1,5 +1,5 @@
 """results/<dataset>/final/: copy the chosen cycle's LocScale map, model, model map and metrics
-(locscale.cycle.selection)."""
+(locscale.cycle.selection), and with the hybrid reference its pseudo-atoms and unexplained-density mask."""
 
 from _wf import read_json, run, write_json
 
@@ -11,8 +11,10 @@ def main(smk):
 
     selection = read_json(smk.input.selection)
     c = int(selection["cycle"])
-    for name, out in (("locscale", smk.output.map), ("model", smk.output.model), ("modelmap", smk.output.modelmap),
-                      ("metrics", smk.output.metrics)):
+    copies = [("locscale", smk.output.map), ("model", smk.output.model), ("modelmap", smk.output.modelmap),
+              ("metrics", smk.output.metrics)]
+    copies += [(name, smk.output[name]) for name in ("pseudo_atoms", "unexplained_mask") if name in smk.output.keys()]
+    for name, out in copies:
         src = smk.input[f"{name}_{c:02d}"]
         with atomic_output(out, suffix="." + str(out).rsplit(".", 1)[-1]) as tmp:
             shutil.copyfile(src, tmp)

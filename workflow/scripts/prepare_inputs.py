@@ -7,6 +7,7 @@ def main(smk):
     import numpy as np
 
     from locscale import metrics
+    from locscale.checks import check_model_atoms
     from locscale.mapio import average_half_maps, read_half_maps, read_map, write_map
     from locscale.models import (
         check_model_in_map,
@@ -39,7 +40,14 @@ def main(smk):
                 voxel_size=emap.voxel_size.tolist(), origin=emap.origin.tolist(), axis_order=list(emap.axis_order),
                 origin_convention=emap.origin_convention)
 
+    # one hydrogen policy for every cycle: refinement runs without hydrogens (servalcat --hydrogen no), so cycle 0
+    # is checked and validated without them too (with them the input's CC, Q-score and overlaps would not compare)
     structure = read_model(smk.input.model)
+    info["hydrogens"] = {"removed": model_summary(structure)["hydrogens"],
+                         "policy": "none in any cycle: removed from the input model, and refinement runs "
+                                   "without them (servalcat --hydrogen no)"}
+    structure.remove_hydrogens()
+    check_model_atoms(structure, smk.input.model)
     if ds.get("model_shift") is not None:
         structure = shift_model(structure, ds["model_shift"])
         info["model_shift_A"] = list(ds["model_shift"])
@@ -47,7 +55,7 @@ def main(smk):
         structure = set_uniform_b(structure, float(ds["initial_b"]))
         info["initial_b"] = float(ds["initial_b"])
     info["model"] = smk.input.model
-    info["model_inside_fraction"] = check_model_in_map(structure, emap, min_inside=ds.get("min_model_inside") or 0.9)
+    info["model_inside_fraction"] = check_model_in_map(structure, emap, min_inside=ds["min_model_inside"])
     info["model_fit_cc"] = check_model_fits_map(structure, emap, resolution)
     info["model_summary"] = model_summary(structure)
     if "mask" in smk.input.keys():
