@@ -234,3 +234,10 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = FIGURE_DPI, bbox_inc
     with atomic_output(path, suffix=suffix) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=bbox_inches)
     return path
+
+
+def write_tsv(frame, path: str | os.PathLike) -> Path:
+    """Write a pandas table as TSV (8 significant digits) through :func:`atomic_output`."""
+    with atomic_output(path, suffix=".tsv") as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
+    return Path(path)

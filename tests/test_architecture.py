@@ -97,7 +97,8 @@ def test_old_scaling_modules_are_gone():
 # ---------------------------------------------------------------------- the parts and their arrows
 #: the parts, bottom to top: a module may import its own part and the parts below it (docs/architecture.md)
 LAYERS = (
-    ("core", "scaling"),  # I/O, numerics and input guards (the top-level modules) with LocScale's scaling modes
+    ("core", "scaling", "hybrid"),  # I/O, numerics and input guards (the top-level modules), LocScale's scaling
+    # modes and the hybrid reference
     ("tools", "phantoms"),  # running external programs; phantoms and truth scores
     ("engines",),  # refinement engines
     ("validation",),  # map metrics, model validation, cross-validation
@@ -111,7 +112,7 @@ LAYERS = (
 SHARED_LEAVES = {"locscale.cycle.registry", "locscale.cycle.defaults"}
 #: the only modules at the top of locscale/ (the command-line entry, the I/O and numerical core, the input guards)
 TOP_LEVEL = {"__init__", "cli", "mapio", "models", "simulate", "metrics", "shells", "padding", "sharpen",
-             "hybrid", "global_sharpen", "localres", "records", "errors", "download", "limits", "outputs", "checks"}
+             "global_sharpen", "localres", "records", "errors", "download", "limits", "outputs", "checks"}
 
 
 def part_of(module: str) -> str:

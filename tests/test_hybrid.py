@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from locscale import hybrid
+from locscale.hybrid import unexplained
 from locscale.mapio import Map, read_map
 from locscale.models import read_model
 from locscale.phantoms.phantom import crop_model, make_phantom
@@ -86,7 +87,7 @@ def test_fdr_threshold_is_the_benjamini_hochberg_procedure():
     z = rng.standard_normal(20000)
     z[:400] += rng.uniform(2.0, 6.0, 400)  # 2 % of the voxels hold signal
     for q in (0.001, 0.01, 0.1):
-        zt, pt = hybrid._bh_z_threshold(z, q)
+        zt, pt = unexplained._bh_z_threshold(z, q)
         assert zt == _bh_reference(z, q)
         assert pt == pytest.approx(float(norm.sf(zt)), rel=1e-9)
 
@@ -94,7 +95,7 @@ def test_fdr_threshold_is_the_benjamini_hochberg_procedure():
 def test_fdr_on_pure_noise_declares_nothing_in_at_least_99_percent_of_maps():
     """Under the global null, BH at q declares anything with probability <= q (here 1 %). In 200 seeded noise
     'maps' of 10⁴ voxels the number that declare something is Binomial(200, <= 0.01): P(> 7) < 0.001."""
-    hits = sum(np.isfinite(hybrid._bh_z_threshold(np.random.default_rng(s).standard_normal(10_000), 0.01)[0])
+    hits = sum(np.isfinite(unexplained._bh_z_threshold(np.random.default_rng(s).standard_normal(10_000), 0.01)[0])
                for s in range(200))
     assert hits <= 7
 

@@ -418,7 +418,10 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     assert ("converged", "01") in ran and ("refine", "02") in ran and ("sharpen", "02") in ran
     assert not [j for j in ran if j[1] == "01" and j[0] != "converged"], ran  # cycle 1 not recomputed
     assert _mtimes(finished) == before
-    assert "reached max_cycles = 2 without converging" in output(r)
+    # cycle 2 refines exactly cycle 1's B (every B refinement starts from a uniform B against the fixed target), so
+    # it may count as converged even at these tolerances; either way the loop ends at max_cycles = 2
+    assert re.search(r"crop (converged at cycle 2|reached max_cycles = 2 without converging)", output(r)), \
+        output(r)[-2000:]
 
     table = pd.read_csv(res / "summary_upto_02.tsv", sep="\t")
     assert table["cycle"].tolist() == [0, 1, 2]
@@ -429,7 +432,7 @@ def test_real_run_rerun_and_tolerance_change_extend_the_loop(tmp_path, crop):
     assert table[metrics].notna().all().all()
     for col in ("engine", "time_refine_s", "time_sharpen_s", "convergence", "window_voxels", "sharpen_mode"):
         assert col in table.columns
-    assert set(refined["convergence"]) == {"not_converged"}
+    assert refined["convergence"].iloc[0] == "not_converged"  # cycle 1 against cycle 0, at the tight tolerances
     # refined B spread out from the deposited, nearly uniform B (std 3.9 Å² in chain A)
     assert table["b_std"].iloc[0] < 5 and (refined["b_std"] > 10).all()
     for png in ("metrics_vs_cycle", "fsc_curves", "radial_profiles", "bfactor_distributions", "central_sections",
@@ -612,14 +615,15 @@ def test_half_maps_resolution_and_cross_validation(tmp_path, model_5me2):
 def test_cycles_keep_the_sharpening_on_a_realistic_phantom(tmp_path, model_5me2):
     """Judged against the known truth, the cycles must not undo their own sharpening.
 
-    A realistic phantom (docs/design.md "Phantoms with a known truth") of 5ME2 chain A: the truth keeps a B gradient of
-    20-140 Å² (flexibility the model can describe), the data add a global B of 120 Å² and half-map noise (FSC 0.143 at
-    3.5 Å). The default config (B refined against the fixed cycle-0 global target) run for 3 cycles from B = 40: the
-    last cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves by less than the
-    drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9653 / 0.9651 / 0.9650, mean
-    B 49.5 / 49.6 / 49.6. With ``refine: {b_target: locscale, b_level: free}`` (the loop before the fix) the same run
-    drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth 0.9653 -> 0.9588 -> 0.9449, both cycles flagged -- and fails the
-    first assertion.
+    A realistic phantom (docs/design.md "Phantoms with a known truth") of 5ME2 chain A: the truth keeps a B
+    gradient of 20-140 Å² (flexibility the model can describe), the data add a global B of 120 Å² and half-map noise
+    (FSC 0.143 at 3.5 Å). The default config (B refined against the fixed cycle-0 global target) run for 3 cycles
+    from B = 40: the last cycle's LocScale map is within 0.01 of the best cycle in CC to the truth, the mean B moves
+    by less than the drift flag, and final/ holds a cycle within 0.005 of the best. Measured: CC to truth 0.9654 in
+    all three cycles, mean B 57.7 (every cycle refines the same B from a uniform start; before that, 0.9653 /
+    0.9651 / 0.9650 and 49.5 / 49.6 / 49.6 with B clipped at the floor). With ``refine: {b_target: locscale,
+    b_level: free}`` (the loop before the fix) the same run drifts -- mean B 49.5 -> 83.5 -> 105.5, CC to truth
+    0.9653 -> 0.9588 -> 0.9449, both cycles flagged -- and fails the first assertion.
     """
     from locscale.cycle.selection import DEFAULT_SELECTION
     from locscale.models import read_model

@@ -401,11 +401,18 @@ def _servalcat_refine(model: Path, map_path: Path, resolution: float, monlib: Pa
     where it is (servalcat's ``atom_selection.xyz.include``): reproducible, unlike coot's refinement (see
     :mod:`locscale.building.coot_tool`), and the model's kept residues stay put. Symmetry records of the model
     (MTRIX, ``_struct_ncs_oper``) are ignored (measured on the 5NI1 phantom: servalcat stopped with "Map correlation
-    is too small" on the operators 5NI1 carries); the built model keeps them."""
+    is too small" on the operators 5NI1 carries); the built model keeps them. A map located by the ORIGIN field
+    alone is handed over located by nstart (servalcat reads nstart only:
+    :func:`locscale.engines.servalcat.servalcat_frame`)."""
+    from ..engines.servalcat import servalcat_frame, write_shifted_model
+
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "moving.yaml"
     config.write_text("refine:\n  atom_selection:\n    xyz:\n      include: ["
                       + ", ".join(json.dumps(s) for s in moving) + "]\n")
+    (map_path,), offset = servalcat_frame([map_path], workdir)
+    if offset is not None:
+        model = write_shifted_model(model, -offset, workdir / "model_in_servalcat_frame.cif")
     cmd = [sys.executable, "-m", "servalcat", "refine_spa_norefmac", "--model", str(model), "--map", str(map_path),
            "-d", f"{float(resolution):g}", "--adp", "fix", "--hydrogen", "no", "--monlib", str(monlib),
            "--ncycle", str(int(ncycle)), "--ignore_symmetry", "--config", str(config), "-o", "refined"]
@@ -416,6 +423,8 @@ def _servalcat_refine(model: Path, map_path: Path, resolution: float, monlib: Pa
     out = workdir / "refined.mmcif"
     if not out.exists():
         raise RuntimeError(f"servalcat refinement of the built residues wrote no {out.name} in {workdir} (see {log})")
+    if offset is not None:
+        out = write_shifted_model(out, offset, workdir / "refined_map_frame.mmcif")
     return out
 
 

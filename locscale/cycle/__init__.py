@@ -1,5 +1,5 @@
 """The refinement cycle's own logic, shared by the Snakemake rules and the tests: the config check
-(:mod:`.config`), the per-cycle metric registry (:mod:`.registry`) and table row (:mod:`.table`), when to stop
-(:mod:`.convergence`), which cycle a run hands out (:mod:`.selection`) and the plots and ChimeraX scripts
-(:mod:`.report`).
+(:mod:`.config`), the overall B level of a cycle's refined model (:mod:`.b_level`), the per-cycle metric registry
+(:mod:`.registry`) and table row (:mod:`.table`), when to stop (:mod:`.convergence`), which cycle a run hands out
+(:mod:`.selection`) and the plots and ChimeraX scripts (:mod:`.report`).
 """

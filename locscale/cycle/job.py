@@ -49,10 +49,14 @@ def resolution_of(inputs_json) -> float:
 
 
 def write_tsv(frame, path) -> None:
-    from ..outputs import atomic_output
+    from ..outputs import write_tsv as write
 
-    with atomic_output(path, suffix=".tsv") as tmp:
-        frame.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
+    write(frame, path)
+
+
+def named(files) -> dict:
+    """{name: path} of a Snakemake job's named input or output files (what the library's step functions take)."""
+    return {name: getattr(files, name) for name in files.keys()}
 
 
 def _fail(smk, err) -> None:

@@ -24,7 +24,8 @@ from . import registry
 
 #: columns copied from each step's record into the row: record key -> column (renamed where names would clash)
 REFINE_COLUMNS = {"engine": "engine", "restrained": "restrained", "refine_xyz": "refine_xyz",
-                  "engine_fsc_average_target": "engine_fsc_average_target", "engine_cycles": "engine_cycles"}
+                  "engine_fsc_average_target": "engine_fsc_average_target", "engine_cycles": "engine_cycles",
+                  "b_below_floor_pct": "b_below_floor_pct", "b_model_raise": "b_model_raise"}
 SHARPEN_COLUMNS = {"mode": "sharpen_mode", "window_voxels": "window_voxels", "window_angstrom": "window_angstrom",
                    "voxels_scaled": "voxels_scaled"}
 CROSSVAL_COLUMNS = {"fsc_work_average": "fsc_work", "fsc_test_average": "fsc_test",
@@ -103,6 +104,8 @@ def cycle_row(cycle: int, metrics: Mapping, *, resolution_source: str, refine: M
     row["resolution_source"] = resolution_source
     if refine is not None:
         row.update({new: refine.get(old) for old, new in REFINE_COLUMNS.items()})
+        # the refine step's warnings (an over-sharpened B target) join the validation record's
+        row["warnings"] = list(dict.fromkeys([*(row.get("warnings") or []), *(refine.get("warnings") or [])]))
     if sharpen is not None:
         row.update({new: sharpen.get(old) for old, new in SHARPEN_COLUMNS.items()})
     if converged is not None:

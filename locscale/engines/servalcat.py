@@ -8,10 +8,34 @@ monomer library of ``refine.monlib``, else ``$CLIBD_MON``, else the one installe
 either way). Coordinate refinement (no ``--fix_xyz``) needs the library and uses jelly-body restraints
 (``--jellybody``) unless ``refine.servalcat.jellybody: false``. Servalcat appends to ``servalcat.log`` in the
 current folder, so every run has its own working folder.
+
+**Where servalcat puts a map.** Servalcat (gemmi) places a map by its ``nxstart/nystart/nzstart`` only and drops
+the MRC2014 ``ORIGIN`` field, so a map located by ``ORIGIN`` alone (EMD-2566 crops, and every map this package
+writes for such an input) would be refined against at the wrong place: the model then fits noise (FSCaverage
+0.01 against the target instead of 0.72 on the EMD-2566 crop). :func:`servalcat_frame` hands servalcat a copy
+located by ``nstart`` instead, and the model moves by the remaining sub-voxel offset, if any, and back after.
+
+**B-factors from any start, unclipped.** Servalcat fits an overall scale and B between the target and the
+model before every cycle and moves all B by it, but never below 0.5 Å²; when the target is sharper than the
+model can follow (an over-sharpened target, a deposited map that was sharpened), it pins the lowest B at 0.5 and
+clips every atom that a step takes lower, and the result depends on the start (the deposited B of 3J6B chain 9
+against the EMD-2566 crop's target: mean B 50.1 after 10 cycles; any uniform start: 44.2). So a B-factor
+refinement here (:attr:`ServalcatEngine.uniform_start_b`, :attr:`ServalcatEngine.relative_b`):
+
+1. starts every atom at the same B (``--bfactor``): the result depends only on the target and the coordinates;
+2. then refines again, B only, against the target blurred by X Å² (``--blur X``, X doubled until no atom touches
+   servalcat's floor): blurring changes only the overall level, so the relative B come out with no atom clipped,
+   from any start (5 cycles from step 1's B are enough: correlation 1.0000 with 20 cycles on EMD-3488);
+3. puts those relative B at step 1's mean B (servalcat's level for this target).
+
+The model this writes (``PREFIX_relative_b.mmcif``) may therefore carry B ≤ 0 where the target asks for it:
+:mod:`locscale.cycle.b_level` turns it into a model with physical B-factors and the model-map sharpening that
+keeps the target's level.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -19,7 +43,11 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+import gemmi
+import numpy as np
+
 from ..errors import LocScaleInputError
+from ..models import b_factors, write_model
 from ..tools.process import absolute, fresh_dir, run_logged, tool_environment
 from ..tools.restraints import missing_monomers, resolve_monlib
 from .base import (
@@ -32,6 +60,16 @@ from .base import (
 )
 
 SERVALCAT_VERSION = "0.4.142"
+#: servalcat's lower bound on B (Å²): its overall scaling and every refinement step keep B at or above it
+SERVALCAT_MIN_B = 0.5
+#: the uniform B every atom starts from in a B-factor refinement (any value gives the same result: servalcat's
+#: overall scaling moves a uniform model to the same level first)
+UNIFORM_START_B = 40.0
+#: the first blur (Å²) of the relative-B run, and how often it is doubled when an atom still touches the floor
+RELATIVE_B_BLUR = 200.0
+RELATIVE_B_TRIES = 3
+#: cycles of the relative-B run (it starts from the first run's B-factors)
+RELATIVE_B_CYCLES = 5
 
 #: options the workflow sets itself, refused in refine.servalcat.extra_args (-> the setting that owns them)
 RESERVED_OPTIONS = {
@@ -44,6 +82,7 @@ RESERVED_OPTIONS = {
     "--hydrogen": "one hydrogen policy for every cycle: none", "--hout": "one hydrogen policy for every cycle: none",
     "--fix_xyz": "refine.refine_xyz", "--adp": "refine.refine_xyz", "--ncycle": "refine.servalcat.ncycle",
     "--weight": "refine.servalcat.weight", "--cross_validation": "cross_validation.enabled",
+    "--bfactor": "every B-factor refinement starts from a uniform B (the result must not depend on the start)",
 }
 
 
@@ -66,8 +105,12 @@ class ServalcatEngine(RefinementEngine):
     def __init__(self, executable: str = "servalcat", monlib: str | os.PathLike | None = None,
                  refine_xyz: bool = False, ncycle: int | None = None, extra_args: list[str] | tuple = (),
                  ligands: list | tuple = (), jellybody: bool = True, weight: float | None = None,
-                 write_maps: bool = False):
+                 uniform_start_b: float | None = UNIFORM_START_B, relative_b: bool = True, write_maps: bool = False):
         self.executable = str(executable)
+        #: B-factor refinements start every atom at this B (None: from the model's own B)
+        self.uniform_start_b = None if uniform_start_b is None else float(uniform_start_b)
+        #: B-factor refinements end with the unclipped relative-B run (module docstring)
+        self.relative_b = bool(relative_b)
         self.write_maps = bool(write_maps)
         self.monlib = None if monlib is None else Path(monlib)
         self.refine_xyz = bool(refine_xyz)
@@ -106,11 +149,12 @@ class ServalcatEngine(RefinementEngine):
         """The same program, library, ligands and cycles, refining against half map 1 only
         (``--cross_validation``) with standard geometry restraints and no jelly body (the protocol's);
         coordinates too when `refine_xyz` (None: when restrained). The refinement's extra_args and weight are
-        not used."""
+        not used; B refinement continues from the refined model's B in one run (FSCwork/FSCtest do not depend
+        on the B level)."""
         return ServalcatEngine(executable=self.executable, monlib=self.monlib,
                                refine_xyz=self.restrained if refine_xyz is None else refine_xyz, ncycle=self.ncycle,
                                extra_args=["--cross_validation"], ligands=self.ligands, jellybody=False,
-                               write_maps=self.write_maps)
+                               uniform_start_b=None, relative_b=False, write_maps=self.write_maps)
 
     @property
     def restrained(self) -> bool:
@@ -137,6 +181,8 @@ class ServalcatEngine(RefinementEngine):
             cmd.append("--jellybody")
         if xyz and self.weight is not None:
             cmd += ["--weight", f"{self.weight:g}"]
+        if adp and self.uniform_start_b is not None:
+            cmd += ["--bfactor", f"{self.uniform_start_b:g}"]
         if self.ncycle is not None:
             cmd += ["--ncycle", str(self.ncycle)]
         if config is not None:
@@ -144,6 +190,7 @@ class ServalcatEngine(RefinementEngine):
         if not self.write_maps:  # its closing model-map FSC only to d (the cycle reads none beyond d), not Nyquist
             cmd += ["--fsc_resolution", f"{float(resolution):g}"]
         return cmd + self.extra_args
+
     def launch_command(self, cmd: list[str]) -> list[str]:
         """The command that runs `cmd` (from :meth:`command`): without ``write_maps``, and when the servalcat on
         PATH is the one installed next to this Python, servalcat's own command line minus its Fo−Fc maps
@@ -157,6 +204,16 @@ class ServalcatEngine(RefinementEngine):
                 importlib.util.find_spec("servalcat") is None:
             return cmd
         return [sys.executable, "-m", "locscale.engines.servalcat_lean", *cmd[1:]]
+
+    def relative_b_command(self, model: str | os.PathLike, resolution: float, blur: float, prefix: str = "relative",
+                           *, target_map: str | os.PathLike | None = None, half_maps=None) -> list[str]:
+        """The relative-B run (module docstring, step 2): B only, from `model`'s B, against the target blurred by
+        `blur` Å², :data:`RELATIVE_B_CYCLES` cycles. The extra arguments apply as in the first run; this run's own
+        ``--blur`` and ``--ncycle`` come last, so they win over any there."""
+        cmd = ServalcatEngine(executable=self.executable, monlib=self.monlib, ligands=self.ligands,
+                              extra_args=self.extra_args, uniform_start_b=None, write_maps=self.write_maps).command(
+            model, resolution, prefix, target_map=target_map, half_maps=half_maps, step="adp")
+        return cmd + ["--blur", f"{float(blur):g}", "--ncycle", str(RELATIVE_B_CYCLES)]
 
     def check_without_running(self) -> str:
         """Path of the servalcat executable (looked up, not run); raises :class:`EngineUnavailableError`."""
@@ -197,29 +254,134 @@ class ServalcatEngine(RefinementEngine):
             adp_chains: list[str] | None = None) -> RefinementResult:
         """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first); `step` as in
         :meth:`command`. `adp_chains`: refine the B-factors of these chains' atoms only, every other atom held
-        (servalcat's ``--config`` atom selection; the hybrid reference's pseudo-atoms)."""
+        (servalcat's ``--config`` atom selection; the hybrid reference's pseudo-atoms). With B-factors refined and
+        :attr:`relative_b`, the result is ``PREFIX_relative_b.mmcif`` (module docstring; its B may be ≤ 0) and the
+        stats say how the relative B were obtained."""
         self.check_available()
         self.check_monomers(model)
+        if (target_map is None) == (half_maps is None):
+            raise ValueError("give exactly one of target_map or half_maps")
         workdir = fresh_dir(Path(workdir))
         config = None
         if adp_chains:
             config = workdir / "adp_selection.yaml"
             config.write_text("refine:\n  atom_selection:\n    adp:\n      include: ["
                               + ", ".join(f"'//{c}'" for c in adp_chains) + "]\n")
-        cmd = self.command(absolute(model), resolution, prefix,
-                           target_map=None if target_map is None else absolute(target_map),
-                           half_maps=None if half_maps is None else [absolute(h) for h in half_maps], step=step,
-                           config=None if config is None else absolute(config))
         log = Path(log).resolve() if log is not None else workdir / "engine.log"
+        maps, offset = servalcat_frame([target_map] if half_maps is None else list(half_maps), workdir)
+        maps_kw = {"target_map": maps[0]} if half_maps is None else {"half_maps": maps}
+        model_in = absolute(model)
+        if offset is not None:
+            model_in = str(write_shifted_model(model_in, -offset, workdir / "model_in_servalcat_frame.cif"))
+        # an atom selection holds the other atoms' B: no uniform start and no relative-B run for it
+        engine = self if not adp_chains else copy.copy(self)
+        if adp_chains:
+            engine.uniform_start_b = None
+        cmd = engine.command(model_in, resolution, prefix, step=step,
+                             config=None if config is None else absolute(config), **maps_kw)
         cmd = self.launch_command(cmd)
         seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True, environ=tool_environment())
-        out = workdir / f"{prefix}.mmcif"
-        if not out.exists():
-            out = workdir / f"{prefix}.pdb"
-        if not out.exists():
-            raise RuntimeError(f"servalcat finished but wrote no {prefix}.mmcif/.pdb in {workdir} (see {log})")
-        return RefinementResult(self.name, out, cmd, workdir, seconds, self.restrained, step_parts(step,
-                                self.refine_xyz)[0], read_servalcat_stats(workdir / f"{prefix}_stats.json"))
+        out = _servalcat_output(workdir, prefix, log)
+        stats = read_servalcat_stats(workdir / f"{prefix}_stats.json")
+        xyz, adp = step_parts(step, self.refine_xyz)
+        if adp and self.relative_b and not adp_chains:
+            relative, info = self._relative_b(out, resolution, workdir / "relative_b", log, threads, maps_kw)
+            seconds += info.pop("seconds")
+            stats.update(info)
+            out = _with_b(out, relative, workdir / f"{prefix}_relative_b.mmcif")
+        if offset is not None:
+            out = write_shifted_model(out, offset, workdir / f"{prefix}_map_frame.mmcif")
+            stats["map_frame_offset"] = [round(float(v), 4) for v in offset]
+        return RefinementResult(self.name, out, cmd, workdir, seconds, self.restrained, xyz, stats)
+
+    def _relative_b(self, refined: Path, resolution: float, workdir: Path, log: Path, threads: int,
+                    maps_kw: dict) -> tuple[np.ndarray, dict]:
+        """Steps 2-3 of the module docstring: B of `refined`'s atoms, relative B from the blurred run placed at
+        `refined`'s mean B, and what was done (blur, tries, the run's FSCaverage against the blurred target)."""
+        level = float(b_factors(gemmi.read_structure(str(refined))).mean())
+        blur, seconds = RELATIVE_B_BLUR, 0.0
+        for tries in range(1, RELATIVE_B_TRIES + 1):
+            fresh_dir(workdir)
+            cmd = self.launch_command(self.relative_b_command(absolute(refined), resolution, blur, **maps_kw))
+            seconds += run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True,
+                                  environ=tool_environment())
+            b = b_factors(gemmi.read_structure(str(_servalcat_output(workdir, "relative", log))))
+            at_floor = int(np.count_nonzero(b <= SERVALCAT_MIN_B + 0.01))
+            if at_floor == 0 or tries == RELATIVE_B_TRIES:
+                break
+            blur *= 2
+        stats = read_servalcat_stats(workdir / "relative_stats.json")
+        return b - b.mean() + level, {
+            "seconds": seconds, "relative_b_blur": blur, "relative_b_runs": tries,
+            "relative_b_atoms_at_servalcat_floor": at_floor,
+            "relative_b_fsc_average_blurred_target": stats.get("fsc_average_target"),
+            "b_mean_servalcat": level}
+
+
+def servalcat_frame(maps: list, workdir: Path) -> tuple[list[str], np.ndarray | None]:
+    """The maps as servalcat places them correctly, and the model's offset.
+
+    Servalcat reads a map's location from ``nstart`` only. A map located by the MRC2014 ``ORIGIN`` field alone is
+    written to `workdir` located by ``nstart`` (the nearest grid point to its origin); the returned offset (Å) is
+    what is left, by which the model must move the other way (None when nothing moves: every map already located
+    by ``nstart``). Maps of one refinement share their grid (half maps), so one offset holds for all."""
+    from ..mapio import read_map, write_map
+
+    out, offset = [], None
+    for path in maps:
+        if not _located_by_origin_field(path):
+            out.append(absolute(path))
+            continue
+        emap = read_map(path)
+        nstart = np.rint(emap.origin / emap.voxel_size)
+        rest = emap.origin - nstart * emap.voxel_size
+        placed = emap.like(emap.data)
+        placed.origin, placed.origin_convention = nstart * emap.voxel_size, "nstart"
+        copy = workdir / f"{Path(path).stem}_servalcat_frame.mrc"
+        write_map(copy, placed, label="located by nstart for servalcat")
+        out.append(absolute(copy))
+        offset = rest if np.any(np.abs(rest) > 1e-4) else offset
+    return out, offset
+
+
+def _located_by_origin_field(path) -> bool:
+    """The map's header places it by a non-zero ORIGIN field with nstart 0 (header only; the rule of
+    :func:`locscale.mapio.read_map`)."""
+    import mrcfile
+
+    with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+        h = mrc.header
+        nstart = (int(h.nxstart), int(h.nystart), int(h.nzstart))
+        origin = np.array([float(h.origin.x), float(h.origin.y), float(h.origin.z)])
+    return not any(nstart) and bool(np.all(np.isfinite(origin))) and bool(np.any(origin != 0))
+
+
+def _servalcat_output(workdir: Path, prefix: str, log: Path) -> Path:
+    for suffix in (".mmcif", ".pdb"):
+        if (workdir / f"{prefix}{suffix}").exists():
+            return workdir / f"{prefix}{suffix}"
+    raise RuntimeError(f"servalcat finished but wrote no {prefix}.mmcif/.pdb in {workdir} (see {log})")
+
+
+def _with_b(path: Path, b: np.ndarray, out: Path) -> Path:
+    """`path`'s model with the B-factors `b` (same atoms, same order), written to `out`."""
+    st = gemmi.read_structure(str(path))
+    atoms = [a for ch in st[0] for r in ch for a in r]
+    if len(atoms) != len(b):
+        raise RuntimeError(f"servalcat's relative-B run returned {len(b)} atoms for the {len(atoms)} of {path}")
+    for atom, value in zip(atoms, b, strict=True):
+        atom.b_iso = float(value)
+    return write_model(st, out)
+
+
+def write_shifted_model(path, shift: np.ndarray, out: Path) -> Path:
+    """`path`'s model moved by `shift` (Å), written to `out` (into and out of :func:`servalcat_frame`'s frame)."""
+    st = gemmi.read_structure(str(path))
+    for model in st:
+        model.transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*map(float, shift))))
+    return write_model(st, out)
+
+
 
 
 def read_servalcat_stats(path: str | os.PathLike) -> dict:

@@ -113,3 +113,67 @@ def plot_model_completion(table: pd.DataFrame, path, title: str = "model complet
         ax.set_ylabel("CC to truth, unmodelled region")
         ax.legend(fontsize=8)
     figure(path, draw, title)
+
+
+def _with_refined_b(partial: gemmi.Structure, refined: gemmi.Structure) -> gemmi.Structure:
+    """`partial` with the B-factors `refined` gives its residues (matched by chain and number)."""
+    by_residue = {(ch.name, r.seqid.num): r for ch in refined[0] for r in ch}
+    for ch in partial[0]:
+        for r in ch:
+            for a, b in zip(r, by_residue[(ch.name, r.seqid.num)], strict=True):
+                a.b_iso = b.b_iso
+    return partial
+
+
+def _refiner(bench: Bench, engine, b_target: str, workdir, threads: int):
+    """refine(model, LocScale map, cycle) for :func:`model_completion`: B refined against the fixed cycle-0 global
+    target (b_target global) or the cycle's LocScale map (locscale), in ``workdir/cycle_NN``."""
+    from pathlib import Path
+
+    from ..mapio import write_map
+    from ..models import read_model, write_model
+    from .bench import global_target
+
+    fixed, _ = global_target(bench.half1, bench.half2, bench.resolution)
+
+    def refine(model, locscale_map, cycle):
+        d = Path(workdir) / f"cycle_{cycle:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        write_map(d / "SIMULATED_locscale_target.mrc", fixed if b_target == "global" else locscale_map,
+                  label=f"SIMULATED phantom {b_target} target")
+        write_model(model, d / "model_in.pdb")
+        result = engine.run(d / "model_in.pdb", bench.resolution, d / "servalcat",
+                            target_map=d / "SIMULATED_locscale_target.mrc", threads=threads)
+        print(f"cycle {cycle}: {result.record()}")
+        return read_model(result.model)
+
+    return refine
+
+
+def run_model_completion(phantom_json, model, refined, table_path, plot_path, *, phantom: str, settings: dict,
+                         refine_config: dict, mode, window, reference: str, workdir, threads: int = 1):
+    """The experiments' model-completion step: the per-cycle table against the truth and its plot."""
+    from pathlib import Path
+
+    from ..global_sharpen import global_sharpen
+    from ..models import read_model
+    from ..phantoms.truth import global_b_scan
+    from .bench import refinement_engine
+    from .common import write_table
+
+    s = settings
+    bench = Bench.from_dir(Path(phantom_json).parent, window=window, mode=mode)
+    partial = read_model(model)
+    if reference == "refined":  # the refined B of the residues the partial model keeps
+        partial = _with_refined_b(partial, read_model(refined))
+    refine = _refiner(bench, refinement_engine(refine_config), s["b_target"], workdir, threads)
+    scan = global_b_scan(bench.full, bench.truth, bench.resolution, bench.eval_mask)
+    b_best = float(scan.loc[scan["cc_mask_truth"].idxmax(), "bfactor_applied"])
+    baseline, _ = global_sharpen(bench.full, bench.resolution, bfactor=b_best)
+    table = model_completion(bench, partial, cycles=int(s["cycles"]), build_cc=s.get("build_cc"),
+                             refine=refine if s.get("refine") else None, baseline=baseline)
+    write_table(table, table_path, {"phantom": phantom, "mode": bench.mode, "window_voxels": bench.window,
+                                    "refine": bool(s.get("refine")), "b_target": s["b_target"],
+                                    "build_cc": s.get("build_cc"), "baseline_global_b": b_best})
+    plot_model_completion(table, plot_path, title=f"model completion, SIMULATED phantom {phantom}")
+    return table

@@ -120,3 +120,22 @@ def plot_partial_models(table: pd.DataFrame, path, title: str = "partial models 
         ax.set_ylim(max(0.0, lo - 0.05), 1.0)
         ax.legend(fontsize=7)
     figure(path, draw, title)
+
+
+def run_partial_models(phantom_json, refined, table_path, plot_path, *, phantom: str, settings: dict, window, mode,
+                       reference: str) -> pd.DataFrame:
+    """The experiments' partial-models step: the table (TSV with its settings) and its plot for one phantom."""
+    from pathlib import Path
+
+    from ..models import read_model
+    from .common import write_table
+
+    bench = Bench.from_dir(Path(phantom_json).parent, window=window, mode=mode)
+    model = bench.structure if reference == "truth" else read_model(refined)
+    table = partial_models(bench, model, kinds=settings["kinds"], fraction=float(settings["fraction"]),
+                           fdr=float(settings["fdr"]))
+    write_table(table, table_path, {"phantom": phantom, "mode": bench.mode, "window_voxels": bench.window,
+                                    "reference": reference, "fraction": settings["fraction"],
+                                    "fdr": settings["fdr"]})
+    plot_partial_models(table, plot_path, title=f"partial models, SIMULATED phantom {phantom}")
+    return table

@@ -402,3 +402,24 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def write_configured_phantom(model_path, settings: dict, outdir, expected: dict | None = None) -> PhantomResult:
+    """The experiments' phantom step: crop `model_path` as `settings` (a ``phantoms`` entry of the experiments
+    config) says, simulate the phantom and write its files into `outdir`; `expected` ({name: path}) must match the
+    files written (the rule's outputs)."""
+    from ..models import read_model
+
+    p = settings
+    st = crop_model(read_model(model_path), p.get("chains"), radius=p.get("radius"))
+    ph = make_phantom(st, (int(p["box"]), float(p["apix"])), int(p["seed"]), resolution=float(p["resolution"]),
+                      truth_b=p.get("truth_b"), truth_b_gradient=p.get("truth_b_gradient"),
+                      b_core=float(p.get("b_core", 0.0)), b_periphery=float(p.get("b_periphery", 0.0)),
+                      b_global=float(p["b_global"]), noise_b=float(p.get("noise_b", 50.0)),
+                      chain_b=p.get("chain_b"), remove_fraction=float(p.get("remove_fraction", 0.0)),
+                      remove_chains=p.get("remove_chains") or None, source=str(model_path))
+    paths = ph.write(Path(outdir))
+    wrong = [k for k, v in (expected or {}).items() if Path(v) != paths[k]]
+    if wrong:
+        raise RuntimeError(f"phantom files named differently than the rule expects: {wrong}")
+    return ph

@@ -263,6 +263,14 @@ def _locscale_target(wildcards):
     return f"{cdir(wildcards.ds, c - 1)}/locscale.mrc"
 
 
+def first_cycle_record(wildcards):
+    """refine.b_level fixed: cycles after the first read cycle 1's refine record, whose reference B level they
+    keep (locscale.cycle.b_level)."""
+    if int(wildcards.cycle) > 1 and config["refine"]["b_level"] == "fixed":
+        return {"first_cycle": f"{cdir(wildcards.ds, 1)}/refine.json"}
+    return {}
+
+
 def refine_targets(wildcards):
     """Maps the refine step of cycle c reads (README "Which map the B-factors are refined against"):
 

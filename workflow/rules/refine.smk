@@ -1,7 +1,8 @@
 # Step 1 of cycle c: refine the model's B-factors (and coordinates with refine.refine_xyz). refine.b_target: global
 # (default) refines B against the fixed cycle-0 global target in every cycle (coordinates, if refined, against the
 # previous LocScale map in a step of their own); locscale refines both against the previous cycle's LocScale map
-# (the cycle-0 target in cycle 1), which drifts (README). Each engine run has its own folder
+# (the cycle-0 target in cycle 1), which drifts (README). refine.b_level fixed: cycles after the first keep cycle 1's
+# reference B level (from its refine.json; locscale.cycle.b_level). Each engine run has its own folder
 # (results/<dataset>/cycle_NN/refine/), emptied first. With half maps, the refined model is also cross-validated by
 # the shake protocol (FSCwork/FSCtest).
 
@@ -9,6 +10,7 @@
 rule refine:
     input:
         unpack(refine_targets),
+        unpack(first_cycle_record),
         model=refine_model,
         info="results/{ds}/cycle_00/inputs.json",
         ligands=config["refine"]["ligands"],

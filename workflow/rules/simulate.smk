@@ -1,10 +1,12 @@
 # Step 2 of cycle c: the refined model's map (electron form factors, refined B-factors) on exactly the original
-# map's grid, band-limited at Nyquist.
+# map's grid, band-limited at Nyquist, sharpened by the B the refine step raised the model's B-factors by to keep
+# them off the floor (refine.json's b_model_raise; locscale.cycle.b_level), so it shows the target's B level.
 
 
 rule simulate:
     input:
         model="results/{ds}/cycle_{cycle}/model.cif",
+        refine="results/{ds}/cycle_{cycle}/refine.json",
         map="results/{ds}/cycle_00/map.mrc",
     output:
         map="results/{ds}/cycle_{cycle}/modelmap.mrc",

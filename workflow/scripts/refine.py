@@ -1,10 +1,13 @@
-"""Cycle step 1: refine the model with the configured engine (locscale.engines).
+"""Cycle step 1: refine the model with the configured engine (locscale.engines) and place its B level
+(locscale.cycle.b_level).
 
 B-factors are refined against ``input.target`` (refine.b_target); with ``input.xyz_target`` (refine_xyz and
 b_target global) the coordinates are first refined against that map with B fixed, then B against the target with
-coordinates fixed, each run in its own folder. With b_target global, cycle 1's B level is the one of the model
-refined against the unsharpened map less the data's own blur (``input.data_blur``, cycle 0); later cycles keep
-their input's level with b_level fixed.
+coordinates fixed, each run in its own folder. The B level (locscale.cycle.b_level): with b_target global, cycle 1
+keeps the level of the model refined against the unsharpened map less the data's own blur (``input.data_blur``,
+cycle 0); later cycles keep cycle 1's level with b_level fixed (``input.first_cycle``). Where that level puts atoms
+at or below the B floor, the model's B are raised off it (none clipped); the record says by how much, and the
+simulate step sharpens the model map by the same amount.
 """
 
 from _wf import read_json, resolution_of, run, write_json
@@ -13,13 +16,17 @@ from _wf import read_json, resolution_of, run, write_json
 def main(smk):
     from pathlib import Path
 
+    import gemmi
+
+    from locscale.cycle.b_level import held_level, place_refined_b
     from locscale.engines import make_engine
-    from locscale.models import read_model, write_model
+    from locscale.models import write_model
 
     engine = make_engine(smk.params.refine)
     resolution = resolution_of(smk.input.info)
     model_in = smk.input.model
-    record = {"cycle": int(smk.wildcards.cycle), "model_in": model_in}
+    cycle = int(smk.wildcards.cycle)
+    record = {"cycle": cycle, "model_in": model_in}
     if "xyz_target" in smk.input.keys():
         xyz = engine.run(model_in, resolution, Path(smk.params.workdir) / "xyz", target_map=smk.input.xyz_target,
                          threads=smk.threads, log=smk.log[0], step="xyz")
@@ -39,28 +46,18 @@ def main(smk):
         record["signal_target"] = {"from": smk.input.target, **info}
     result = engine.run(model_in, resolution, Path(smk.params.workdir) / "adp", target_map=target,
                         threads=smk.threads, log=smk.log[0], step="adp" if "xyz_target" in smk.input.keys() else None)
-    refined = read_model(result.model)
-    if "data_blur" in smk.input.keys():
-        # only relative B are fixed by the data: cycle 1 keeps the B level of the model refined against the
-        # unsharpened map less the data's own blur, the blur the target removes (its best-ordered atoms at B = 0).
-        # Servalcat's level against a sharpened, FSC-weighted target is higher, the more so at lower resolution.
-        from locscale.models import b_factors, shift_b_to_mean
-
-        blur = read_json(smk.input.data_blur)
-        record.update({"b_level": "unsharpened refinement less the data's blur (cycle 1)",
-                       "b_mean_refined": float(b_factors(refined).mean()), "b_data": blur["b_data"]})
-        refined, record["b_shift_applied"] = shift_b_to_mean(refined, blur["b_mean_reference"])
-    elif smk.params.refine["b_level"] == "fixed" and int(smk.wildcards.cycle) > 1:
-        # the overall B level is not determined by the data (README): cycles after the first keep the mean B of
-        # the model that enters them and refine only the relative B-factors (and coordinates)
-        from locscale.models import b_factors, shift_b_to_mean
-
-        level = float(b_factors(read_model(smk.input.model)).mean())
-        record.update({"b_level": "fixed", "b_mean_refined": float(b_factors(refined).mean())})
-        refined, record["b_shift_applied"] = shift_b_to_mean(refined, level)
-    else:
-        record["b_level"] = "free" if int(smk.wildcards.cycle) > 1 else "refined (cycle 1)"
-    write_model(refined, smk.output.model)
+    mode = smk.params.refine["b_level"]
+    first = read_json(smk.input.first_cycle) if "first_cycle" in smk.input.keys() else None
+    # only relative B are fixed by the data: with b_target global, cycle 1 keeps the level of the model refined
+    # against the unsharpened map less the data's own blur, the blur the target removes (locscale.global_sharpen)
+    blur = read_json(smk.input.data_blur) if "data_blur" in smk.input.keys() else None
+    level = held_level(cycle, mode, first, blur)
+    model, placed = place_refined_b(gemmi.read_structure(str(result.model)), level=level)
+    write_model(model, smk.output.model)
+    record.update({"b_level": mode if cycle > 1 else ("unsharpened refinement less the data's blur (cycle 1)"
+                                                      if blur else "refined (cycle 1)"), **placed})
+    if blur is not None:
+        record["b_data"] = blur["b_data"]
     record.update({"target": str(target), **result.record()})
     record["refine_xyz"] = bool(smk.params.refine["refine_xyz"])
     if "xyz_refine_seconds" in record:

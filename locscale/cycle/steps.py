@@ -1,0 +1,132 @@
+"""What the cycle's map steps do, file in, file out: the hybrid reference's pseudo-atoms, LocScale of the original
+map and the validation record. The workflow's scripts call these with the rule's named files (``inputs``,
+``outputs``: {name: path}) and settings; the numerics live in the modules they call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..mapio import read_half_maps, read_map, write_map
+from ..models import read_model, write_model
+from ..records import read_json, write_json
+
+
+def _resolution(inputs: Mapping) -> float:
+    """The dataset's resolution in Å, as decided in cycle 0 (``inputs.json``)."""
+    return float(read_json(inputs["info"])["resolution"])
+
+
+def _half_maps(inputs: Mapping):
+    return read_half_maps(inputs["half1"], inputs["half2"]) if "half1" in inputs else None
+
+
+def pseudo_atoms_step(inputs: Mapping, outputs: Mapping, sharpen: Mapping, refine: Mapping, *, cycle: int,
+                      workdir, threads: int = 1, log=None) -> dict:
+    """Pseudo-atoms where the original map has significant density the cycle's model does not explain
+    (:mod:`locscale.hybrid`), their B (the model's median, or refined by the engine with the model held), and the
+    unexplained-density mask. Without a measurable noise level the default (``sharpen.hybrid: null``) goes on with
+    the model alone and says why; ``hybrid: true`` stops with the fix."""
+    import numpy as np
+
+    from .. import hybrid
+
+    emap, modelmap, model = read_map(inputs["map"]), read_map(inputs["modelmap"]), read_model(inputs["model"])
+    resolution = _resolution(inputs)
+    why_on = "sharpen.hybrid: true" if sharpen["hybrid"] else "on with model completion (sharpen.hybrid: null)"
+    try:
+        ref = hybrid.hybrid_reference(emap, model, resolution, half_maps=_half_maps(inputs),
+                                      fdr=sharpen["hybrid_fdr"], modelmap=modelmap)
+    except hybrid.NoiseNotMeasurable as err:
+        if sharpen["hybrid"]:  # asked for explicitly: stop with the reason and the fix
+            raise
+        print(f"WARNING: hybrid reference not used in cycle {cycle}: {err.problem}")
+        ref = hybrid.HybridReference(hybrid.pseudo_atom_structure([], 0.0), np.zeros(emap.shape, dtype=bool),
+                                     {"pseudo_atoms": 0, "not_used": err.problem, "fix": err.fix})
+    record, pseudo = {"cycle": cycle, "hybrid": why_on, **ref.record}, ref.pseudo_atoms
+    if sharpen["pseudo_atom_b"] == "refined" and ref.count:
+        from ..engines import make_engine
+
+        pseudo, refined = hybrid.refine_pseudo_atom_b(make_engine(refine), model, pseudo, inputs["target"],
+                                                      resolution, workdir, threads=threads, log=log)
+        record.update(refined, b_target=inputs["target"])
+    write_model(pseudo, outputs["atoms"])
+    write_map(outputs["mask"], emap, ref.unexplained.astype("float32"), label=f"unexplained density, cycle {cycle}")
+    write_json(outputs["info"], record)
+    return record
+
+
+def _hybrid_reference(inputs: Mapping, modelmap, structure):
+    """(model map, structure, record) of the reference: the model's, plus the pseudo-atoms when there are any."""
+    if "pseudo_atoms" not in inputs:
+        return modelmap, structure, None
+    from .. import hybrid
+
+    record = {"pseudo_atoms_file": inputs["pseudo_atoms"], **read_json(inputs["pseudo_info"])}
+    if record["pseudo_atoms"]:
+        pseudo = read_model(inputs["pseudo_atoms"])
+        modelmap, structure = hybrid.add_pseudo_atom_map(modelmap, pseudo), hybrid.merge(structure, pseudo)
+    return modelmap, structure, record
+
+
+def sharpen_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle: int, threads: int = 1) -> dict:
+    """LocScale of the ORIGINAL map against the cycle's model map (:func:`locscale.sharpen.sharpen_map`); with the
+    hybrid reference, against the model map plus the pseudo-atoms' map, in a mask around both."""
+    from .. import sharpen
+
+    emap, resolution = read_map(inputs["map"]), _resolution(inputs)
+    modelmap, structure, hybrid_record = _hybrid_reference(inputs, read_map(inputs["modelmap"]),
+                                                           read_model(inputs["model"]))
+    win = sharpen.choose_window(emap.apix, resolution, settings["window"], settings["window_angstrom"],
+                                settings["mode"])
+    mask, mask_rule = sharpen.choose_mask(emap, mask_path=inputs.get("mask"), structure=structure,
+                                          mask_radius=settings["mask_radius"], window_voxels=win.voxels)
+    if hybrid_record:
+        from ..hybrid import mask_rule as hybrid_mask_rule
+
+        mask_rule = hybrid_mask_rule(mask_rule, hybrid_record["pseudo_atoms"])
+    options = {"workers": threads, **({"stride": settings["stride"]} if settings["stride"] else {})}
+    out, info = sharpen.sharpen_map(emap, modelmap, resolution, window=win.voxels, mask=mask, mode=settings["mode"],
+                                    half_maps=_half_maps(inputs), progress=False, **options)
+    write_map(outputs["map"], out, label=sharpen.sharpened_label(info))
+    info.update(cycle=cycle, mask=mask_rule, window_rule=win.rule,
+                reference=f"hybrid: model + {hybrid_record['pseudo_atoms']} pseudo-atoms" if hybrid_record else "model")
+    if hybrid_record:
+        info["hybrid"] = hybrid_record
+    write_json(outputs["info"], info)
+    return info
+
+
+def _truth(inputs: Mapping, emap, resolution: float):
+    """Phantoms: the truth map, the true model's envelope (where maps are scored) and its regions (thirds of the
+    truth B, and what the input model lacks); Nones without a truth."""
+    if "truth" not in inputs:
+        return None, None, None
+    from .. import metrics
+    from ..models import envelope_mask
+    from ..phantoms.truth import region_masks
+
+    true_model = read_model(inputs["truth_model"])
+    mask = envelope_mask(true_model, emap, metrics.envelope_radius(resolution))
+    return read_map(inputs["truth"]), mask, region_masks(true_model, emap, mask, read_model(inputs["start_model"]))
+
+
+def validate_step(inputs: Mapping, outputs: Mapping, *, cycle: int) -> dict:
+    """The cycle's validation record against the ORIGINAL map (:func:`locscale.validation.map_metrics
+    .validation_metrics`) with the model validation merged in: metrics (JSON), FSC curve and per-residue table."""
+    from ..outputs import write_tsv
+    from ..validation.map_metrics import validation_metrics
+    from ..validation.model import cycle_record, merge_per_residue
+
+    emap, resolution = read_map(inputs["map"]), _resolution(inputs)
+    truth, truth_mask, regions = _truth(inputs, emap, resolution)
+    record, curve, per_residue = validation_metrics(
+        emap, read_model(inputs["model"]), resolution, sharpened=read_map(inputs["sharpened"]),
+        kurtosis_mask=read_map(inputs["kurtosis_mask"]).data >= 0.5,
+        previous=read_model(inputs["previous"]) if inputs.get("previous") else None,
+        model_map=read_map(inputs["modelmap"]) if inputs.get("modelmap") else None,
+        reference=read_map(inputs["reference"]), truth=truth, truth_mask=truth_mask, truth_regions=regions)
+    record = {"cycle": cycle, **record, **cycle_record(read_json(inputs["model_validation"]))}
+    write_json(outputs["metrics"], record)
+    write_tsv(curve.to_frame(), outputs["fsc"])
+    write_tsv(merge_per_residue(per_residue, inputs["model_validation_residues"]), outputs["per_residue"])
+    return record
