@@ -39,8 +39,9 @@ def gpu_available() -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", choices=sorted(C.CASES), default="bundled")
-    ap.add_argument("--modes", default="exact,compat,near-exact,fast,gpu",
-                    help="comma-separated: exact, compat, near-exact, fast, gpu (gpu-exact and gpu-near-exact "
+    ap.add_argument("--modes", default="tapered,exact,compat,near-exact,fast,gpu",
+                    help="comma-separated: tapered (the default mode), exact, compat, near-exact, fast, gpu "
+                         "(gpu-exact and gpu-near-exact "
                          "when torch sees a CUDA GPU)")
     ap.add_argument("--no-locscale2", action="store_true", help="do not run LocScale 2.4.1")
     ap.add_argument("--end-to-end", action="store_true", help="also run LocScale 2's documented -mc call")

@@ -95,3 +95,73 @@ def test_when_every_cycle_is_flagged_a_geometry_flag_weighs_more_than_drift():
     r = geometry_rows([0.2, 2.0, 3.0], [0.5, 0.5, 0.5])
     sel = choose_final_cycle(r)
     assert sel.cycle == 1 and "do not use its model" in sel.reason
+
+
+# ---------------------------------------------------------------------- model completion: like with like
+def residue_table(n_input, built=0, input_outliers=(), built_outliers=0, built_overlaps=0, first=1):
+    """A per-residue table (chain A): the input model's residues first..first+n_input-1 (``input_outliers``:
+    those that are Ramachandran outliers) and `built` residues after them, `built_outliers` of them outliers and
+    `built_overlaps` of them in a bad overlap."""
+    rows = []
+    for k in range(n_input + built):
+        n = first + k
+        is_built = k >= n_input
+        j = k - n_input
+        outlier = (n in input_outliers) if not is_built else j < built_outliers
+        rows.append({"chain": "A", "resnum": n, "icode": "", "rama": "outlier" if outlier else "favoured",
+                     "overlaps": 1.0 if is_built and j < built_overlaps else 0.0})
+    return rows
+
+
+def completion_rows(fsc):
+    """Cycle records of a run with a completion after cycle 1 (cycles 2 and 3 hold the completed model):
+    FSCaverage `fsc` per cycle, whole-model Ramachandran outliers as the validation would report them."""
+    return [{"cycle": c, "b_mean": 50.0, "fsc_average": f, "sharpness_b_vs_global": 0.0, "bond_rmsz": 0.8,
+             "angle_rmsz": 0.8, "atom_overlaps_per_1000_atoms": 2.0} for c, f in enumerate(fsc)]
+
+
+def test_a_completed_model_that_passes_its_checks_is_final_although_its_fscaverage_is_lower():
+    """FSCaverage of a model with 20 % more residues is compared only with cycles holding the same model: the
+    completion (cycles 2 and 3, 30 built residues, no outlier or overlap among them) is handed out, and the record
+    says so. Comparing its FSCaverage with the smaller model's would have chosen cycle 1."""
+    r = completion_rows([0.70, 0.850, 0.842, 0.843])
+    tables = {0: residue_table(150, input_outliers={40}), 1: residue_table(150, input_outliers={40})}
+    tables[2] = tables[3] = residue_table(150, 30, input_outliers={40})
+    assert choose_final_cycle(r).cycle == 1  # without the residue tables: the highest FSCaverage
+    sel = choose_final_cycle(r, residues=tables)
+    assert sel.cycle == 3 and not any(sel.flags.values())
+    assert sel.completion["holds_completion"] and sel.completion["residues_added"] == 30
+    assert sel.completion["input_residues"] == 150 and "completed model (30 residues more" in sel.reason
+    assert sel.record()["completion"]["cycles"]["2"] == {"residues": 180, "residues_added": 30, "flagged": False}
+
+
+def test_geometry_compares_the_input_residues_with_themselves_and_the_built_ones_with_absolute_limits():
+    s = DEFAULT_SELECTION
+    r = completion_rows([0.70, 0.850, 0.842, 0.843])
+    base = residue_table(100, input_outliers={40})
+    # (a) built residues without an outlier dilute the whole model's percentage (3 of 300 = 1 %, the input's 1 %),
+    # but two of the input's residues became outliers: +2 points on the same 100 residues
+    worse = residue_table(100, 200, input_outliers={10, 40, 60})
+    flags = cycle_flags(r, residues={0: base, 1: base, 2: worse, 3: worse})
+    assert "input model's residues" in flags[2][0] and "+2.00 points" in flags[2][0]
+    # (b) the built residues against absolute limits: 2 of 20 outliers (10 %), 1 of 20 in an overlap (5 %)
+    bad_built = residue_table(100, 20, input_outliers={40}, built_outliers=2, built_overlaps=1)
+    flags = cycle_flags(r, residues={0: base, 1: base, 2: bad_built, 3: base})
+    assert any(f"built residues are Ramachandran outliers (> {s['max_built_rama_outliers_pct']:g} %)" in f
+               for f in flags[2]), flags[2]
+    assert any("built residues are in a bad atom overlap" in f for f in flags[2]), flags[2]
+    sel = choose_final_cycle(r, residues={0: base, 1: base, 2: bad_built, 3: bad_built})
+    assert sel.cycle == 1 and sel.completion["flagged_completions"] == [2, 3] and not sel.completion["holds_completion"]
+    # (c) clean built residues pass; limits can be switched off
+    flags = cycle_flags(r, residues={0: base, 1: base, 2: residue_table(100, 20, input_outliers={40}), 3: base})
+    assert not flags[2]
+    assert not cycle_flags(r, {"max_built_rama_outliers_pct": None, "max_built_overlap_pct": None},
+                           residues={0: base, 1: base, 2: bad_built, 3: base})[2]
+
+
+def test_a_rise_in_atom_overlaps_is_flagged():
+    r = completion_rows([0.70, 0.85, 0.85])
+    r[2]["atom_overlaps_per_1000_atoms"] = 2.0 + DEFAULT_SELECTION["max_overlaps_increase"] + 0.5
+    flags = cycle_flags(r)
+    assert not flags[1] and "atom overlaps per 1000 atoms" in flags[2][0]
+    assert choose_final_cycle(r).cycle == 1

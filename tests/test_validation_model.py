@@ -152,6 +152,9 @@ def test_wrecked_geometry(shaken, deposited, tmp_path):
     assert summary["bond_rmsz"] > 3 * good["bond_rmsz"]
     assert summary["angle_rmsz"] > 2 * good["angle_rmsz"]
     assert summary["atom_overlaps_per_1000_atoms"] > good["atom_overlaps_per_1000_atoms"]
+    # per residue: each bad overlap counts for the residues it involves, so the residues in one are more too
+    assert (table.overlaps > 0).sum() > (deposited[2].overlaps > 0).sum() > 0
+    assert set(table.overlaps.dropna().astype(int)) >= {0, 1}
     assert summary["q_score_median"] < good["q_score_median"]
     assert summary["rama_outliers_pct"] > 2.0
     # Coot's outlier cut (p < 0.002) is 4× MolProbity's general one (0.05 %), so coot flags at least as many; a

@@ -57,7 +57,7 @@ _CHI_ATOMS = {
 }
 
 TSV_COLUMNS = ["chain", "resnum", "icode", "resname", "rama", "phi", "psi", "rama_probability",
-               "rotamer_probability", "rotamer_outlier", "q_score", "cc_coot"]
+               "rotamer_probability", "rotamer_outlier", "q_score", "cc_coot", "overlaps"]
 
 
 def read_model_and_map(mc, model, map_path) -> tuple[int, int]:
@@ -123,6 +123,7 @@ def validate(model: str, map_path: str, ligands: list[str] = (), density_correla
     seconds["read"] = time.perf_counter() - t0
 
     rama, rama_p, rotamer_p, overlaps, bad, q = {}, {}, {}, [], [], {}
+    per_residue_overlaps: dict[tuple[str, int, str], int] = {}
     if not density_correlation_only:
         t = time.perf_counter()
         for pp in mc.ramachandran_validation(imol):
@@ -138,6 +139,9 @@ def validate(model: str, map_path: str, ligands: list[str] = (), density_correla
         t = time.perf_counter()
         overlaps = mc.get_atom_overlaps(imol)
         bad = [o for o in overlaps if o.overlap_volume >= OVERLAP_VOLUME_BAD and not o.is_h_bond]
+        for o in bad:  # each bad overlap counts for each residue it involves (once for one inside a residue)
+            for key in {_key(o.atom_spec_1), _key(o.atom_spec_2)}:
+                per_residue_overlaps[key] = per_residue_overlaps.get(key, 0) + 1
         seconds["overlaps"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -163,7 +167,8 @@ def validate(model: str, map_path: str, ligands: list[str] = (), density_correla
                      "rama": rama_class(p) if math.isfinite(p) else "", "phi": phi, "psi": psi,
                      "rama_probability": p, "rotamer_probability": rot,
                      "rotamer_outlier": nan if not math.isfinite(rot) else float(rot <= 0.0),
-                     "q_score": q.get(key, nan), "cc_coot": cc.get(key, nan)})
+                     "q_score": q.get(key, nan), "cc_coot": cc.get(key, nan),
+                     "overlaps": nan if missing or density_correlation_only else per_residue_overlaps.get(key, 0)})
 
     classes = [r["rama"] for r in rows if r["rama"]]
     rot_flags = [r["rotamer_outlier"] for r in rows if math.isfinite(r["rotamer_outlier"])]

@@ -185,7 +185,8 @@ REGISTRY: dict[str, Tool] = {t.name: t for t in (
     Tool("coot", "coot-headless-api",
          lambda inp: None if _find_spec("coot_headless_api") else "coot-headless-api is not installed",
          _program_command("locscale.validation.coot_tool", "coot"), _tool_files("coot"), _read_program("coot"),
-         ("rama", "phi", "psi", "rama_probability", "rotamer_outlier", "rotamer_probability", "q_score", "cc_coot")),
+         ("rama", "phi", "psi", "rama_probability", "rotamer_outlier", "rotamer_probability", "q_score", "cc_coot",
+          "overlaps")),
     Tool("cctbx", "cctbx-base",
          lambda inp: (None if _find_spec("mmtbx") and _find_spec("iotbx")
                       else "cctbx (cctbx-base: mmtbx, iotbx) is not installed"),

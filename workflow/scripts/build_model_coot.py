@@ -15,7 +15,7 @@ def main(smk):
         smk.input.model, smk.input.locscale, sequence, smk.params.workdir, resolution_of(smk.input.info),
         trials=s["trials"], seed=s["seed"], monlib=smk.params.monlib,
         sequence_model=smk.input.input_model,
-        min_fit=s["min_fit"], max_residues_per_end=s["max_residues_per_end"],
+        min_fit=s["min_fit"], min_q_score=s["min_q_score"], max_residues_per_end=s["max_residues_per_end"],
         max_gap_residues=s["max_gap_residues"], refine_cycles=s["refine_cycles"], output=smk.output.model)
     check_model_in_map(read_model(built), read_map(smk.input.locscale))
     write_outputs(report, table, smk.output.record, smk.output.table)

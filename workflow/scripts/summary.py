@@ -21,7 +21,7 @@ def main(smk):
     schema = Path(__file__).resolve().parents[1] / "schemas" / "cycle_row.schema.yaml"
     inp, last = smk.input, int(smk.params.last)
     info = read_json(inp.inputs)
-    rows, curves, bvalues, residues = [], {}, {}, {}
+    rows, curves, bvalues, residues, by_cycle = [], {}, {}, {}, {}
     for c in range(last + 1):
         key = f"{c:02d}"
         label = "cycle 0 (input)" if c == 0 else f"cycle {c}"
@@ -36,8 +36,8 @@ def main(smk):
         rows.append(read_cycle_row(c, inp[f"metrics_{key}"], resolution_source=info["resolution_source"], **steps))
         curves[label] = pd.read_csv(inp[f"fsc_{key}"], sep="\t")
         bvalues[label] = b_factors(read_model(inp[f"model_{key}"]))
-        residues[label] = read_per_residue(inp[f"residues_{key}"])
-    selection = choose_final_cycle(rows, smk.params.selection)
+        residues[label] = by_cycle[c] = read_per_residue(inp[f"residues_{key}"])
+    selection = choose_final_cycle(rows, smk.params.selection, residues=by_cycle)
     finish_rows(rows, selection, smk.params.config_summary["refine"]["b_target"], schema)
     write_json(smk.output.selection, {**selection.record(), "last_cycle": last})
     print(f"final cycle: {selection.reason}")
