@@ -149,7 +149,7 @@ rule truth_table:
         plot=f"{OUT}/{{ph}}/truth_table.png",
         scan=f"{OUT}/{{ph}}/truth_table_global_b_scan.tsv",
     params:
-        window=config.get("window"),
+        window=config["window"],
     log:
         f"{OUT}/{{ph}}/logs/truth_table.log",
     benchmark:
@@ -174,7 +174,7 @@ rule window_sweep:
     params:
         settings=config["window_sweep"],
         mode=config["mode"],
-        window=config.get("window"),
+        window=config["window"],
         reference=config["reference"],
     log:
         f"{OUT}/{{ph}}/logs/window_sweep.log",
@@ -200,7 +200,7 @@ rule model_bias:
     params:
         settings=config["model_bias"],
         mode=config["mode"],
-        window=config.get("window"),
+        window=config["window"],
         reference=config["reference"],
     log:
         f"{OUT}/{{ph}}/logs/model_bias.log",
@@ -226,7 +226,7 @@ rule b_misestimation:
     params:
         settings=config["b_misestimation"],
         mode=config["mode"],
-        window=config.get("window"),
+        window=config["window"],
     log:
         f"{OUT}/{{ph}}/logs/b_misestimation.log",
     benchmark:
@@ -252,7 +252,7 @@ rule model_completion:
         settings=config["model_completion"],
         refine=config["refine"],
         mode=config["mode"],
-        window=config.get("window"),
+        window=config["window"],
         reference=config["reference"],
         workdir=lambda wildcards, output: str(Path(output.table).parent / "model_completion"),
     log:
@@ -279,7 +279,7 @@ rule partial_models:
     params:
         settings=config["partial_models"],
         mode=config["mode"],
-        window=config.get("window"),
+        window=config["window"],
         reference=config["partial_models"]["reference"],
     log:
         f"{OUT}/{{ph}}/logs/partial_models.log",
@@ -305,7 +305,7 @@ rule local_resolution:
         map=f"{OUT}/{{ph}}/SIMULATED_local_resolution.mrc",
     params:
         settings=config["local_resolution"],
-        window=config.get("window"),
+        window=config["window"],
     log:
         f"{OUT}/{{ph}}/logs/local_resolution.log",
     benchmark:

@@ -844,6 +844,79 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     from ..models import read_model, write_model
 
     t0 = time.perf_counter()
+    resolution, monlib = _check_builder(trials, resolution, monlib)
+    model = Path(model).absolute()
+    run, output = _start(map_path, workdir, output, timeout)
+    structure = read_model(model)
+    sequences, segments, chains = _plan(structure, model, sequence, sequence_model, max_residues_per_end,
+                                        max_gap_residues)
+    todo = [s for s in segments if not s.refused]
+    filled_path, seconds = run.workdir / "filled.cif", {}
+    t = time.perf_counter()
+    side_chains = _fill_side_chains(model, filled_path, run)
+    seconds["fill"] = time.perf_counter() - t
+    filled = gemmi.read_structure(str(filled_path))
+    baseline = _anchor_baseline(todo, filled_path, run)
+    t = time.perf_counter()
+    offsets = {c: v["offset"] for c, v in chains.items()}
+    results = [_run_trial(k, int(seed) + k, todo, filled_path, run.map_path, resolution, monlib,
+                          int(refine_cycles), sequences, offsets, run.workdir, run.log, timeout)
+               for k in range(int(trials) if todo else 0)]
+    seconds["trials"] = time.perf_counter() - t
+    b_new = _median_b(structure)
+    chosen = _choose_trials(segments, results, baseline, min_fit=min_fit, min_q_score=min_q_score)
+    final, final_check = _check_merged(structure, filled, segments, chosen, baseline, b_new, run)
+    rows_out, built = _residue_rows(segments, chosen)
+    _restore_b(final, structure, b_new)
+    write_model(final, output)
+    parameters = {"trials": int(trials), "seed": int(seed), "min_fit": float(min_fit),
+                  "min_q_score": float(min_q_score), "max_residues_per_end": int(max_residues_per_end),
+                  "max_gap_residues": int(max_gap_residues), "refine_cycles": int(refine_cycles),
+                  "resolution": float(resolution), "monlib": str(monlib), "register_margin": REGISTER_MARGIN,
+                  "rama_outlier_p": RAMA_OUTLIER_P}
+    report = _report(model, run.map_path, sequence, sequence_model, parameters, chains, built, side_chains, segments,
+                     results, final_check, output)
+    seconds["total"] = time.perf_counter() - t0
+    report["seconds"] = seconds
+    return output, report, pd.DataFrame(rows_out, columns=TABLE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Where one completion runs: the map, the work folder, the coot log and each coot step's time limit."""
+
+    map_path: Path
+    workdir: Path
+    log: Path
+    timeout: float
+
+
+def _start(map_path, workdir, output, timeout: float) -> tuple[_Run, Path]:
+    """The completion's run (absolute paths; the work folder made, the coot log emptied) and its output path
+    (default ``workdir/built_model.cif``)."""
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = _Run(Path(map_path).absolute(), workdir, workdir / "coot_building.log", timeout)
+    run.log.write_text("")
+    return run, Path(output) if output is not None else workdir / "built_model.cif"
+
+
+def _fill_side_chains(model: Path, filled_path: Path, run: _Run) -> tuple[list, list]:
+    """coot's fill of the model's truncated side chains into `filled_path`, checked (:func:`_check_side_chains`):
+    (completed residues, residues left truncated)."""
+    fill = _coot_agreed("fill", model, run.map_path, filled_path, run.workdir, run.log, timeout=run.timeout)
+    return _check_side_chains(model, filled_path, run.map_path, fill.get("partial_residues", []), run.workdir,
+                              run.log, run.timeout)
+
+
+def _median_b(structure: gemmi.Structure) -> float:
+    """The B new residues get: the model's median (30 Å² for a model without atoms)."""
+    b_values = [a.b_iso for ch in structure[0] for r in ch for a in r]
+    return float(np.median(b_values)) if b_values else 30.0
+
+
+def _check_builder(trials, resolution: float, monlib):
+    """The checked resolution and the monomer library; a clear error when a setting or a tool is missing."""
     if int(trials) < 1:
         raise LocScaleInputError(f"model_completion.coot.trials = {trials}", "use at least 1 trial")
     if not coot_available() or importlib.util.find_spec("servalcat") is None:
@@ -853,15 +926,12 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
     from ..limits import check_resolution
     from ..tools.restraints import resolve_monlib
 
-    resolution = check_resolution(resolution)
-    monlib = resolve_monlib(monlib)
-    model, map_path = Path(model).absolute(), Path(map_path).absolute()
-    workdir = Path(workdir).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
-    output = Path(output) if output is not None else workdir / "built_model.cif"
-    log = workdir / "coot_building.log"
-    log.write_text("")
-    structure = read_model(model)
+    return check_resolution(resolution), resolve_monlib(monlib)
+
+
+def _plan(structure: gemmi.Structure, model: Path, sequence, sequence_model, max_residues_per_end: int,
+          max_gap_residues: int):
+    """(sequences by chain, segments, chains' record) of :func:`plan_segments`; an error without any sequence."""
     sequences = chain_sequences(structure, sequence, sequence_model)
     if not sequences:
         raise LocScaleInputError("no sequence for any protein chain of the model",
@@ -869,30 +939,24 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
                                  "(mmCIF entity_poly_seq or PDB SEQRES)", sequence or model)
     segments, chains = plan_segments(structure, sequences, max_residues_per_end=max_residues_per_end,
                                      max_gap_residues=max_gap_residues, sequence_path=sequence)
-    offsets = {c: v["offset"] for c, v in chains.items()}
-    todo = [s for s in segments if not s.refused]
-    seconds = {}
-    t = time.perf_counter()
-    filled_path = workdir / "filled.cif"
-    fill = _coot_agreed("fill", model, map_path, filled_path, workdir, log, timeout=timeout)
-    completed, reverted = _check_side_chains(model, filled_path, map_path, fill.get("partial_residues", []), workdir,
-                                             log, timeout)
-    seconds["fill"] = time.perf_counter() - t
-    filled = gemmi.read_structure(str(filled_path))
-    # the anchors' Ramachandran probabilities before building (a built segment must not make them outliers)
-    baseline_plan = workdir / "anchors.json"
-    baseline_plan.write_text(json.dumps({"score": [[s.chain, a] for s in todo for a in s.anchors()]}))
-    baseline = _rows_by_residue(_coot("score", filled_path, map_path, None, workdir, log, plan=baseline_plan,
-                                      timeout=timeout, result=workdir / "anchors_score.json")) if todo else {}
-    results: list[Trial] = []
-    t = time.perf_counter()
-    for k in range(int(trials) if todo else 0):
-        results.append(_run_trial(k, int(seed) + k, todo, filled_path, map_path, resolution, monlib,
-                                  int(refine_cycles), sequences, offsets, workdir, log, timeout))
-    seconds["trials"] = time.perf_counter() - t
+    return sequences, segments, chains
 
-    b_values = [a.b_iso for ch in structure[0] for r in ch for a in r]
-    b_new = float(np.median(b_values)) if b_values else 30.0
+
+def _anchor_baseline(todo: list[Segment], filled_path: Path, run: _Run) -> dict:
+    """The anchors' scores (Ramachandran probabilities) before building: a built segment must not make them
+    outliers. Empty when nothing is to be built."""
+    if not todo:
+        return {}
+    plan = run.workdir / "anchors.json"
+    plan.write_text(json.dumps({"score": [[s.chain, a] for s in todo for a in s.anchors()]}))
+    return _rows_by_residue(_coot("score", filled_path, run.map_path, None, run.workdir, run.log, plan=plan,
+                                  timeout=run.timeout, result=run.workdir / "anchors_score.json"))
+
+
+def _choose_trials(segments: list[Segment], results: list[Trial], baseline: dict, *, min_fit: float,
+                   min_q_score: float) -> dict:
+    """Segment id -> (trial, kept residue numbers, {trimmed number: reason}) of each built segment: the trial whose
+    kept residues score highest (the first on a tie). Every segment's record says what was judged."""
     chosen: dict[str, tuple[Trial, list[int], dict[int, str]]] = {}
     for seg in segments:
         seg_record = {"id": seg.id, "kind": seg.kind, "chain": seg.chain, "residues": len(seg.residues)}
@@ -911,60 +975,79 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
                            "junction_c_n": trial.junctions.get(seg.id), "stopped": trial.stopped.get(seg.id, ""),
                            "_kept": kept, "_trimmed": trimmed})
         best = max(range(len(judged)), key=lambda i: (judged[i]["score"], -i))
-        trial = results[best]
-        kept, trimmed = judged[best]["_kept"], judged[best]["_trimmed"]
-        chosen[seg.id] = (trial, kept, trimmed)
+        chosen[seg.id] = (results[best], judged[best]["_kept"], judged[best]["_trimmed"])
         seg_record.update(trial=best, register=judged[best]["register"],
                           junction_c_n=judged[best]["junction_c_n"],
                           scores=[{k: v for k, v in j.items() if not k.startswith("_")} for j in judged])
-    # the merged model is checked as a whole (segments chosen from different trials may meet)
+    return chosen
+
+
+def _check_merged(structure: gemmi.Structure, filled: gemmi.Structure, segments: list[Segment], chosen: dict,
+                  baseline: dict, b_new: float, run: _Run) -> tuple[gemmi.Structure, list[str]]:
+    """The merged model, checked as a whole (segments chosen from different trials may meet): up to
+    :data:`FINAL_CHECK_ROUNDS` rounds of scoring it and removing the kept residues that now have a problem
+    (`chosen` is updated in place); returns it and the residues removed ("A12: reason")."""
+    from ..models import write_model
+
     final = merge(structure, filled, segments, chosen)
     final_check = []
     for _ in range(FINAL_CHECK_ROUNDS):
         kept_keys = [(seg.chain, n) for seg in segments if seg.id in chosen for n in chosen[seg.id][1]]
         if not kept_keys:
             break
-        merged = workdir / "merged.cif"
+        merged = run.workdir / "merged.cif"
         _restore_b(final, structure, b_new)
         write_model(final, merged)
-        check_plan = workdir / "merged_score_plan.json"
+        check_plan = run.workdir / "merged_score_plan.json"
         check_plan.write_text(json.dumps({"score": [list(k) for k in kept_keys]
                                           + [[s.chain, a] for s in segments if s.id in chosen for a in s.anchors()]}))
-        rows = _rows_by_residue(_coot("score", merged, map_path, None, workdir, log, plan=check_plan,
-                                      timeout=timeout, result=workdir / "merged_score.json"))
-        removed = []
-        for seg in segments:
-            if seg.id not in chosen:
-                continue
-            trial, kept, trimmed = chosen[seg.id]
-            parts = [[n for n in p if n in kept] for p in trial.parts[seg.id]]
-            more = judge_residues(seg.chain, parts, seg.anchors(), rows, baseline, min_fit=-1.0, min_q_score=-1.0,
-                                  cascade=seg.kind != "gap")
-            if more:
-                more = {n: f"in the merged model: {r}" for n, r in more.items()}
-                removed += [f"{seg.chain}{n}: {r}" for n, r in more.items()]
-                trimmed = {**trimmed, **more}
-                kept = [n for n in kept if n not in more]
-                chosen[seg.id] = (trial, kept, trimmed)
+        rows = _rows_by_residue(_coot("score", merged, run.map_path, None, run.workdir, run.log, plan=check_plan,
+                                      timeout=run.timeout, result=run.workdir / "merged_score.json"))
+        removed = _remove_failing(segments, chosen, rows, baseline)
         final = merge(structure, filled, segments, chosen)
         final_check += removed
         if not removed:
             break
-    rows_out, kept_cc, kept_q = [], [], []
-    n_built = n_trimmed = 0
+    return final, final_check
+
+
+def _remove_failing(segments: list[Segment], chosen: dict, rows: dict, baseline: dict) -> list[str]:
+    """Remove from `chosen` (in place) the kept residues that fail in the merged model's scores `rows`; returns
+    them ("A12: reason")."""
+    removed = []
+    for seg in segments:
+        if seg.id not in chosen:
+            continue
+        trial, kept, trimmed = chosen[seg.id]
+        parts = [[n for n in p if n in kept] for p in trial.parts[seg.id]]
+        more = judge_residues(seg.chain, parts, seg.anchors(), rows, baseline, min_fit=-1.0, min_q_score=-1.0,
+                              cascade=seg.kind != "gap")
+        if more:
+            more = {n: f"in the merged model: {r}" for n, r in more.items()}
+            removed += [f"{seg.chain}{n}: {r}" for n, r in more.items()]
+            trimmed = {**trimmed, **more}
+            kept = [n for n in kept if n not in more]
+            chosen[seg.id] = (trial, kept, trimmed)
+    return removed
+
+
+def _residue_rows(segments: list[Segment], chosen: dict) -> tuple[list[dict], dict]:
+    """The per-residue table's rows (built, trimmed or refused, with the reason) and the totals (``built``,
+    ``trimmed``, the kept residues' ``cc`` and ``q_score``); completes each segment's record with its status."""
+    rows_out, built = [], {"built": 0, "trimmed": 0, "cc": [], "q_score": []}
     for seg in segments:
         if seg.refused:
             rows_out += [_row(seg, n, name, "refused", seg.refused) for n, name in seg.residues]
             continue
         trial, kept, trimmed = chosen[seg.id]
         placed = {n for p in trial.parts[seg.id] for n in p}
-        n_built += len(kept)
-        n_trimmed += len(trimmed)
+        built["built"] += len(kept)
+        built["trimmed"] += len(trimmed)
         for n, name in seg.residues:
             r = trial.rows.get((seg.chain, n), {})
             if n in kept:
-                kept_cc.append(r.get("cc", float("nan")))
-                kept_q.append(r.get("q_score", float("nan")))
+                built["cc"].append(r.get("cc", float("nan")))
+                built["q_score"].append(r.get("q_score", float("nan")))
                 rows_out.append(_row(seg, n, name, "built", "", trial.number, r))
             elif n in trimmed:
                 rows_out.append(_row(seg, n, name, "trimmed", trimmed[n], trial.number, r))
@@ -975,24 +1058,24 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
                           trimmed=len(trimmed))
         if not kept and not placed:
             seg.record["reason"] = trial.stopped.get(seg.id) or "coot placed no residue"
-    _restore_b(final, structure, b_new)
-    write_model(final, output)
-    table = pd.DataFrame(rows_out, columns=TABLE_COLUMNS)
-    report = {
+    return rows_out, built
+
+
+def _report(model: Path, map_path: Path, sequence, sequence_model, parameters: dict, chains: dict, built: dict,
+            side_chains: tuple[list, list], segments: list[Segment], results: list[Trial], final_check: list[str],
+            output: Path) -> dict:
+    """The completion's record (:func:`complete_model`), without its timings."""
+    completed, reverted = side_chains
+    return {
         "mode": "coot",
         "model": str(model), "map": str(map_path), "sequence": None if sequence is None else str(sequence),
         "sequence_model": None if sequence is not None or sequence_model is None else str(sequence_model),
-        "parameters": {"trials": int(trials), "seed": int(seed), "min_fit": float(min_fit),
-                       "min_q_score": float(min_q_score),
-                       "max_residues_per_end": int(max_residues_per_end),
-                       "max_gap_residues": int(max_gap_residues), "refine_cycles": int(refine_cycles),
-                       "resolution": float(resolution), "monlib": str(monlib),
-                       "register_margin": REGISTER_MARGIN, "rama_outlier_p": RAMA_OUTLIER_P},
+        "parameters": parameters,
         "chains": chains,
-        "residues_built": int(n_built),
-        "residues_trimmed": int(n_trimmed),
-        "built_fit_mean": float(np.nanmean(kept_cc)) if kept_cc else float("nan"),
-        "built_q_score_mean": float(np.nanmean(kept_q)) if kept_q else float("nan"),
+        "residues_built": int(built["built"]),
+        "residues_trimmed": int(built["trimmed"]),
+        "built_fit_mean": float(np.nanmean(built["cc"])) if built["cc"] else float("nan"),
+        "built_q_score_mean": float(np.nanmean(built["q_score"])) if built["q_score"] else float("nan"),
         "side_chains_completed": len(completed),
         "side_chains_completed_residues": completed,
         "side_chains_left_truncated": reverted,
@@ -1003,9 +1086,6 @@ def complete_model(model, map_path, sequence, workdir, resolution: float, *, tri
         "final_check": final_check,
         "built_model": str(output),
     }
-    seconds["total"] = time.perf_counter() - t0
-    report["seconds"] = seconds
-    return output, report, table
 
 
 def _check_side_chains(model: Path, filled_path: Path, map_path: Path, partial: list[str], workdir: Path, log: Path,

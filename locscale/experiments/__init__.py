@@ -24,6 +24,7 @@ Experiments, one module each (each returns a pandas table; its ``plot_*`` draws 
 * :mod:`.truth_table` and :mod:`.local_resolution` -- the plots of the tables that :mod:`locscale.phantoms.truth` and
   :mod:`locscale.localres` compute.
 
-:mod:`.bench` holds the bench (and the workflow's cycle-0 target), :mod:`.common` the TSV tables and the figure
-helper; the model edits of the controls are in :mod:`locscale.models`.
+:mod:`.bench` holds the bench (and the workflow's cycle-0 target), :mod:`.refine` the true model's B refined as
+the workflow refines them, :mod:`.common` the TSV tables and the figure helper; the model edits of the controls
+are in :mod:`locscale.phantoms.edits`.
 """

@@ -412,12 +412,12 @@ def write_configured_phantom(model_path, settings: dict, outdir, expected: dict 
 
     p = settings
     st = crop_model(read_model(model_path), p.get("chains"), radius=p.get("radius"))
+    # the settings given; make_phantom's own defaults for the others (the one place they are written)
+    given = {k: p[k] for k in ("truth_b", "truth_b_gradient", "chain_b") if p.get(k) is not None}
+    given.update(remove_chains=p.get("remove_chains") or None)
+    given.update({k: float(p[k]) for k in ("b_core", "b_periphery", "noise_b", "remove_fraction") if k in p})
     ph = make_phantom(st, (int(p["box"]), float(p["apix"])), int(p["seed"]), resolution=float(p["resolution"]),
-                      truth_b=p.get("truth_b"), truth_b_gradient=p.get("truth_b_gradient"),
-                      b_core=float(p.get("b_core", 0.0)), b_periphery=float(p.get("b_periphery", 0.0)),
-                      b_global=float(p["b_global"]), noise_b=float(p.get("noise_b", 50.0)),
-                      chain_b=p.get("chain_b"), remove_fraction=float(p.get("remove_fraction", 0.0)),
-                      remove_chains=p.get("remove_chains") or None, source=str(model_path))
+                      b_global=float(p["b_global"]), source=str(model_path), **given)
     paths = ph.write(Path(outdir))
     wrong = [k for k, v in (expected or {}).items() if Path(v) != paths[k]]
     if wrong:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
+from locscale.cycle import files
 from locscale.cycle.convergence import read_decision, walk_cycles
 from locscale.download import (
     emdb_half_map_urls,
@@ -24,7 +25,6 @@ from locscale.errors import LocScaleInputError
 from locscale.engines import make_engine
 
 ENVS = Path(workflow.basedir) / "envs"
-RESULTS = "results"
 DATASETS = list(config["datasets"])
 MAX_CYCLES = int(config["max_cycles"])
 COMPLETION = config["model_completion"]
@@ -206,15 +206,14 @@ def dataset_params(wildcards):
 
 
 # ---------------------------------------------------------------------------------------------- paths
-def cdir(ds, cycle):
-    return f"{RESULTS}/{ds}/cycle_{int(cycle):02d}"
+cdir = files.cycle_dir
 
 
 def completion_after(cycle):
     """True when a rebuilt model replaces cycle `cycle`'s refined model before the next cycle."""
     if COMPLETION["mode"] == "none" or int(cycle) < 1:
         return False
-    after = COMPLETION.get("after_cycles")
+    after = COMPLETION["after_cycles"]
     return after is None or int(cycle) in [int(c) for c in after]
 
 
@@ -347,8 +346,9 @@ def await_model_input(wildcards):
 
 
 # ---------------------------------------------------------------------------------------------- resources
-def mem_mb(per_mb, base):
-    """Memory request growing with the size of the rule's input files (maps dominate)."""
+def by_input_size(per_mb, base):
+    """A resource request (memory in MB, run time in minutes) growing with the size of the rule's input files
+    (maps dominate): base + per_mb × their size in MB."""
     return lambda wildcards, input: int(base + per_mb * input.size_mb)
 
 
@@ -360,11 +360,6 @@ def sharpen_threads():
     if any(crossval_enabled(ds) for ds in DATASETS) and isinstance(cores, int) and cores > 1:
         threads = min(threads, cores - 1)
     return max(1, threads)
-
-
-def runtime_min(per_mb, base):
-    """Run-time request in minutes, growing with the size of the rule's input files."""
-    return lambda wildcards, input: int(base + per_mb * input.size_mb)
 
 
 # ---------------------------------------------------------------------------------------------- engine
@@ -386,7 +381,7 @@ def _crossval_engine():
     if not any(crossval_enabled(ds) for ds in DATASETS):
         return ENGINE
     try:
-        return ENGINE.for_cross_validation(bool(REFINE.get("refine_xyz")))
+        return ENGINE.for_cross_validation(bool(REFINE["refine_xyz"]))
     except LocScaleInputError as err:
         raise WorkflowError(f"config: {err}") from None
 
@@ -426,13 +421,6 @@ def _is_waiting(ds):
     return waiting
 
 
-def summary_targets(ds, last):
-    base = f"{RESULTS}/{ds}/summary_upto_{last:02d}"
-    return [f"{base}.tsv", f"{base}/metrics_vs_cycle.png", f"{base}/fsc_curves.png",
-            f"{base}/radial_profiles.png", f"{base}/bfactor_distributions.png", f"{base}/central_sections.png",
-            f"{base}/per_residue.png", f"{base}/selection.json"]
-
-
 def all_input(wildcards):
     """Targets of `all`: walk the converged checkpoints of cycles 1, 2, ... (the only walker: an aggregation rule
     with outputs that walked them would stop extending the loop when settings change).
@@ -448,19 +436,10 @@ def all_input(wildcards):
             targets.append(pending.targetfile)
             continue
         WALKS[ds] = walk
-        targets += summary_targets(ds, walk.last)
-        targets += final_targets(ds)
+        targets += files.summary_targets(ds, walk.last)
+        targets += files.final_outputs(ds, HYBRID).values()
         targets += [f"{cdir(ds, c)}/chimerax.cxc" for c in range(1, walk.last + 1)]
     return targets
-
-
-#: files of the hybrid reference that final/ holds beside the chosen cycle's LocScale map
-HYBRID_FINAL = ("pseudo_atoms.cif", "unexplained_mask.mrc") if HYBRID else ()
-
-
-def final_targets(ds):
-    return [f"{RESULTS}/{ds}/final/{name}" for name in ("locscale.mrc", "model.cif", "modelmap.mrc",
-                                                         "metrics.json", "selection.json", *HYBRID_FINAL)]
 
 
 def final_input(wildcards):
@@ -468,38 +447,15 @@ def final_input(wildcards):
     if wildcards.ds not in WALKS:
         raise WorkflowError(f"results/{wildcards.ds}/final/ is made by the target `all` (it needs the loop's last "
                             "cycle): run snakemake without a file target")
-    last = WALKS[wildcards.ds].last
-    inp = {"selection": f"{RESULTS}/{wildcards.ds}/summary_upto_{last:02d}/selection.json"}
-    for c in range(1, last + 1):
-        for name in ("locscale.mrc", "model.cif", "modelmap.mrc", "metrics.json", *HYBRID_FINAL):
-            inp[f"{name.split('.')[0]}_{c:02d}"] = f"{cdir(wildcards.ds, c)}/{name}"
-    return inp
+    return files.final_inputs(wildcards.ds, WALKS[wildcards.ds].last, HYBRID)
 
 
 def summary_input(wildcards):
-    """Everything the summary of cycles 0 ... last reads."""
+    """Everything the summary of cycles 0 ... last reads (with model completion by coot, the record of each model
+    built after one of its cycles)."""
     ds, last = wildcards.ds, int(wildcards.last)
-    d0 = cdir(ds, 0)
-    inp = {"inputs": f"{d0}/inputs.json", "map": f"{d0}/map.mrc", "global_map": f"{d0}/target.mrc",
-           "global_info": f"{d0}/global_sharpen.json"}
-    for c in range(0, last + 1):
-        d = cdir(ds, c)
-        inp[f"metrics_{c:02d}"] = f"{d}/metrics.json"
-        inp[f"fsc_{c:02d}"] = f"{d}/fsc.tsv"
-        inp[f"model_{c:02d}"] = f"{d}/model.cif"
-        inp[f"residues_{c:02d}"] = f"{d}/per_residue.tsv"
-        if c >= 1:
-            inp[f"refine_{c:02d}"] = f"{d}/refine.json"
-            inp[f"sharpen_{c:02d}"] = f"{d}/sharpen.json"
-            inp[f"locscale_{c:02d}"] = f"{d}/locscale.mrc"
-            inp[f"converged_{c:02d}"] = f"{d}/converged.json"
-            for step in ("refine", "simulate", "sharpen", "validate"):
-                inp[f"bench_{step}_{c:02d}"] = f"{d}/benchmarks/{step}.tsv"
-            if crossval_enabled(ds):
-                inp[f"crossval_{c:02d}"] = f"{d}/crossval.json"
-            if COMPLETION["mode"] == "coot" and c < last and completion_after(c):
-                inp[f"completion_{c:02d}"] = f"{d}/completion_coot.json"  # the model built after cycle c
-    return inp
+    built = [c for c in range(1, last) if COMPLETION["mode"] == "coot" and completion_after(c)]
+    return files.summary_inputs(ds, last, crossval=crossval_enabled(ds), completion_records=built)
 
 
 def report_landing_page():
@@ -507,12 +463,13 @@ def report_landing_page():
     latest cycle table with the final cycle marked, written to .snakemake/locscale/report.rst; the template alone
     before any summary exists (and in the jobs' own processes)."""
     template = Path(workflow.basedir) / "workflow" / "report" / "workflow.rst"
-    tables = [t for ds in DATASETS for t in Path(RESULTS, ds).glob("summary_upto_*.tsv")]
+    tables = [t for ds in DATASETS for t in Path(files.RESULTS, ds).glob("summary_upto_*.tsv")]
     if not workflow.is_main_process or not tables:
         return str(template)
     from locscale.cycle.report import write_landing_page  # plotting libraries: only once there is a table
 
-    page = write_landing_page(template, RESULTS, DATASETS, Path(".snakemake/locscale/report.rst").resolve())
+    page = write_landing_page(template, files.RESULTS, DATASETS,
+                              Path(".snakemake/locscale/report.rst").resolve())
     return str(page or template)
 
 
@@ -532,8 +489,8 @@ def print_run_summary(failed=False):
                 print(f"LocScale cycles: {ds} did not finish (stopped with the run; snakemake --keep-going lets "
                       "the other datasets finish when one fails)")
     for ds, walk in WALKS.items():
-        table = f"{RESULTS}/{ds}/summary_upto_{walk.last:02d}.tsv"
-        selection = Path(f"{RESULTS}/{ds}/final/selection.json")
+        table = f"{files.summary_base(ds, walk.last)}.tsv"
+        selection = Path(files.final_outputs(ds, HYBRID)["selection"])
         if selection.exists():
             sel = json.loads(selection.read_text())
             flagged = {c: f for c, f in sel["flags"].items() if f}

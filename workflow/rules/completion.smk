@@ -38,20 +38,20 @@ if COMPLETION["mode"] == "coot":
             model="results/{ds}/cycle_{cycle}/model.cif",
             info="results/{ds}/cycle_00/inputs.json",
             input_model="results/{ds}/cycle_00/model.cif",  # its entity sequence when model_completion.sequence is null
-            sequence=[COMPLETION["sequence"]] if COMPLETION.get("sequence") else [],
+            sequence=[COMPLETION["sequence"]] if COMPLETION["sequence"] else [],
         output:
             model="results/{ds}/cycle_{cycle}/built_model.cif",
             record="results/{ds}/cycle_{cycle}/completion_coot.json",
             table="results/{ds}/cycle_{cycle}/completion_coot.tsv",
         params:
             settings=COMPLETION["coot"],
-            monlib=config["refine"].get("monlib"),
+            monlib=config["refine"]["monlib"],
             workdir=lambda wildcards, output: str(Path(output.model).parent / "model_building"),
         log:
             "results/{ds}/cycle_{cycle}/logs/build_model_coot.log",
         threads: 1
         resources:
-            mem_mb=mem_mb(40, 4000),
+            mem_mb=by_input_size(40, 4000),
             runtime=config["model_completion"]["runtime"],
         conda:
             "../../envs/validation.yaml"
@@ -78,7 +78,7 @@ rule build_model:
         "results/{ds}/cycle_{cycle}/benchmarks/build_model.tsv",
     threads: config["model_completion"]["threads"]
     resources:
-        mem_mb=mem_mb(40, 4000),
+        mem_mb=by_input_size(40, 4000),
         runtime=config["model_completion"]["runtime"],
     conda:
         "../../envs/locscale.yaml"

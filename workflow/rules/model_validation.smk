@@ -29,8 +29,8 @@ rule model_validation:
         "results/{ds}/cycle_{vcycle}/benchmarks/model_validation.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(20, 3000),
-        runtime=runtime_min(1, 20),
+        mem_mb=by_input_size(20, 3000),
+        runtime=by_input_size(1, 20),
     conda:
         "../../envs/validation.yaml"
     script:

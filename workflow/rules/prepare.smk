@@ -21,8 +21,8 @@ rule prepare_inputs:
         "results/{ds}/cycle_00/benchmarks/prepare_inputs.tsv",
     threads: 1
     resources:
-        mem_mb=mem_mb(12, 1000),
-        runtime=runtime_min(0.2, 10),
+        mem_mb=by_input_size(12, 1000),
+        runtime=by_input_size(0.2, 10),
     conda:
         "../../envs/locscale.yaml"
     script:
@@ -49,8 +49,8 @@ rule refine_unsharpened:
         "results/{ds}/cycle_00/benchmarks/refine_unsharpened.tsv"
     threads: config["refine"]["threads"]
     resources:
-        mem_mb=mem_mb(40, ENGINE.mem_mb_base),
-        runtime=runtime_min(2, 60),
+        mem_mb=by_input_size(40, ENGINE.mem_mb_base),
+        runtime=by_input_size(2, 60),
     envmodules:
         *ENGINE.envmodules,
     conda:
@@ -74,8 +74,8 @@ rule global_sharpen:
         "results/{ds}/cycle_00/benchmarks/global_sharpen.tsv",
     threads: 1
     resources:
-        mem_mb=mem_mb(12, 1000),
-        runtime=runtime_min(0.2, 10),
+        mem_mb=by_input_size(12, 1000),
+        runtime=by_input_size(0.2, 10),
     conda:
         "../../envs/locscale.yaml"
     script:
@@ -105,8 +105,8 @@ rule validate_inputs:
         "results/{ds}/cycle_00/benchmarks/validate.tsv",
     threads: 1
     resources:
-        mem_mb=mem_mb(8, 1000),
-        runtime=runtime_min(0.2, 10),
+        mem_mb=by_input_size(8, 1000),
+        runtime=by_input_size(0.2, 10),
     conda:
         "../../envs/locscale.yaml"
     script:

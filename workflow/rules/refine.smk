@@ -26,8 +26,8 @@ rule refine:
         "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
     threads: ENGINE.job_threads(config["refine"]["threads"])
     resources:
-        mem_mb=mem_mb(40, ENGINE.mem_mb_base),
-        runtime=runtime_min(2, 60),
+        mem_mb=by_input_size(40, ENGINE.mem_mb_base),
+        runtime=by_input_size(2, 60),
     envmodules:
         *ENGINE.envmodules,
     conda:
@@ -59,8 +59,8 @@ rule crossval:
     priority: -10
     threads: CROSSVAL_ENGINE.job_threads(config["refine"]["threads"])
     resources:
-        mem_mb=mem_mb(40, 3000),
-        runtime=runtime_min(2, 60),
+        mem_mb=by_input_size(40, 3000),
+        runtime=by_input_size(2, 60),
     conda:
         f"../../envs/{CROSSVAL_ENGINE.conda_env}"
     script:

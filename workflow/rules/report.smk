@@ -58,8 +58,8 @@ rule summary:
         "results/{ds}/benchmarks/summary_upto_{last}.tsv",
     threads: 1
     resources:
-        mem_mb=mem_mb(3, 2000),
-        runtime=runtime_min(0.05, 10),
+        mem_mb=by_input_size(3, 2000),
+        runtime=by_input_size(0.05, 10),
     conda:
         "../../envs/locscale.yaml"
     script:
@@ -80,7 +80,7 @@ rule chimerax:
         "results/{ds}/cycle_{cycle}/benchmarks/chimerax.tsv",
     threads: 1
     resources:
-        mem_mb=mem_mb(6, 500),
+        mem_mb=by_input_size(6, 500),
         runtime=5,
     conda:
         "../../envs/locscale.yaml"
@@ -95,13 +95,9 @@ rule final:
     input:
         unpack(final_input),
     output:
-        map="results/{ds}/final/locscale.mrc",
-        model="results/{ds}/final/model.cif",
-        modelmap="results/{ds}/final/modelmap.mrc",
-        metrics="results/{ds}/final/metrics.json",
-        selection="results/{ds}/final/selection.json",
-        # the hybrid reference's pseudo-atoms and unexplained-density mask of the chosen cycle
-        **{name.split(".")[0]: f"results/{{ds}}/final/{name}" for name in HYBRID_FINAL},
+        # the chosen cycle's LocScale map, model, model map, metrics (with the hybrid reference its pseudo-atoms and
+        # unexplained-density mask) and selection.json (locscale.cycle.files)
+        **files.final_outputs("{ds}", HYBRID),
     log:
         "results/{ds}/logs/final.log",
     benchmark:
@@ -109,7 +105,7 @@ rule final:
     localrule: True
     threads: 1
     resources:
-        mem_mb=mem_mb(3, 500),
+        mem_mb=by_input_size(3, 500),
         runtime=10,
     conda:
         "../../envs/locscale.yaml"

@@ -28,8 +28,8 @@ if HYBRID:
             "results/{ds}/cycle_{cycle}/benchmarks/pseudo_atoms.tsv"
         threads: config["refine"]["threads"] if config["sharpen"]["pseudo_atom_b"] == "refined" else 1
         resources:
-            mem_mb=mem_mb(30, 2000),
-            runtime=runtime_min(2, 30),
+            mem_mb=by_input_size(30, 2000),
+            runtime=by_input_size(2, 30),
         conda:
             f"../../envs/{ENGINE.conda_env if config['sharpen']['pseudo_atom_b'] == 'refined' else 'locscale.yaml'}"
         script:
@@ -56,8 +56,8 @@ rule sharpen:
         "results/{ds}/cycle_{cycle}/benchmarks/sharpen.tsv"
     threads: sharpen_threads()
     resources:
-        mem_mb=mem_mb(20, 2000),
-        runtime=runtime_min(3, 30),
+        mem_mb=by_input_size(20, 2000),
+        runtime=by_input_size(3, 30),
     conda:
         "../../envs/locscale.yaml"
     script:

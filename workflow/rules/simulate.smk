@@ -16,8 +16,8 @@ rule simulate:
         "results/{ds}/cycle_{cycle}/benchmarks/simulate.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(30, 1000),
-        runtime=runtime_min(0.5, 10),
+        mem_mb=by_input_size(30, 1000),
+        runtime=by_input_size(0.5, 10),
     conda:
         "../../envs/locscale.yaml"
     script:

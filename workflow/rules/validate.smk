@@ -29,8 +29,8 @@ rule validate:
         "results/{ds}/cycle_{cycle}/benchmarks/validate.tsv"
     threads: 1
     resources:
-        mem_mb=mem_mb(8, 1000),
-        runtime=runtime_min(0.2, 10),
+        mem_mb=by_input_size(8, 1000),
+        runtime=by_input_size(0.2, 10),
     conda:
         "../../envs/locscale.yaml"
     script:
