@@ -30,9 +30,9 @@ The paper's claim that LocScale maps make building easier, measured with the sam
 
 builds the same handed-out model (5NI1 chains A+B, phantom A of bench_cycles.py, 20 % removed: five residues at
 each chain end and three six-residue gaps per chain) into (a) the original map (the half maps' average), (b) global
-sharpening, both the workflow's own (cycle 0: Guinier B, FSC-weighted) and the best B by truth (an oracle a user
-does not have: ``locscale.phantoms.truth.global_b_scan``, highest CC to the truth in the envelope), and (c) the
-LocScale map of each cycle of a three-cycle workflow run on that phantom, with the same ``complete_model`` call
+sharpening, both the workflow's own (cycle 0: sharpened by the data's blur, FSC-weighted) and the best B by truth
+(an oracle a user does not have: ``locscale.phantoms.truth.global_b_scan``, highest CC to the truth in the
+envelope), and (c) the LocScale map of each cycle of a three-cycle workflow run on that phantom, with the same ``complete_model`` call
 (same trials, refinement cycles and thresholds), once per builder seed (``--seeds``, default 0, 10, 20: coot's
 placement trials are random). Per map, the mean and range over the seeds of: residues kept, how many of them have
 CA within 1 Å of the truth and more than 2 Å off, the same for the placements before the trim (what the map let
@@ -477,7 +477,7 @@ def comparison_maps(phantom: Path, results: Path, resolution: float, truth_map, 
     b = float((d / "global_best_b.txt").read_text())
     g0 = json.loads((results / "cycle_00" / "global_sharpen.json").read_text())
     maps = {"(a) original (half-map average)": original,
-            f"(b) global, workflow's (Guinier B {-g0['bfactor_applied']:.0f}, FSC-weighted)":
+            f"(b) global, workflow's (B {-g0['bfactor_applied']:.0f} from the data's blur, FSC-weighted)":
                 results / "cycle_00" / "target.mrc",
             f"(b) global, best B by truth ({-b:.0f}; oracle)": best}
     for c in (1, 2, 3):
