@@ -32,8 +32,8 @@ builds the same handed-out model (5NI1 chains A+B, phantom A of bench_cycles.py,
 each chain end and three six-residue gaps per chain) into (a) the original map (the half maps' average), (b) global
 sharpening, both the workflow's own (cycle 0: sharpened by the data's blur, FSC-weighted) and the best B by truth
 (an oracle a user does not have: ``locscale.phantoms.truth.global_b_scan``, highest CC to the truth in the
-envelope), and (c) the LocScale map of each cycle of a three-cycle workflow run on that phantom, with the same ``complete_model`` call
-(same trials, refinement cycles and thresholds), once per builder seed (``--seeds``, default 0, 10, 20: coot's
+envelope), and (c) the LocScale map of each cycle of a three-cycle workflow run on that phantom, with the same
+``complete_model`` call (same trials, refinement cycles and thresholds), once per builder seed (``--seeds``, default 0, 10, 20: coot's
 placement trials are random). Per map, the mean and range over the seeds of: residues kept, how many of them have
 CA within 1 Å of the truth and more than 2 Å off, the same for the placements before the trim (what the map let
 the builder place, independent of the thresholds), CC of the map to the truth in the removed region (what the
