@@ -28,18 +28,18 @@ The paper's claim that LocScale maps make building easier, measured with the sam
 
     python benchmarks/bench_building.py --compare [--seeds 0,10,20] [--write-docs]
 
-builds the same handed-out model (5NI1 chains A+B, phantom A of bench_cycles.py, 20 % removed: five residues at
-each chain end and three six-residue gaps per chain) into (a) the original map (the half maps' average), (b) global
+builds the same handed-out model (5NI1 chains A+B, phantom A of bench_cycles.py, 20 % removed: five residues at each
+chain end and three six-residue gaps per chain) into (a) the original map (the half maps' average), (b) global
 sharpening, both the workflow's own (cycle 0: sharpened by the data's blur, FSC-weighted) and the best B by truth
 (an oracle a user does not have: ``locscale.phantoms.truth.global_b_scan``, highest CC to the truth in the
 envelope), and (c) the LocScale map of each cycle of a three-cycle workflow run on that phantom, with the same
-``complete_model`` call (same trials, refinement cycles and thresholds), once per builder seed (``--seeds``, default 0, 10, 20: coot's
-placement trials are random). Per map, the mean and range over the seeds of: residues kept, how many of them have
-CA within 1 Å of the truth and more than 2 Å off, the same for the placements before the trim (what the map let
-the builder place, independent of the thresholds), CC of the map to the truth in the removed region (what the
-builder saw), and CC of the built model to the true model in that region (both simulated at one B, so it measures
-where the atoms are, not their B). ``--write-docs`` puts the tables into docs/model-completion.md between their
-markers.
+``complete_model`` call (same trials, refinement cycles and thresholds), once per builder seed (``--seeds``, default
+0, 10, 20: coot's placement trials are random). Per map, the mean and range over the seeds of: residues kept, how
+many of them have CA within 1 Å of the truth and more than 2 Å off, the same for the placements before the trim
+(what the map let the builder place, independent of the thresholds), CC of the map to the truth in the removed
+region (what the builder saw), and CC of the built model to the true model in that region (both simulated at one B,
+so it measures where the atoms are, not their B). ``--write-docs`` puts the tables into docs/model-completion.md
+between their markers.
 """
 
 from __future__ import annotations
