@@ -59,18 +59,22 @@ def crop_config(crop_map: Path, crop_model: Path, **overrides) -> dict:
     return cfg
 
 
-def jobs_run(r: subprocess.CompletedProcess) -> list[tuple[str, str]]:
-    """(rule, cycle wildcard) of every job a snakemake run executed, from its log."""
+def jobs_in_order(r: subprocess.CompletedProcess) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a snakemake run started, in the order it started them, from its log."""
     jobs, rule = [], None
     for line in output(r).splitlines():
         s = line.strip()
         if s.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint ")) and s.endswith(":"):
             rule = s.split()[1].rstrip(":")
         elif s.startswith("wildcards:") and rule:
-            w = dict(kv.split("=", 1) for kv in s[len("wildcards:"):].strip().split(", "))
-            jobs.append((rule, w.get("cycle", "")))
+            jobs.append((rule, dict(kv.split("=", 1) for kv in s[len("wildcards:"):].strip().split(", "))))
             rule = None
     return jobs
+
+
+def jobs_run(r: subprocess.CompletedProcess) -> list[tuple[str, str]]:
+    """(rule, cycle wildcard) of every job a snakemake run executed, from its log."""
+    return [(rule, w.get("cycle", "")) for rule, w in jobs_in_order(r)]
 
 
 # ---------------------------------------------------------------------- static checks
@@ -241,9 +245,8 @@ def test_phenix_selected_but_missing_fails_before_any_job(tmp_path, crop):
     assert not (tmp_path / "results").exists()  # no job ran
 
 
-@pytest.fixture
-def http_server(crop):
-    """A local HTTP server serving the crop's folder (the download rule's real network path, offline)."""
+def _serve(directory: Path):
+    """Serve `directory` over HTTP on 127.0.0.1 (quietly) for as long as the generator is open; yields the URL."""
     import functools
     import http.server
     import threading
@@ -252,7 +255,7 @@ def http_server(crop):
         def log_message(self, *args):
             pass
 
-    handler = functools.partial(Quiet, directory=str(crop[0].parent))
+    handler = functools.partial(Quiet, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -262,6 +265,13 @@ def http_server(crop):
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def http_server(crop):
+    """A local HTTP server serving the crop's folder (the download rule's real network path, offline)."""
+
+    yield from _serve(crop[0].parent)
 
 
 def test_download_rule_checksum_and_missing_file(tmp_path, crop, http_server):
@@ -337,29 +347,14 @@ def test_paper_case_offline_stops_at_once_naming_every_file(tmp_path):
 def emdb_mirror(tmp_path, crop):
     """A local copy of the archive layout for an entry without half maps (EMD-9999: the crop's map) plus the
     crop's model, served over HTTP on 127.0.0.1."""
-    import functools
     import gzip
-    import http.server
-    import threading
 
     root = tmp_path / "mirror"
     (root / "EMD-9999" / "map").mkdir(parents=True)
     (root / "EMD-9999" / "map" / "emd_9999.map.gz").write_bytes(gzip.compress(crop[0].read_bytes(), 1))
     shutil.copy(crop[1], root / crop[1].name)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    yield from _serve(root)
 
 
 def test_download_target_fetches_only_and_falls_back_to_the_primary_map(tmp_path, crop, emdb_mirror):

@@ -12,23 +12,10 @@ import sys
 import pytest
 import yaml
 from test_refusals import in_small_disk
-from test_workflow import REPO, crop_config, needs_servalcat, output, snakemake
+from test_workflow import REPO, crop_config, jobs_in_order, needs_servalcat, output, snakemake
 
 from locscale.mapio import read_map
 from locscale.models import read_model, shift_model, write_model
-
-
-def jobs_in_order(r) -> list[tuple[str, dict]]:
-    """(rule, wildcards) of every job a snakemake run started, in the order it started them."""
-    jobs, rule = [], None
-    for line in output(r).splitlines():
-        s = line.strip()
-        if s.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint ")) and s.endswith(":"):
-            rule = s.split()[1].rstrip(":")
-        elif s.startswith("wildcards:") and rule:
-            jobs.append((rule, dict(kv.split("=", 1) for kv in s[len("wildcards:"):].strip().split(", "))))
-            rule = None
-    return jobs
 
 
 @pytest.mark.slow
