@@ -130,3 +130,4 @@ def test_servalcat_is_handed_maps_it_places_right(tmp_path, edge_cases):
 
     nstart = edge_cases["nstart_aniso"].map
     assert servalcat_frame([nstart], tmp_path) == ([str(nstart.resolve())], None)
+

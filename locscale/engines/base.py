@@ -115,6 +115,12 @@ class RefinementEngine(ABC):
             return self.check_without_running()
         return self.check_available(envmodules_active="ENV_MODULES" in deployment)
 
+    def reads_start_b(self, step: str | None = None) -> bool:
+        """Whether a run's result depends on the B-factors of the model it starts from (default: it does). An
+        engine that starts every atom at one B (servalcat's B-factor refinement) returns False: the cycle then
+        reuses the previous cycle's result for the same coordinates, maps and settings."""
+        return True
+
     def check_monomers(self, model: str | os.PathLike) -> None:  # noqa: B027 (optional hook)
         """Raise :class:`LocScaleInputError` when `model` has residues the engine cannot restrain (default: no
         check, the engine brings its own library)."""

@@ -95,7 +95,8 @@ def reusable(previous: dict | None, digest: str) -> int | None:
     return int(origin) if origin is not None else int(previous["cycle"])
 
 
-def _read_json(path) -> dict | None:
+def read_previous(path) -> dict | None:
+    """The previous cycle's record at `path` (a JSON file), or None when there is none or it cannot be read."""
     from ..records import read_json
 
     try:
@@ -125,7 +126,7 @@ def validate_model_reusing(model, map_path, resolution, workdir, *, cycle: int, 
     from .model import NOT_AVAILABLE, RESIDUE_KEYS, read_per_residue, validate_model
 
     digest = model_validation_digest(model, map_path, resolution, monlib=monlib, ligands=ligands, tools=tools)
-    prev = _read_json(previous[0]) if previous else None
+    prev = read_previous(previous[0]) if previous else None
     origin = reusable(prev, digest)
     if origin is None:
         summary, per_residue = validate_model(model, map_path, resolution, workdir, monlib=monlib, ligands=ligands,
@@ -196,7 +197,7 @@ def cross_validate_reusing(model_path, half1, half2, resolution: float, workdir,
 
     digest = crossval_digest(model_path, half1, half2, resolution, engine=engine, shake=shake, seed=seed,
                              refine_xyz=refine_xyz)
-    prev = _read_json(previous[0]) if previous else None
+    prev = read_previous(previous[0]) if previous else None
     origin = reusable(prev, digest)
     if origin is not None:
         curve, _ = read_crossval(previous[1])

@@ -302,6 +302,16 @@ def previous_model_validation(wildcards):
     return {"previous_summary": f"{d}/model_validation.json", "previous_residues": f"{d}/model_validation.tsv"}
 
 
+def previous_refine(wildcards):
+    """The previous cycle's refine record, whose refined model cycle c takes when it refines the same coordinates
+    against the same maps with the same settings (locscale.cycle.refinement); none for cycle 1 or with
+    refine.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["refine"]["reuse_unchanged"]:
+        return {}
+    return {"previous_refine": f"{cdir(wildcards.ds, c - 1)}/refine.json"}
+
+
 def previous_crossval(wildcards):
     """The previous cycle's cross-validation, which cycle c reuses when its model has the same coordinates
     (locscale.validation.reuse); none for cycle 1 or with cross_validation.reuse_unchanged false."""

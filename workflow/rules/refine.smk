@@ -11,6 +11,7 @@ rule refine:
     input:
         unpack(refine_targets),
         unpack(first_cycle_record),
+        unpack(previous_refine),
         model=refine_model,
         info="results/{ds}/cycle_00/inputs.json",
         ligands=config["refine"]["ligands"],
