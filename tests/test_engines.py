@@ -208,6 +208,15 @@ def test_servalcat_b_refinement_runs_its_two_programs_side_by_side(crop, tmp_pat
     runs = [ln for ln in (tmp_path / "together" / "engine.log").read_text().splitlines() if ln.startswith("# in ")]
     assert len(runs) == 2 and all("--bfactor" in ln for ln in runs)  # both from the uniform start
     assert sum("--blur" in ln for ln in runs) == 1
+    # a caller that places the level itself (keep_level=False): the blurred run alone, on one core, with the same
+    # relative B (the same program and arguments as the side-by-side blurred run; B written with 2 decimals)
+    assert engine.job_threads(4, keep_level=False) == 1
+    alone = engine.run(crop_model, 3.2, tmp_path / "alone", target_map=crop_map, threads=2, keep_level=False)
+    runs = [ln for ln in (tmp_path / "alone" / "engine.log").read_text().splitlines() if ln.startswith("# in ")]
+    assert len(runs) == 1 and "--blur" in runs[0] and "blurred run" in alone.stats["b_level_from"]
+    b_alone = b_factors(read_model(alone.model))
+    np.testing.assert_allclose(b_alone - b_alone.mean(), b2 - b2.mean(), atol=0.011)
+    assert b_alone.mean() == pytest.approx(alone.stats["b_mean_servalcat"], abs=0.005)
     # the protocol that waits: the blurred run from the first run's B-factors
     start = tmp_path / "together" / "refined.mmcif"
     cmd = engine.launch_command(engine.relative_b_command(start, 3.2, together.stats["relative_b_blur"],

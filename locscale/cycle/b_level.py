@@ -37,6 +37,14 @@ B_FLOOR = 0.5
 B_LEVEL_MODES = ("fixed", "free")
 
 
+def level_is_held(cycle: int, mode: str, has_data_blur: bool) -> bool:
+    """Whether cycle `cycle` shifts its refined B to a reference level (:func:`held_level` returns one), so the
+    refinement's own level is not read: cycle 1 with a data-blur record, later cycles with ``mode`` fixed."""
+    if mode not in B_LEVEL_MODES:
+        raise ValueError(f"refine.b_level must be one of {B_LEVEL_MODES}, not {mode!r}")
+    return bool(has_data_blur) if int(cycle) <= 1 else mode == "fixed"
+
+
 def held_level(cycle: int, mode: str, first_cycle_record: Mapping | None = None,
                data_blur_record: Mapping | None = None) -> float | None:
     """The reference mean B (Å²) cycle `cycle` is shifted to, or None (keep the refinement's level).

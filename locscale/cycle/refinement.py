@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..records import read_json, write_json
+from .b_level import level_is_held
 
 
 def _signal_target(inputs: Mapping, resolution: float, workdir: Path) -> tuple[Path, dict]:
@@ -66,12 +67,12 @@ REFINE_MAPS = ("target", "xyz_target", "half1", "half2")
 OWN_KEYS = ("cycle", "model_in", "warnings", "provenance", "refine_seconds")
 
 
-def refine_digest(inputs: Mapping, settings: Mapping, resolution: float, engine) -> str:
+def refine_digest(inputs: Mapping, settings: Mapping, resolution: float, engine, keep_level: bool) -> str:
     """The digest of what a refine step's engine result depends on: the coordinates of ``model`` (and its
     B-factors when the engine reads them, :meth:`~locscale.engines.base.RefinementEngine.reads_start_b`; a
-    coordinate-refinement step with B fixed always does), the bytes of the maps it refines against and every
-    ``refine`` setting but the threads and the B level (those change how fast it runs and where the level is
-    placed, not what the engine returns)."""
+    coordinate-refinement step with B fixed always does), the bytes of the maps it refines against, every
+    ``refine`` setting but the threads and the B level mode (those change how fast it runs and where the level is
+    placed, not what the engine returns) and whether the engine keeps the target's level (`keep_level`)."""
     import hashlib
 
     from ..models import b_factors, read_model
@@ -80,6 +81,7 @@ def refine_digest(inputs: Mapping, settings: Mapping, resolution: float, engine)
     model = read_model(inputs["model"])
     kept = {k: v for k, v in settings.items() if k not in ("threads", "b_level", "reuse_unchanged")}
     extra = {"step": "refine", "resolution": float(resolution), "engine": engine.name, "settings": kept,
+             "keep_level": bool(keep_level),
              "ligands": [file_digest(p) for p in settings.get("ligands") or ()]}
     if "xyz_target" in inputs or engine.reads_start_b():
         extra["b_factors"] = hashlib.sha256(b_factors(model).astype("<f8").tobytes()).hexdigest()
@@ -111,7 +113,8 @@ def refine_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle: 
     t0 = time.perf_counter()
     engine, workdir = make_engine(settings), Path(workdir)
     resolution = float(read_json(inputs["info"])["resolution"])
-    digest = refine_digest(inputs, settings, resolution, engine)
+    keep_level = not level_is_held(cycle, settings["b_level"], "data_blur" in inputs)
+    digest = refine_digest(inputs, settings, resolution, engine, keep_level)
     prev = _reused(inputs, digest) if settings.get("reuse_unchanged", True) else None
     if prev is not None:
         origin = reusable(prev, digest)
@@ -124,14 +127,14 @@ def refine_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle: 
         write_json(outputs["info"], record)
         return record
     record = _refine(engine, inputs, outputs, settings, cycle=cycle, workdir=workdir, threads=threads, log=log,
-                     resolution=resolution)
+                     resolution=resolution, keep_level=keep_level)
     record[DIGEST_KEY] = digest
     write_json(outputs["info"], record)
     return record
 
 
 def _refine(engine, inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle: int, workdir: Path,
-            threads: int, log, resolution: float) -> dict:
+            threads: int, log, resolution: float, keep_level: bool) -> dict:
     """Run the engine (module docstring) and place the B level; the record."""
     model_in = inputs["model"]
     record = {"cycle": cycle, "model_in": model_in}
@@ -145,7 +148,7 @@ def _refine(engine, inputs: Mapping, outputs: Mapping, settings: Mapping, *, cyc
     if "half1" in inputs:  # b_target locscale_signal: the LocScale map's model-coherent part restored
         target, record["signal_target"] = _signal_target(inputs, resolution, workdir)
     result = engine.run(model_in, resolution, workdir / "adp", target_map=target, threads=threads, log=log,
-                        step="adp" if "xyz_target" in inputs else None)
+                        step="adp" if "xyz_target" in inputs else None, keep_level=keep_level)
     record.update(_place_b_level(inputs, result.model, outputs["model"], settings["b_level"], cycle))
     record.update({"target": str(target), **result.record()})
     record["refine_xyz"] = bool(settings["refine_xyz"])

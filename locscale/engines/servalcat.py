@@ -36,6 +36,11 @@ does not (the EMD-3488 crop around one chain: 153 Å² apart, while 0.006 Å² o
 a coordinate refinement the relative-B run starts from step 1's B-factors for 5 cycles (:data:`RELATIVE_B_CYCLES`;
 correlation 1.0000 with 20 cycles on EMD-3488).
 
+Where the caller shifts every B to a level of its own afterwards (``keep_level=False``: the cycle's reference
+level, :mod:`locscale.cycle.b_level`), step 1 would only have fixed a level nobody reads: the B-factor-only
+refinement is then the blurred run alone (one core), its B less the blur (on the complete TRPV1 phantom that is
+the level of step 1 to 0.006 Å²; the record says where the level came from, ``b_level_from``).
+
 The model this writes (``PREFIX_relative_b.mmcif``) may therefore carry B ≤ 0 where the target asks for it:
 :mod:`locscale.cycle.b_level` turns it into a model with physical B-factors and the model-map sharpening that
 keeps the target's level.
@@ -111,10 +116,10 @@ class ServalcatEngine(RefinementEngine):
     #: runs its two programs side by side (module docstring): two cores; anything else one (:meth:`job_threads`)
     max_threads = 2
 
-    def job_threads(self, requested: int) -> int:
+    def job_threads(self, requested: int, keep_level: bool = True) -> int:
         """The threads a job running this engine reserves: 2 (at most `requested`) when its B-factor refinement
-        runs two servalcat programs side by side, else 1."""
-        both = self.relative_b and self.uniform_start_b is not None
+        runs two servalcat programs side by side (:meth:`run` with `keep_level`), else 1."""
+        both = keep_level and self.relative_b and self.uniform_start_b is not None
         return min(max(1, int(requested)), 2 if both else 1)
 
     def __init__(self, executable: str = "servalcat", monlib: str | os.PathLike | None = None,
@@ -272,12 +277,14 @@ class ServalcatEngine(RefinementEngine):
     def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
             target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
             log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None,
-            adp_chains: list[str] | None = None) -> RefinementResult:
+            adp_chains: list[str] | None = None, keep_level: bool = True) -> RefinementResult:
         """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first); `step` as in
         :meth:`command`. `adp_chains`: refine the B-factors of these chains' atoms only, every other atom held
         (servalcat's ``--config`` atom selection; the hybrid reference's pseudo-atoms). With B-factors refined and
         :attr:`relative_b`, the result is ``PREFIX_relative_b.mmcif`` (module docstring; its B may be ≤ 0) and the
-        stats say how the relative B were obtained."""
+        stats say how the relative B were obtained. `keep_level` False (the caller places the level itself): a
+        B-factor-only refinement from the uniform start is the blurred run alone, its B less the blur (module
+        docstring)."""
         self.check_available()
         self.check_monomers(model)
         if (target_map is None) == (half_maps is None):
@@ -303,31 +310,44 @@ class ServalcatEngine(RefinementEngine):
         cmd = self.launch_command(cmd)
         xyz, adp = step_parts(step, self.refine_xyz)
         relative = adp and self.relative_b and not adp_chains
-        if relative and not xyz and engine.uniform_start_b is not None:
-            # both runs start from the uniform B: side by side (module docstring)
-            def blurred(blur):
-                rel = engine.command(model_in, resolution, "relative", step=step, **maps_kw)
-                return self.launch_command(rel) + ["--blur", f"{blur:g}"]
+        uniform = relative and not xyz and engine.uniform_start_b is not None
 
-            seconds, (b_rel, info) = _side_by_side(
-                lambda: run_logged(cmd, workdir, log, threads=1, clean_on_failure=True, environ=tool_environment()),
-                lambda lg: self._relative_runs(blurred, workdir / "relative_b", lg),
-                workdir / "relative_b.log", log, together=threads >= 2)
+        def blurred(blur):  # the relative-B run from the uniform start
+            rel = engine.command(model_in, resolution, "relative", step=step, **maps_kw)
+            return self.launch_command(rel) + ["--blur", f"{blur:g}"]
+
+        if uniform and not keep_level:  # the blurred run alone, its level less the blur (module docstring)
+            b_rel, info = self._relative_runs(blurred, workdir / "relative_b", log)
+            seconds, cmd = info.pop("seconds"), blurred(info["relative_b_blur"])
+            out = _servalcat_output(workdir / "relative_b", "relative", log)
+            stats = {**read_servalcat_stats(workdir / "relative_b" / "relative_stats.json"), **info,
+                     "b_level_from": f"the blurred run less its blur of {info['relative_b_blur']:g} Å²"}
+            level = float(b_rel.mean()) - info["relative_b_blur"]
         else:
-            seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True,
-                                 environ=tool_environment())
+            if uniform:  # both runs start from the uniform B: side by side (module docstring)
+                seconds, (b_rel, info) = _side_by_side(
+                    lambda: run_logged(cmd, workdir, log, threads=1, clean_on_failure=True,
+                                       environ=tool_environment()),
+                    lambda lg: self._relative_runs(blurred, workdir / "relative_b", lg),
+                    workdir / "relative_b.log", log, together=threads >= 2)
+            else:
+                seconds = run_logged(cmd, workdir, log, threads=threads, clean_on_failure=True,
+                                     environ=tool_environment())
+                if relative:  # the relative-B run from this run's B-factors
+                    start = absolute(_servalcat_output(workdir, prefix, log))
+                    b_rel, info = self._relative_runs(
+                        lambda blur: self.launch_command(self.relative_b_command(start, resolution, blur,
+                                                                                 **maps_kw)),
+                        workdir / "relative_b", log)
+                    seconds += info["seconds"]
+            out = _servalcat_output(workdir, prefix, log)
+            stats = read_servalcat_stats(workdir / f"{prefix}_stats.json")
             if relative:
-                start = absolute(_servalcat_output(workdir, prefix, log))
-                b_rel, info = self._relative_runs(
-                    lambda blur: self.launch_command(self.relative_b_command(start, resolution, blur, **maps_kw)),
-                    workdir / "relative_b", log)
-                seconds += info["seconds"]
-        out = _servalcat_output(workdir, prefix, log)
-        stats = read_servalcat_stats(workdir / f"{prefix}_stats.json")
+                level = float(b_factors(gemmi.read_structure(str(out))).mean())
+                info.pop("seconds")
+                stats.update(info)
         if relative:
-            level = float(b_factors(gemmi.read_structure(str(out))).mean())
-            info.pop("seconds")
-            stats.update({**info, "b_mean_servalcat": level})
+            stats["b_mean_servalcat"] = level
             out = _with_b(out, b_rel - b_rel.mean() + level, workdir / f"{prefix}_relative_b.mmcif")
         if offset is not None:
             out = write_shifted_model(out, offset, workdir / f"{prefix}_map_frame.mmcif")

@@ -12,6 +12,7 @@ from pathlib import Path
 from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
 from locscale.cycle import files
+from locscale.cycle.b_level import level_is_held
 from locscale.cycle.convergence import read_decision, walk_cycles
 from locscale.download import (
     emdb_half_map_urls,
@@ -302,6 +303,14 @@ def previous_model_validation(wildcards):
     return {"previous_summary": f"{d}/model_validation.json", "previous_residues": f"{d}/model_validation.tsv"}
 
 
+def refine_threads(wildcards):
+    """Cores of cycle c's refine job: the engine's, given whether the cycle keeps the refinement's own B level
+    (servalcat then runs two programs side by side) or shifts every B to a reference level (one program)."""
+    c = int(wildcards.cycle)
+    held = level_is_held(c, config["refine"]["b_level"], has_data_blur=B_TARGET == "global" and c == 1)
+    return ENGINE.job_threads(config["refine"]["threads"], keep_level=not held)
+
+
 def previous_refine(wildcards):
     """The previous cycle's refine record, whose refined model cycle c takes when it refines the same coordinates
     against the same maps with the same settings (locscale.cycle.refinement); none for cycle 1 or with
@@ -323,9 +332,10 @@ def previous_crossval(wildcards):
 
 
 def crossval_beside(wildcards):
-    """The previous cycle's cross-validation as an input of cycle c's convergence check: it enters the job graph
-    with cycle c (the loop adds a cycle's jobs only once the previous check is done), runs beside cycle c's
-    steps on the cores they leave idle, and is done before the loop moves on; the last cycle's is the summary's."""
+    """The previous cycle's cross-validation as an input of cycle c's convergence check: `all` asks for it with
+    the previous cycle (all_input), so it starts once that cycle's model is refined and runs beside the steps of
+    both cycles on the cores they leave idle; this input makes sure it is done before the loop moves on. The
+    last cycle's is the summary's."""
     c = int(wildcards.cycle)
     if c < 2 or not crossval_enabled(wildcards.ds):
         return {}
@@ -414,8 +424,14 @@ _check_engine()
 
 
 # ---------------------------------------------------------------------------------------------- the loop
-def _is_converged(ds):
-    return lambda c: read_decision(checkpoints.converged.get(ds=ds, cycle=f"{c:02d}").output[0])
+def _is_converged(ds, asked):
+    """Cycle c's decision; `asked` collects the cycles asked about (the last is the one the walk stopped at)."""
+
+    def converged(c):
+        asked.append(c)
+        return read_decision(checkpoints.converged.get(ds=ds, cycle=f"{c:02d}").output[0])
+
+    return converged
 
 
 def _is_waiting(ds):
@@ -437,13 +453,18 @@ def all_input(wildcards):
 
     Datasets are walked independently: a dataset whose next checkpoint has not run yet contributes that
     checkpoint's output (flagged as a checkpoint target, so Snakemake re-evaluates this function when it is done)
-    and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's."""
+    and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's.
+    With cross-validation, the cycle being run contributes its cross-validation too: it starts as soon as the
+    cycle's model is refined and runs beside the cycle's other steps (and the next cycle's)."""
     targets = []
     for ds in DATASETS:
+        asked = []
         try:
-            walk = walk_cycles(_is_converged(ds), MAX_CYCLES, _is_waiting(ds))
+            walk = walk_cycles(_is_converged(ds, asked), MAX_CYCLES, _is_waiting(ds))
         except IncompleteCheckpointException as pending:
             targets.append(pending.targetfile)
+            if asked and crossval_enabled(ds):
+                targets.append(f"{cdir(ds, asked[-1])}/crossval.json")
             continue
         WALKS[ds] = walk
         targets += files.summary_targets(ds, walk.last)

@@ -25,7 +25,7 @@ rule refine:
         "results/{ds}/cycle_{cycle}/logs/refine.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
-    threads: ENGINE.job_threads(config["refine"]["threads"])
+    threads: refine_threads
     resources:
         mem_mb=by_input_size(40, ENGINE.mem_mb_base),
         runtime=by_input_size(2, 60),
