@@ -228,12 +228,14 @@ def test_servalcat_b_refinement_runs_its_two_programs_side_by_side(crop, tmp_pat
 
 
 @pytest.mark.skipif(shutil.which("servalcat") is None, reason="servalcat is not installed")
-def test_servalcat_without_difference_maps_refines_the_same_model(crop, tmp_path):
-    """By default servalcat runs without its Fo-Fc maps, MTZ and viewer scripts (nothing in the cycle reads them):
-    the refined model and the statistics are the ones servalcat's own command line writes, the maps are not
-    written; refine.servalcat.write_maps: true runs servalcat's command line unchanged."""
+def test_servalcat_without_difference_maps_refines_the_same_model(crop, tmp_path, monlib):
+    """By default servalcat runs without its Fo-Fc maps, MTZ and viewer scripts (nothing in the cycle reads them)
+    and builds its non-bonded list once for fixed coordinates: the refined model and the statistics are the ones
+    servalcat's own command line writes (restrained, so the non-bonded list is used), the maps are not written;
+    refine.servalcat.write_maps: true runs servalcat's command line unchanged."""
     crop_map, crop_model = crop
-    lean, full = ServalcatEngine(ncycle=2), ServalcatEngine(ncycle=2, write_maps=True)
+    lean = ServalcatEngine(ncycle=2, monlib=monlib)
+    full = ServalcatEngine(ncycle=2, monlib=monlib, write_maps=True)
     cmd = lean.command(crop_model, 3.2, target_map=crop_map)
     assert lean.launch_command(cmd)[1:3] == ["-m", "locscale.engines.servalcat_lean"]
     assert lean.launch_command(cmd)[3:] == cmd[1:]

@@ -454,8 +454,8 @@ def all_input(wildcards):
     Datasets are walked independently: a dataset whose next checkpoint has not run yet contributes that
     checkpoint's output (flagged as a checkpoint target, so Snakemake re-evaluates this function when it is done)
     and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's.
-    With cross-validation, the cycle being run contributes its cross-validation too: it starts as soon as the
-    cycle's model is refined and runs beside the cycle's other steps (and the next cycle's)."""
+    The cycle being run contributes its ChimeraX script and, with half maps, its cross-validation too: they start
+    as soon as their inputs exist and run beside the cycle's other steps (and the next cycle's)."""
     targets = []
     for ds in DATASETS:
         asked = []
@@ -463,8 +463,10 @@ def all_input(wildcards):
             walk = walk_cycles(_is_converged(ds, asked), MAX_CYCLES, _is_waiting(ds))
         except IncompleteCheckpointException as pending:
             targets.append(pending.targetfile)
-            if asked and crossval_enabled(ds):
-                targets.append(f"{cdir(ds, asked[-1])}/crossval.json")
+            if asked:  # what the cycle being run adds beside its steps
+                targets.append(f"{cdir(ds, asked[-1])}/chimerax.cxc")
+                if crossval_enabled(ds):
+                    targets.append(f"{cdir(ds, asked[-1])}/crossval.json")
             continue
         WALKS[ds] = walk
         targets += files.summary_targets(ds, walk.last)
