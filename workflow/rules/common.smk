@@ -311,6 +311,28 @@ def refine_threads(wildcards):
     return ENGINE.job_threads(config["refine"]["threads"], keep_level=not held)
 
 
+def previous_model_map(wildcards):
+    """The previous cycle's model, refine record and model map, which cycle c's simulate step writes again when
+    its model file and B raise are the same (locscale.cycle.steps.simulate_step); none for cycle 1 or with
+    sharpen.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["sharpen"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_model": f"{d}/model.cif", "previous_refine": f"{d}/refine.json",
+            "previous_modelmap": f"{d}/modelmap.mrc"}
+
+
+def previous_locscale(wildcards):
+    """The previous cycle's LocScale map and record, which cycle c's LocScale step copies when it was made from
+    the same inputs (locscale.cycle.steps.sharpen_step); none for cycle 1 or with sharpen.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["sharpen"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_map": f"{d}/locscale.mrc", "previous_info": f"{d}/sharpen.json"}
+
+
 def previous_refine(wildcards):
     """The previous cycle's refine record, whose refined model cycle c takes when it refines the same coordinates
     against the same maps with the same settings (locscale.cycle.refinement); none for cycle 1 or with

@@ -56,7 +56,7 @@ rule summary:
         "results/{ds}/logs/summary_upto_{last}.log",
     benchmark:
         "results/{ds}/benchmarks/summary_upto_{last}.tsv",
-    threads: 1
+    threads: 2
     resources:
         mem_mb=by_input_size(3, 2000),
         runtime=by_input_size(0.05, 10),
