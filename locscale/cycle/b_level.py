@@ -98,7 +98,10 @@ def place_refined_b(structure: gemmi.Structure, *, level: float | None = None, f
             f"were raised by {raise_b:.1f} Å² and its model map sharpened by the same amount (the target, or the "
             "map it was made from, is over-sharpened)", UserWarning, stacklevel=2)
     return model, {"b_mean_refined": float(b.mean()), "b_shift_to_level": shift,
-                   "b_mean_reference": float(reference.mean()), "b_lowest_reference": float(reference.min()),
+                   # the level asked for itself (the mean it sets, without the sum's rounding): a later cycle that
+                   # holds it shifts by exactly the same constant, so the same refined B give the same model
+                   "b_mean_reference": float(reference.mean()) if level is None else float(level),
+                   "b_lowest_reference": float(reference.min()),
                    "b_below_floor_pct": 100.0 * below, "b_model_raise": raise_b, "b_floor": float(floor)}
 
 
