@@ -12,6 +12,11 @@ two steps changed; the refined model and statistics are the ones servalcat's unc
   (its own comment: "if refine_xyz=False, no need to do it every time"): 13–15 times per B-factor refinement,
   4–5 s on the 256³ TRPV1 phantom. The list depends only on the coordinates, so it is rebuilt only when they
   changed since the last build.
+* **No second FSC in cross-validation.** After a ``--cross_validation`` run servalcat computes the refined model's
+  FSC against both half maps (``calc_fsc``, 5–7 s on the 256³ phantom), which the cross-validation step computes
+  itself with the package's one FSC definition (:mod:`locscale.validation.crossval`). In such a run the step is
+  replaced by a line in the log (the refined model is written after it and does not depend on it; its mmCIF then
+  carries no FSC in its refinement record).
 
 :class:`~locscale.engines.servalcat.ServalcatEngine` uses it when the ``servalcat`` it would run is the one
 installed next to this Python (``refine.servalcat.write_maps: false``, the default). A servalcat without that
@@ -22,6 +27,9 @@ from __future__ import annotations
 
 import sys
 
+#: what the log says instead of the cross-validation FSC
+NO_FSC = ("Map-model FSC against the half maps: not computed (the LocScale cross-validation computes FSCwork and "
+          "FSCtest itself; refine.servalcat.write_maps: true computes it)")
 #: what the log says instead of the difference maps
 SKIPPED = ("Fo and Fo-Fc maps, MTZ and viewer scripts: not written (the LocScale cycle does not read them; "
            "refine.servalcat.write_maps: true writes them)")
@@ -60,7 +68,16 @@ def main(argv: list[str] | None = None) -> None:
         refine_spa.calc_fofc = skipped
     if hasattr(getattr(refine, "Geom", None), "setup_nonbonded"):
         _build_nonbonded_once(refine.Geom)
-    sys.argv = ["servalcat", *(sys.argv[1:] if argv is None else argv)]
+    args = sys.argv[1:] if argv is None else argv
+    if "--cross_validation" in args and hasattr(refine_spa, "calc_fsc"):
+        def no_fsc(st, output_prefix, maps, d_min, *rest, **kwargs):
+            logger.writeln(NO_FSC)
+            cell = maps[0][0].unit_cell
+            return NO_FSC + "\n", {"summary": {}, "binned": [{"d_min": float(d_min),
+                                                              "d_max": float(max(cell.a, cell.b, cell.c))}]}
+
+        refine_spa.calc_fsc = no_fsc
+    sys.argv = ["servalcat", *args]
     cli.main()
 
 

@@ -476,8 +476,8 @@ def all_input(wildcards):
     Datasets are walked independently: a dataset whose next checkpoint has not run yet contributes that
     checkpoint's output (flagged as a checkpoint target, so Snakemake re-evaluates this function when it is done)
     and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's.
-    The cycle being run contributes its ChimeraX script and, with half maps, its cross-validation too: they start
-    as soon as their inputs exist and run beside the cycle's other steps (and the next cycle's)."""
+    The cycles walked so far contribute their ChimeraX scripts and, with half maps, their cross-validations too:
+    they start as soon as their inputs exist and run beside the cycles' other steps."""
     targets = []
     for ds in DATASETS:
         asked = []
@@ -485,10 +485,10 @@ def all_input(wildcards):
             walk = walk_cycles(_is_converged(ds, asked), MAX_CYCLES, _is_waiting(ds))
         except IncompleteCheckpointException as pending:
             targets.append(pending.targetfile)
-            if asked:  # what the cycle being run adds beside its steps
-                targets.append(f"{cdir(ds, asked[-1])}/chimerax.cxc")
+            for c in asked:  # what the cycles so far add beside their steps
+                targets.append(f"{cdir(ds, c)}/chimerax.cxc")
                 if crossval_enabled(ds):
-                    targets.append(f"{cdir(ds, asked[-1])}/crossval.json")
+                    targets.append(f"{cdir(ds, c)}/crossval.json")
             continue
         WALKS[ds] = walk
         targets += files.summary_targets(ds, walk.last)
