@@ -78,6 +78,8 @@ rule chimerax:
         "results/{ds}/cycle_{cycle}/logs/chimerax.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/chimerax.tsv",
+    # nothing waits for it but the end of the run: it fills cores the cycles' steps leave idle
+    priority: -1
     threads: 1
     resources:
         mem_mb=by_input_size(6, 500),
