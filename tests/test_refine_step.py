@@ -32,6 +32,9 @@ def test_an_unchanged_refine_step_takes_the_previous_cycles_model(crop, tmp_path
         inputs = {"model": str(model), "target": str(crop_map), "info": str(info)}
         if cycle > 1:
             inputs["first_cycle"] = str(tmp_path / "c1" / "refine.json")
+        else:  # the workflow's cycle 1 against the global target: the data-blur level (every cycle holds a level)
+            inputs["data_blur"] = str(write_json(tmp_path / "data_blur.json", {"b_mean_reference": 45.0,
+                                                                               "b_data": 60.0}))
         if previous:
             inputs["previous_refine"] = str(tmp_path / previous / "refine.json")
         rec = refine_step(inputs, {"model": out / "model.cif", "info": out / "refine.json"},
@@ -61,3 +64,5 @@ def test_an_unchanged_refine_step_takes_the_previous_cycles_model(crop, tmp_path
                                   servalcat={"ncycle": 2})[0]
     assert REUSED_KEY not in step("c2_off", 2, tmp_path / "c1" / "model.cif", previous="c1",
                                   reuse_unchanged=False)[0]
+    # a cycle that keeps the refinement's own level (b_level free) runs the engine differently: refined again
+    assert REUSED_KEY not in step("c2_free", 2, tmp_path / "c1" / "model.cif", previous="c1", b_level="free")[0]

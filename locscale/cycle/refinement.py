@@ -65,6 +65,9 @@ def _place_b_level(inputs: Mapping, model_path, output, mode: str, cycle: int) -
 REFINE_MAPS = ("target", "xyz_target", "half1", "half2")
 #: record keys that belong to one cycle (never taken from a reused record)
 OWN_KEYS = ("cycle", "model_in", "warnings", "provenance", "refine_seconds")
+#: record keys of the engine's result (what a reused record contributes; the B level is placed per cycle)
+ENGINE_KEYS = ("engine", "refined_model", "command", "workdir", "restrained", "refine_xyz", "target",
+               "signal_target")
 
 
 def refine_digest(inputs: Mapping, settings: Mapping, resolution: float, engine, keep_level: bool) -> str:
@@ -82,7 +85,7 @@ def refine_digest(inputs: Mapping, settings: Mapping, resolution: float, engine,
     kept = {k: v for k, v in settings.items() if k not in ("threads", "b_level", "reuse_unchanged")}
     extra = {"step": "refine", "resolution": float(resolution), "engine": engine.name, "settings": kept,
              "keep_level": bool(keep_level),
-             "ligands": [file_digest(p) for p in settings.get("ligands") or ()]}
+             "ligands": [file_digest(p) for p in settings["ligands"]]}
     if "xyz_target" in inputs or engine.reads_start_b():
         extra["b_factors"] = hashlib.sha256(b_factors(model).astype("<f8").tobytes()).hexdigest()
     return inputs_digest(model, [inputs.get(k) for k in REFINE_MAPS], extra)
@@ -115,13 +118,13 @@ def refine_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle: 
     resolution = float(read_json(inputs["info"])["resolution"])
     keep_level = not level_is_held(cycle, settings["b_level"], "data_blur" in inputs)
     digest = refine_digest(inputs, settings, resolution, engine, keep_level)
-    prev = _reused(inputs, digest) if settings.get("reuse_unchanged", True) else None
+    prev = _reused(inputs, digest) if settings["reuse_unchanged"] else None
     if prev is not None:
         origin = reusable(prev, digest)
         record = {"cycle": cycle, "model_in": inputs["model"],
-                  **{k: v for k, v in prev.items() if k not in OWN_KEYS}}
+                  **{k: v for k, v in prev.items() if k in ENGINE_KEYS or k.startswith(("engine_", "xyz_"))}}
         record.update(_place_b_level(inputs, prev["refined_model"], outputs["model"], settings["b_level"], cycle))
-        record.update({REUSED_KEY: origin, "refine_seconds": round(time.perf_counter() - t0, 3),
+        record.update({DIGEST_KEY: digest, REUSED_KEY: origin, "refine_seconds": round(time.perf_counter() - t0, 3),
                        "refine_reused": f"reused from cycle {origin}: the same coordinates, maps and settings, and "
                        "the refinement reads none of the model's B-factors (the same model, bit for bit)"})
         write_json(outputs["info"], record)

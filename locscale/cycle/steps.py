@@ -125,7 +125,7 @@ def sharpen_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle:
 
     t0 = time.perf_counter()
     digest = sharpen_digest(inputs, settings, threads)
-    prev = read_previous(inputs.get("previous_info")) if settings.get("reuse_unchanged", True) else None
+    prev = read_previous(inputs.get("previous_info")) if settings["reuse_unchanged"] else None
     origin = reusable(prev, digest)
     if origin is not None and "previous_map" in inputs:
         import shutil

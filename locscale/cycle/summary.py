@@ -58,15 +58,10 @@ def _plot_maps(inputs: Mapping, outputs: Mapping, last: int, final: int, resolut
 
 
 def write_summary(inputs: Mapping, outputs: Mapping, *, last: int, selection_settings: Mapping, b_target: str,
-                  schema_path=None, threads: int = 1):
+                  schema_path=None):
     """Read cycles 0 ... `last`, choose the final cycle (`selection_settings`: the config's ``selection``), write
     the table (``table``), the selection (``selection``) and the plots (``metrics``, ``fsc``, ``bfactors``,
-    ``per_residue``, ``radial``, ``sections``) of `outputs`; returns the table. With two `threads` the map plots
-    (the maps' radial profiles and sections: half the time) are drawn in a second process meanwhile."""
-    from concurrent.futures import ProcessPoolExecutor
-    from contextlib import nullcontext
-    from multiprocessing import get_context
-
+    ``per_residue``, ``radial``, ``sections``) of `outputs`; returns the table."""
     import numpy as np
 
     info = read_json(inputs["inputs"])
@@ -78,17 +73,10 @@ def write_summary(inputs: Mapping, outputs: Mapping, *, last: int, selection_set
     table = report.write_cycle_table(rows, outputs["table"])
     print(table.to_string())
     resolution = float(info["resolution"])
-    maps_args = (dict(inputs), dict(outputs), last, selection.cycle, resolution)
-    pool = ProcessPoolExecutor(1, mp_context=get_context("fork")) if int(threads) > 1 else nullcontext()
-    with pool:
-        maps = pool.submit(_plot_maps, *maps_args) if int(threads) > 1 else None
-        report.plot_metrics_vs_cycle(table, outputs["metrics"], final_cycle=selection.cycle)
-        report.plot_fsc_curves(curves, outputs["fsc"], resolution=resolution)
-        report.plot_bfactor_distributions(bvalues, outputs["bfactors"])
-        report.plot_per_residue({_label(c): t for c, t in residues.items()}, outputs["per_residue"])
-        if maps is None:
-            _plot_maps(*maps_args)
-        else:
-            maps.result()
+    report.plot_metrics_vs_cycle(table, outputs["metrics"], final_cycle=selection.cycle)
+    report.plot_fsc_curves(curves, outputs["fsc"], resolution=resolution)
+    report.plot_bfactor_distributions(bvalues, outputs["bfactors"])
+    report.plot_per_residue({_label(c): t for c, t in residues.items()}, outputs["per_residue"])
+    _plot_maps(inputs, outputs, last, selection.cycle, resolution)
     print(f"{len(rows)} rows; finite metric values: {int(np.isfinite(table.select_dtypes('number')).sum().sum())}")
     return table

@@ -476,8 +476,9 @@ def all_input(wildcards):
     Datasets are walked independently: a dataset whose next checkpoint has not run yet contributes that
     checkpoint's output (flagged as a checkpoint target, so Snakemake re-evaluates this function when it is done)
     and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's.
-    The cycles walked so far contribute their ChimeraX scripts and, with half maps, their cross-validations too:
-    they start as soon as their inputs exist and run beside the cycles' other steps."""
+    With half maps, the cycles walked so far contribute their cross-validations too: each starts as soon as its
+    cycle's model is refined and runs beside the cycles' other steps. (The ChimeraX scripts stay at the end, with
+    the summary: on a cluster the two go as one job when grouped.)"""
     targets = []
     for ds in DATASETS:
         asked = []
@@ -485,10 +486,8 @@ def all_input(wildcards):
             walk = walk_cycles(_is_converged(ds, asked), MAX_CYCLES, _is_waiting(ds))
         except IncompleteCheckpointException as pending:
             targets.append(pending.targetfile)
-            for c in asked:  # what the cycles so far add beside their steps
-                targets.append(f"{cdir(ds, c)}/chimerax.cxc")
-                if crossval_enabled(ds):
-                    targets.append(f"{cdir(ds, c)}/crossval.json")
+            if crossval_enabled(ds):  # the cycles' cross-validations start once their models are refined
+                targets += [f"{cdir(ds, c)}/crossval.json" for c in asked]
             continue
         WALKS[ds] = walk
         targets += files.summary_targets(ds, walk.last)

@@ -56,7 +56,7 @@ rule summary:
         "results/{ds}/logs/summary_upto_{last}.log",
     benchmark:
         "results/{ds}/benchmarks/summary_upto_{last}.tsv",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=by_input_size(3, 2000),
         runtime=by_input_size(0.05, 10),
@@ -78,8 +78,6 @@ rule chimerax:
         "results/{ds}/cycle_{cycle}/logs/chimerax.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/chimerax.tsv",
-    # nothing waits for it but the end of the run: it fills cores the cycles' steps leave idle
-    priority: -1
     threads: 1
     resources:
         mem_mb=by_input_size(6, 500),

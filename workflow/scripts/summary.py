@@ -11,7 +11,7 @@ def main(smk):
     schema = Path(__file__).resolve().parents[1] / "schemas" / "cycle_row.schema.yaml"
     write_summary(named(smk.input), named(smk.output), last=int(smk.params.last),
                   selection_settings=smk.params.selection, b_target=smk.params.config_summary["refine"]["b_target"],
-                  schema_path=schema, threads=smk.threads)
+                  schema_path=schema)
 
 
 run(main)
