@@ -390,8 +390,15 @@ def await_model_input(wildcards):
 # ---------------------------------------------------------------------------------------------- resources
 def by_input_size(per_mb, base):
     """A resource request (memory in MB, run time in minutes) growing with the size of the rule's input files
-    (maps dominate): base + per_mb × their size in MB."""
-    return lambda wildcards, input: int(base + per_mb * input.size_mb)
+    (maps dominate): base + per_mb × their size in MB. The previous cycle's files a step takes instead of
+    computing (inputs named previous_*) are left out: the step reads them in place of what it would compute."""
+
+    def request(wildcards, input):
+        previous = sum(os.path.getsize(f) for name, f in input.items()
+                       if name.startswith("previous_") and isinstance(f, str) and os.path.exists(f))
+        return int(base + per_mb * max(0.0, input.size_mb - previous / 1024**2))
+
+    return request
 
 
 def sharpen_threads():
