@@ -121,6 +121,10 @@ def git_commit(repo: Path) -> str:
     return r.stdout.strip() or "unknown (not a git checkout)"
 
 
+#: rules of cycle 0 (no cycle wildcard; their logs are in cycle_00/)
+CYCLE_0_RULES = ("prepare_inputs", "refine_unsharpened", "global_sharpen", "validate_inputs")
+
+
 def _mem_requests(workdir: Path) -> dict[tuple[str, str], int]:
     """(rule, cycle) -> mem_mb, from the Snakemake log's job blocks (cycle from the wildcards; '--' without)."""
     out, rule, cyc = {}, None, "--"
@@ -134,7 +138,7 @@ def _mem_requests(workdir: Path) -> dict[tuple[str, str], int]:
             cyc = m.group(1)
         m = re.search(r"mem_mb=(\d+)", line)
         if rule and m:
-            out[(rule, "00" if rule in ("prepare_inputs", "global_sharpen", "validate_inputs") else cyc)] = \
+            out[(rule, "00" if rule in CYCLE_0_RULES else cyc)] = \
                 int(m.group(1))
             rule = None
     return out

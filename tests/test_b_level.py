@@ -86,6 +86,14 @@ def test_a_held_level_never_ratchets(small):
         assert b_factors(model).min() == pytest.approx(B_FLOOR, abs=1e-3)
     with pytest.raises(LocScaleInputError, match="b_mean_reference"):
         held_level(2, "fixed", {"b_mean": 40.0})
+    # the record keeps the level it was asked for, so a cycle holding it with the same refined B makes the same
+    # model to the last bit (a later cycle then takes the earlier one's maps: locscale.cycle.steps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model_1, rec_1 = place_refined_b(with_b(small, 190.0 + relative), level=33.0 + 1 / 3)
+        model_2, rec_2 = place_refined_b(with_b(small, 190.0 + relative), level=held_level(2, "fixed", rec_1))
+    assert rec_1["b_mean_reference"] == 33.0 + 1 / 3 and rec_2 == rec_1
+    np.testing.assert_array_equal(b_factors(model_2), b_factors(model_1))
 
 
 def test_the_sharpened_model_map_is_the_map_of_the_level_asked_for(small, emd3488_map):
@@ -130,3 +138,4 @@ def test_servalcat_is_handed_maps_it_places_right(tmp_path, edge_cases):
 
     nstart = edge_cases["nstart_aniso"].map
     assert servalcat_frame([nstart], tmp_path) == ([str(nstart.resolve())], None)
+

@@ -45,9 +45,10 @@ def test_fsc_work_exceeds_fsc_test_after_restrained_refinement(phantom, monlib, 
     ph, folder = phantom
     cv = cross_validate(ph.structure, folder / "SIMULATED_half1.mrc", folder / "SIMULATED_half2.mrc", RES,
                         tmp_path / "cv", shake=0.5, seed=0,
-                        engine=ServalcatEngine(monlib=monlib))
+                        engine=ServalcatEngine(monlib=monlib, write_maps=True))
     assert cv.settings["refine_xyz"] and cv.settings["restrained"]
-    # refinement saw half map 1 only: its noise is fitted, half map 2's is not (measured gap 0.02)
+    # refinement saw half map 1 only: its noise is fitted, half map 2's is not (measured gap 0.02); servalcat's own
+    # FSC (computed with write_maps) says so too
     assert cv.fsc_work_average > cv.fsc_test_average
     assert cv.servalcat["fsc_half1_average"] > cv.servalcat["fsc_half2_average"]
     _check_curves(cv)
@@ -66,6 +67,14 @@ def test_b_only_unrestrained_cross_validation(phantom, tmp_path):
     # B-only refinement has few parameters, so the gap is small but still not negative on average
     assert cv.fsc_work_average >= cv.fsc_test_average - 1e-3
     _check_curves(cv)
+    # servalcat's own FSC against the half maps is not computed (the step computes FSCwork and FSCtest itself);
+    # servalcat's unchanged command line (write_maps) refines the same model, so the same FSCs
+    assert not cv.servalcat and "servalcat_fsc_half1_average" not in cv.record()
+    assert "not computed" in (tmp_path / "cv" / "servalcat" / "engine.log").read_text()
+    full = cross_validate(ph.structure, ph.half1, ph.half2, RES, tmp_path / "full", seed=1,
+                          engine=ServalcatEngine(write_maps=True))
+    assert full.servalcat and (full.fsc_work_average, full.fsc_test_average) == \
+        (cv.fsc_work_average, cv.fsc_test_average)
 
 
 def test_shake_is_limited_to_half_an_angstrom(phantom, tmp_path):

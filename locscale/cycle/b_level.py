@@ -37,6 +37,14 @@ B_FLOOR = 0.5
 B_LEVEL_MODES = ("fixed", "free")
 
 
+def level_is_held(cycle: int, mode: str, has_data_blur: bool) -> bool:
+    """Whether cycle `cycle` shifts its refined B to a reference level (:func:`held_level` returns one), so the
+    refinement's own level is not read: cycle 1 with a data-blur record, later cycles with ``mode`` fixed."""
+    if mode not in B_LEVEL_MODES:
+        raise ValueError(f"refine.b_level must be one of {B_LEVEL_MODES}, not {mode!r}")
+    return bool(has_data_blur) if int(cycle) <= 1 else mode == "fixed"
+
+
 def held_level(cycle: int, mode: str, first_cycle_record: Mapping | None = None,
                data_blur_record: Mapping | None = None) -> float | None:
     """The reference mean B (Å²) cycle `cycle` is shifted to, or None (keep the refinement's level).
@@ -90,7 +98,10 @@ def place_refined_b(structure: gemmi.Structure, *, level: float | None = None, f
             f"were raised by {raise_b:.1f} Å² and its model map sharpened by the same amount (the target, or the "
             "map it was made from, is over-sharpened)", UserWarning, stacklevel=2)
     return model, {"b_mean_refined": float(b.mean()), "b_shift_to_level": shift,
-                   "b_mean_reference": float(reference.mean()), "b_lowest_reference": float(reference.min()),
+                   # the level asked for itself (the mean it sets, without the sum's rounding): a later cycle that
+                   # holds it shifts by exactly the same constant, so the same refined B give the same model
+                   "b_mean_reference": float(reference.mean()) if level is None else float(level),
+                   "b_lowest_reference": float(reference.min()),
                    "b_below_floor_pct": 100.0 * below, "b_model_raise": raise_b, "b_floor": float(floor)}
 
 

@@ -68,11 +68,77 @@ def _hybrid_reference(inputs: Mapping, modelmap, structure):
     return modelmap, structure, record
 
 
+#: inputs that name the previous cycle's files (the step's own inputs are the others)
+PREVIOUS_KEYS = ("previous_model", "previous_refine", "previous_modelmap", "previous_map", "previous_info")
+
+
+def simulate_step(inputs: Mapping, outputs: Mapping, *, cycle: int, reuse: bool = True) -> dict:
+    """The refined model's map on the original map's grid (:func:`locscale.simulate.simulate_model_map`), sharpened
+    by the refine step's B raise (:func:`locscale.cycle.b_level.sharpen_model_map`). With `reuse` and the previous
+    cycle's files (``previous_model``, ``previous_refine``, ``previous_modelmap``): the same model file and the same
+    raise give the same map, so the previous cycle's map is written again (its values; this cycle's label).
+    Returns what was done."""
+    import time
+
+    from ..validation.reuse import file_digest
+    from .b_level import sharpen_model_map
+
+    t0 = time.perf_counter()
+    raise_b = float(read_json(inputs["refine"]).get("b_model_raise") or 0.0)
+    label = f"model map, cycle {cycle}" + (f", sharpened by {raise_b:.1f} A^2" if raise_b else "")
+    record = {"cycle": cycle, "b_model_raise": raise_b}
+    if reuse and "previous_modelmap" in inputs and \
+            float(read_json(inputs["previous_refine"]).get("b_model_raise") or 0.0) == raise_b and \
+            file_digest(inputs["model"]) == file_digest(inputs["previous_model"]):
+        write_map(outputs["map"], read_map(inputs["previous_modelmap"]), label=label)
+        record["reused"] = ("the previous cycle's model map: the same model file and B raise "
+                            f"({inputs['previous_modelmap']})")
+    else:
+        from ..simulate import simulate_model_map
+
+        write_map(outputs["map"], sharpen_model_map(simulate_model_map(read_model(inputs["model"]),
+                                                                       read_map(inputs["map"])), raise_b), label=label)
+    record["seconds"] = round(time.perf_counter() - t0, 3)
+    return record
+
+
+def sharpen_digest(inputs: Mapping, settings: Mapping, threads: int) -> str:
+    """The digest of what a LocScale step reads: its input files (maps by their values,
+    :func:`locscale.validation.reuse.files_digest`), the ``sharpen`` settings and the threads."""
+    from ..validation.reuse import files_digest
+
+    own = {k: v for k, v in inputs.items() if k not in PREVIOUS_KEYS}
+    kept = {k: v for k, v in settings.items() if k != "reuse_unchanged"}
+    return files_digest(own, {"step": "sharpen", "settings": kept, "threads": int(threads)})
+
+
 def sharpen_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle: int, threads: int = 1) -> dict:
     """LocScale of the ORIGINAL map against the cycle's model map (:func:`locscale.sharpen.sharpen_map`); with the
-    hybrid reference, against the model map plus the pseudo-atoms' map, in a mask around both."""
-    from .. import sharpen
+    hybrid reference, against the model map plus the pseudo-atoms' map, in a mask around both. With
+    ``sharpen.reuse_unchanged`` and the previous cycle's LocScale map and record (``previous_map``,
+    ``previous_info``) made from the same inputs (:func:`sharpen_digest`), that map is copied instead: LocScale
+    is deterministic, so it is the map this step would compute."""
+    import time
 
+    from .. import sharpen
+    from ..validation.reuse import DIGEST_KEY, REUSED_KEY, read_previous, reusable
+
+    t0 = time.perf_counter()
+    digest = sharpen_digest(inputs, settings, threads)
+    prev = read_previous(inputs.get("previous_info")) if settings["reuse_unchanged"] else None
+    origin = reusable(prev, digest)
+    if origin is not None and "previous_map" in inputs:
+        import shutil
+
+        from ..outputs import atomic_output
+
+        with atomic_output(outputs["map"]) as tmp:
+            shutil.copyfile(inputs["previous_map"], tmp)
+        info = {k: v for k, v in prev.items() if k not in ("provenance", "warnings")}
+        info.update({"cycle": cycle, REUSED_KEY: origin, "seconds": round(time.perf_counter() - t0, 3),
+                     "sharpen_reused": f"reused from cycle {origin}: the same model map, maps and settings"})
+        write_json(outputs["info"], info)
+        return info
     emap, resolution = read_map(inputs["map"]), _resolution(inputs)
     modelmap, structure, hybrid_record = _hybrid_reference(inputs, read_map(inputs["modelmap"]),
                                                            read_model(inputs["model"]))
@@ -90,6 +156,7 @@ def sharpen_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle:
     write_map(outputs["map"], out, label=sharpen.sharpened_label(info))
     info.update(cycle=cycle, mask=mask_rule, window_rule=win.rule,
                 reference=f"hybrid: model + {hybrid_record['pseudo_atoms']} pseudo-atoms" if hybrid_record else "model")
+    info[DIGEST_KEY] = digest
     if hybrid_record:
         info["hybrid"] = hybrid_record
     write_json(outputs["info"], info)

@@ -25,9 +25,10 @@ from . import registry
 #: columns copied from each step's record into the row: record key -> column (renamed where names would clash)
 REFINE_COLUMNS = {"engine": "engine", "restrained": "restrained", "refine_xyz": "refine_xyz",
                   "engine_fsc_average_target": "engine_fsc_average_target", "engine_cycles": "engine_cycles",
-                  "b_below_floor_pct": "b_below_floor_pct", "b_model_raise": "b_model_raise"}
+                  "b_below_floor_pct": "b_below_floor_pct", "b_model_raise": "b_model_raise",
+                  "reused_from_cycle": "refine_reused_from"}
 SHARPEN_COLUMNS = {"mode": "sharpen_mode", "window_voxels": "window_voxels", "window_angstrom": "window_angstrom",
-                   "voxels_scaled": "voxels_scaled"}
+                   "voxels_scaled": "voxels_scaled", "reused_from_cycle": "sharpen_reused_from"}
 CROSSVAL_COLUMNS = {"fsc_work_average": "fsc_work", "fsc_test_average": "fsc_test",
                     "fsc_work_test_gap": "fsc_work_test_gap", "reused_from_cycle": "crossval_reused_from"}
 #: columns from the model-completion record (locscale.building.completion) of the model built after the cycle

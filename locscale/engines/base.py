@@ -77,12 +77,11 @@ class RefinementEngine(ABC):
     restrained: bool = True
     monlib: Path | None = None  # the monomer library the engine restrains with, when it is given one
 
-    @classmethod
-    def job_threads(cls, requested: int) -> int:
+    def job_threads(self, requested: int, keep_level: bool = True) -> int:
         """The threads a workflow job running this engine reserves: `requested` (refine.threads), at most
-        :attr:`max_threads`."""
+        :attr:`max_threads` (`keep_level` as in :meth:`run`)."""
         requested = max(1, int(requested))
-        return requested if cls.max_threads is None else min(requested, int(cls.max_threads))
+        return requested if self.max_threads is None else min(requested, int(self.max_threads))
 
     @property
     def envmodules(self) -> list[str]:
@@ -115,6 +114,12 @@ class RefinementEngine(ABC):
             return self.check_without_running()
         return self.check_available(envmodules_active="ENV_MODULES" in deployment)
 
+    def reads_start_b(self, step: str | None = None) -> bool:
+        """Whether a run's result depends on the B-factors of the model it starts from (default: it does). An
+        engine that starts every atom at one B (servalcat's B-factor refinement) returns False: the cycle then
+        reuses the previous cycle's result for the same coordinates, maps and settings."""
+        return True
+
     def check_monomers(self, model: str | os.PathLike) -> None:  # noqa: B027 (optional hook)
         """Raise :class:`LocScaleInputError` when `model` has residues the engine cannot restrain (default: no
         check, the engine brings its own library)."""
@@ -122,10 +127,11 @@ class RefinementEngine(ABC):
     @abstractmethod
     def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
             target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
-            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None
-            ) -> RefinementResult:
+            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None,
+            keep_level: bool = True) -> RefinementResult:
         """Refine `model` against `target_map` (or `half_maps`) in a fresh `workdir` (emptied first); `step` is
-        one of :data:`STEPS`."""
+        one of :data:`STEPS`. `keep_level` False: the caller shifts every B to a level of its own afterwards, so
+        the engine may skip work that only fixes the overall B level (servalcat does)."""
 
     def for_cross_validation(self, refine_xyz: bool | None = None) -> RefinementEngine:
         """The engine to refine a shaken model against half map 1 with (``locscale.validation.crossval``): it must take

@@ -160,9 +160,10 @@ class PhenixEngine(RefinementEngine):
 
     def run(self, model: str | os.PathLike, resolution: float, workdir: str | os.PathLike, *,
             target_map: str | os.PathLike | None = None, half_maps=None, threads: int = 1,
-            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None
-            ) -> RefinementResult:
-        """Refine `model` against `target_map` in a fresh `workdir` (half maps are not used by this engine)."""
+            log: str | os.PathLike | None = None, prefix: str = "refined", step: str | None = None,
+            keep_level: bool = True) -> RefinementResult:
+        """Refine `model` against `target_map` in a fresh `workdir` (half maps are not used by this engine; nor is
+        `keep_level`: its result is at the target's level either way)."""
         if target_map is None:
             raise LocScaleInputError("the PHENIX engine refines against one map; no target map was given",
                                      "give the target map (the workflow passes the cycle's LocScale map)")

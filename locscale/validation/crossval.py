@@ -13,7 +13,8 @@
    multiplying map and model map by a soft mask: the refined model's envelope at
    ``metrics.envelope_radius(d)`` with a 3-voxel raised-cosine edge. The gap FSCwork − FSCtest (per shell and of
    the FSCaverages up to d) measures overfitting to half map 1's noise. Servalcat's own FSCaverages (its mask
-   and binning) are kept alongside for reference.
+   and binning) are kept alongside when it computed them (``refine.servalcat.write_maps: true``; by default it
+   does not: :mod:`locscale.engines.servalcat_lean`).
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ class CrossValidation:
         """Flat, JSON/TSV-ready summary."""
         return {"fsc_work_average": self.fsc_work_average, "fsc_test_average": self.fsc_test_average,
                 "fsc_work_test_gap": self.gap, "cv_resolution": self.resolution,
-                "servalcat_fsc_half1_average": self.servalcat.get("fsc_half1_average", np.nan),
-                "servalcat_fsc_half2_average": self.servalcat.get("fsc_half2_average", np.nan),
+                **{f"servalcat_{k}": v for k, v in self.servalcat.items()},
                 **{f"cv_{k}": v for k, v in self.settings.items()}}
 
 

@@ -71,6 +71,37 @@ def file_digest(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def map_data_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of what a map file says about the map: its values (as stored), shape, voxel size and origin, not
+    its header labels (each cycle labels its maps with its own number)."""
+    from ..mapio import read_map
+
+    emap = read_map(path)
+    h = hashlib.sha256()
+    h.update(f"map v{DIGEST_VERSION} {emap.data.shape} {emap.data.dtype}\n".encode())
+    h.update(struct.pack("<6d", *map(float, emap.voxel_size), *map(float, emap.origin)))
+    h.update(emap.data.tobytes())
+    return h.hexdigest()
+
+
+MAP_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrcs")
+
+
+def files_digest(files: dict, settings: dict | None = None) -> str:
+    """One digest of a step's named input files (maps by :func:`map_data_digest`, any other file by its bytes;
+    None entries skipped) and `settings` (JSON-serialisable)."""
+    h = hashlib.sha256()
+    h.update(f"files v{DIGEST_VERSION}\n".encode())
+    for name in sorted(files):
+        path = files[name]
+        if path is None:
+            continue
+        d = map_data_digest(path) if str(path).lower().endswith(MAP_SUFFIXES) else file_digest(path)
+        h.update(f"{name}={d}\n".encode())
+    h.update(json.dumps(settings or {}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
 def inputs_digest(model=None, files=(), settings: dict | None = None) -> str:
     """One digest of what a validation step reads: the model's coordinates (:func:`coordinates_digest`, not its
     B-factors), the bytes of `files` (in order; None entries skipped) and `settings` (JSON-serialisable)."""
@@ -95,7 +126,8 @@ def reusable(previous: dict | None, digest: str) -> int | None:
     return int(origin) if origin is not None else int(previous["cycle"])
 
 
-def _read_json(path) -> dict | None:
+def read_previous(path) -> dict | None:
+    """The previous cycle's record at `path` (a JSON file), or None when there is none or it cannot be read."""
     from ..records import read_json
 
     try:
@@ -125,7 +157,7 @@ def validate_model_reusing(model, map_path, resolution, workdir, *, cycle: int, 
     from .model import NOT_AVAILABLE, RESIDUE_KEYS, read_per_residue, validate_model
 
     digest = model_validation_digest(model, map_path, resolution, monlib=monlib, ligands=ligands, tools=tools)
-    prev = _read_json(previous[0]) if previous else None
+    prev = read_previous(previous[0]) if previous else None
     origin = reusable(prev, digest)
     if origin is None:
         summary, per_residue = validate_model(model, map_path, resolution, workdir, monlib=monlib, ligands=ligands,
@@ -196,7 +228,7 @@ def cross_validate_reusing(model_path, half1, half2, resolution: float, workdir,
 
     digest = crossval_digest(model_path, half1, half2, resolution, engine=engine, shake=shake, seed=seed,
                              refine_xyz=refine_xyz)
-    prev = _read_json(previous[0]) if previous else None
+    prev = read_previous(previous[0]) if previous else None
     origin = reusable(prev, digest)
     if origin is not None:
         curve, _ = read_crossval(previous[1])

@@ -12,6 +12,7 @@ from pathlib import Path
 from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
 from locscale.cycle import files
+from locscale.cycle.b_level import level_is_held
 from locscale.cycle.convergence import read_decision, walk_cycles
 from locscale.download import (
     emdb_half_map_urls,
@@ -302,6 +303,46 @@ def previous_model_validation(wildcards):
     return {"previous_summary": f"{d}/model_validation.json", "previous_residues": f"{d}/model_validation.tsv"}
 
 
+def refine_threads(wildcards):
+    """Cores of cycle c's refine job: the engine's, given whether the cycle keeps the refinement's own B level
+    (servalcat then runs two programs side by side) or shifts every B to a reference level (one program)."""
+    c = int(wildcards.cycle)
+    held = level_is_held(c, config["refine"]["b_level"], has_data_blur=B_TARGET == "global" and c == 1)
+    return ENGINE.job_threads(config["refine"]["threads"], keep_level=not held)
+
+
+def previous_model_map(wildcards):
+    """The previous cycle's model, refine record and model map, which cycle c's simulate step writes again when
+    its model file and B raise are the same (locscale.cycle.steps.simulate_step); none for cycle 1 or with
+    sharpen.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["sharpen"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_model": f"{d}/model.cif", "previous_refine": f"{d}/refine.json",
+            "previous_modelmap": f"{d}/modelmap.mrc"}
+
+
+def previous_locscale(wildcards):
+    """The previous cycle's LocScale map and record, which cycle c's LocScale step copies when it was made from
+    the same inputs (locscale.cycle.steps.sharpen_step); none for cycle 1 or with sharpen.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["sharpen"]["reuse_unchanged"]:
+        return {}
+    d = cdir(wildcards.ds, c - 1)
+    return {"previous_map": f"{d}/locscale.mrc", "previous_info": f"{d}/sharpen.json"}
+
+
+def previous_refine(wildcards):
+    """The previous cycle's refine record, whose refined model cycle c takes when it refines the same coordinates
+    against the same maps with the same settings (locscale.cycle.refinement); none for cycle 1 or with
+    refine.reuse_unchanged false."""
+    c = int(wildcards.cycle)
+    if c < 2 or not config["refine"]["reuse_unchanged"]:
+        return {}
+    return {"previous_refine": f"{cdir(wildcards.ds, c - 1)}/refine.json"}
+
+
 def previous_crossval(wildcards):
     """The previous cycle's cross-validation, which cycle c reuses when its model has the same coordinates
     (locscale.validation.reuse); none for cycle 1 or with cross_validation.reuse_unchanged false."""
@@ -313,9 +354,10 @@ def previous_crossval(wildcards):
 
 
 def crossval_beside(wildcards):
-    """The previous cycle's cross-validation as an input of cycle c's convergence check: it enters the job graph
-    with cycle c (the loop adds a cycle's jobs only once the previous check is done), runs beside cycle c's
-    steps on the cores they leave idle, and is done before the loop moves on; the last cycle's is the summary's."""
+    """The previous cycle's cross-validation as an input of cycle c's convergence check: `all` asks for it with
+    the previous cycle (all_input), so it starts once that cycle's model is refined and runs beside the steps of
+    both cycles on the cores they leave idle; this input makes sure it is done before the loop moves on. The
+    last cycle's is the summary's."""
     c = int(wildcards.cycle)
     if c < 2 or not crossval_enabled(wildcards.ds):
         return {}
@@ -348,8 +390,15 @@ def await_model_input(wildcards):
 # ---------------------------------------------------------------------------------------------- resources
 def by_input_size(per_mb, base):
     """A resource request (memory in MB, run time in minutes) growing with the size of the rule's input files
-    (maps dominate): base + per_mb × their size in MB."""
-    return lambda wildcards, input: int(base + per_mb * input.size_mb)
+    (maps dominate): base + per_mb × their size in MB. The previous cycle's files a step takes instead of
+    computing (inputs named previous_*) are left out: the step reads them in place of what it would compute."""
+
+    def request(wildcards, input):
+        previous = sum(os.path.getsize(f) for name, f in input.items()
+                       if name.startswith("previous_") and isinstance(f, str) and os.path.exists(f))
+        return int(base + per_mb * max(0.0, input.size_mb - previous / 1024**2))
+
+    return request
 
 
 def sharpen_threads():
@@ -404,8 +453,14 @@ _check_engine()
 
 
 # ---------------------------------------------------------------------------------------------- the loop
-def _is_converged(ds):
-    return lambda c: read_decision(checkpoints.converged.get(ds=ds, cycle=f"{c:02d}").output[0])
+def _is_converged(ds, asked):
+    """Cycle c's decision; `asked` collects the cycles asked about (the last is the one the walk stopped at)."""
+
+    def converged(c):
+        asked.append(c)
+        return read_decision(checkpoints.converged.get(ds=ds, cycle=f"{c:02d}").output[0])
+
+    return converged
 
 
 def _is_waiting(ds):
@@ -427,13 +482,19 @@ def all_input(wildcards):
 
     Datasets are walked independently: a dataset whose next checkpoint has not run yet contributes that
     checkpoint's output (flagged as a checkpoint target, so Snakemake re-evaluates this function when it is done)
-    and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's."""
+    and the walk goes on with the next dataset, so every dataset's cycles advance without waiting for another's.
+    With half maps, the cycles walked so far contribute their cross-validations too: each starts as soon as its
+    cycle's model is refined and runs beside the cycles' other steps. (The ChimeraX scripts stay at the end, with
+    the summary: on a cluster the two go as one job when grouped.)"""
     targets = []
     for ds in DATASETS:
+        asked = []
         try:
-            walk = walk_cycles(_is_converged(ds), MAX_CYCLES, _is_waiting(ds))
+            walk = walk_cycles(_is_converged(ds, asked), MAX_CYCLES, _is_waiting(ds))
         except IncompleteCheckpointException as pending:
             targets.append(pending.targetfile)
+            if crossval_enabled(ds):  # the cycles' cross-validations start once their models are refined
+                targets += [f"{cdir(ds, c)}/crossval.json" for c in asked]
             continue
         WALKS[ds] = walk
         targets += files.summary_targets(ds, walk.last)

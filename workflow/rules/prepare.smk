@@ -47,7 +47,7 @@ rule refine_unsharpened:
         "results/{ds}/cycle_00/logs/refine_unsharpened.log",
     benchmark:
         "results/{ds}/cycle_00/benchmarks/refine_unsharpened.tsv"
-    threads: config["refine"]["threads"]
+    threads: ENGINE.job_threads(config["refine"]["threads"])
     resources:
         mem_mb=by_input_size(40, ENGINE.mem_mb_base),
         runtime=by_input_size(2, 60),

@@ -11,6 +11,7 @@ rule refine:
     input:
         unpack(refine_targets),
         unpack(first_cycle_record),
+        unpack(previous_refine),
         model=refine_model,
         info="results/{ds}/cycle_00/inputs.json",
         ligands=config["refine"]["ligands"],
@@ -24,7 +25,7 @@ rule refine:
         "results/{ds}/cycle_{cycle}/logs/refine.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/refine.tsv"
-    threads: ENGINE.job_threads(config["refine"]["threads"])
+    threads: refine_threads
     resources:
         mem_mb=by_input_size(40, ENGINE.mem_mb_base),
         runtime=by_input_size(2, 60),
@@ -54,9 +55,9 @@ rule crossval:
         "results/{ds}/cycle_{cycle}/logs/crossval.log",
     benchmark:
         "results/{ds}/cycle_{cycle}/benchmarks/crossval.tsv",
-    # the cycle's own steps go first; cross-validation fills the cores they leave idle (beside the next cycle's
-    # refinement) and only the summary waits for it
-    priority: -10
+    # it starts once the cycle's model is refined (all_input asks for it with the cycle) and is the longest job
+    # beside the cycle's chain of steps, which take one core at a time: it takes a free core first
+    priority: 1
     threads: CROSSVAL_ENGINE.job_threads(config["refine"]["threads"])
     resources:
         mem_mb=by_input_size(40, 3000),

@@ -41,6 +41,7 @@ rule sharpen:
         unpack(mask_input),
         unpack(hybrid_input),
         unpack(half_maps_input),
+        unpack(previous_locscale),
         map="results/{ds}/cycle_00/map.mrc",
         modelmap="results/{ds}/cycle_{cycle}/modelmap.mrc",
         model="results/{ds}/cycle_{cycle}/model.cif",

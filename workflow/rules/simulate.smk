@@ -5,11 +5,14 @@
 
 rule simulate:
     input:
+        unpack(previous_model_map),
         model="results/{ds}/cycle_{cycle}/model.cif",
         refine="results/{ds}/cycle_{cycle}/refine.json",
         map="results/{ds}/cycle_00/map.mrc",
     output:
         map="results/{ds}/cycle_{cycle}/modelmap.mrc",
+    params:
+        reuse=config["sharpen"]["reuse_unchanged"],
     log:
         "results/{ds}/cycle_{cycle}/logs/simulate.log",
     benchmark:

@@ -1,19 +1,14 @@
-"""Cycle step 2: the refined model's map on the original map's grid (locscale.simulate.simulate_model_map),
-sharpened by the refine step's B raise (locscale.cycle.b_level.sharpen_model_map)."""
+"""Cycle step 2: the refined model's map on the original map's grid, sharpened by the refine step's B raise; the
+previous cycle's when the model is the same (locscale.cycle.steps.simulate_step)."""
 
-from _wf import read_json, run
+from _wf import named, run
 
 
 def main(smk):
-    from locscale.cycle.b_level import sharpen_model_map
-    from locscale.mapio import read_map, write_map
-    from locscale.models import read_model
-    from locscale.simulate import simulate_model_map
+    from locscale.cycle.steps import simulate_step
 
-    raise_b = float(read_json(smk.input.refine).get("b_model_raise") or 0.0)
-    modelmap = sharpen_model_map(simulate_model_map(read_model(smk.input.model), read_map(smk.input.map)), raise_b)
-    label = f"model map, cycle {smk.wildcards.cycle}" + (f", sharpened by {raise_b:.1f} A^2" if raise_b else "")
-    write_map(smk.output.map, modelmap, label=label)
+    print(simulate_step(named(smk.input), named(smk.output), cycle=int(smk.wildcards.cycle),
+                        reuse=smk.params.reuse))
 
 
 run(main)
