@@ -175,3 +175,15 @@ def test_the_architecture_picture_shows_the_layers_in_order():
     rows = [[row(name) for name in layer] for layer in LAYERS]
     for lower, upper in zip(rows, rows[1:], strict=False):
         assert max(upper) < min(lower), rows
+
+
+def test_scaling_imports_without_pandas():
+    """Every scaling call (the CLI's, the workflow's, each benchmark process) pays for what locscale.scaling
+    imports: pandas (0.16 s here) is needed only by the tapered mode's solvent noise spectrum, so it is imported
+    there, not when the package loads."""
+    import subprocess
+    import sys
+
+    code = "import sys, locscale.scaling; print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
