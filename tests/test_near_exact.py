@@ -234,3 +234,16 @@ def test_equal_to_exact_at_the_nodes(crop):
     np.testing.assert_allclose(got[on_node], ref[on_node], rtol=0, atol=1e-5 * np.abs(ref).max())
     off = mask & ~on_node
     assert np.abs(got[off] - ref[off]).max() > 1e-3 * np.abs(ref).max()
+
+
+def test_same_result_without_ducc0(crop, monkeypatch):
+    """ducc0 does every transform when installed; without it scipy.fft stands in (engine's FFT helpers). Both are
+    float32 FFTs with float64 sums, so the outputs agree to float32 rounding (1e-5 of the largest value)."""
+    from locscale.scaling import engine
+
+    emap, modelmap, mask = crop
+    a = cv.local_scale_near_exact(emap, modelmap, 12, mask, stride=3, progress=False)
+    monkeypatch.setattr(engine, "_ducc_fft", None)
+    assert engine.fft_backends() == ("scipy",)
+    b = cv.local_scale_near_exact(emap, modelmap, 12, mask, stride=3, progress=False)
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * np.abs(a).max())
