@@ -175,3 +175,17 @@ def test_the_architecture_picture_shows_the_layers_in_order():
     rows = [[row(name) for name in layer] for layer in LAYERS]
     for lower, upper in zip(rows, rows[1:], strict=False):
         assert max(upper) < min(lower), rows
+
+
+def test_scaling_imports_without_pandas_or_scipy():
+    """Every scaling call (the CLI's, the workflow's, each benchmark process) pays for what locscale.scaling
+    imports. pandas (0.16 s here) serves only the tapered mode's solvent noise spectrum and scipy (0.2 s for
+    scipy.fft) only stands in for ducc0's transforms, so both are imported where they are used, not when the
+    package loads."""
+    import subprocess
+    import sys
+
+    code = ("import sys, locscale.scaling; "
+            "print(sorted(m for m in ('pandas', 'scipy.fft', 'scipy.ndimage') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -214,3 +214,36 @@ def test_whole_box_of_a_masked_map(bundled, solvent):
     top = np.abs(exact).max()
     assert np.abs(near).max() < 1.05 * top and np.abs(fast).max() < 1.05 * top
 
+
+
+def test_equal_to_exact_at_the_nodes(crop):
+    """At a node voxel (lo + j·t) the trilinear weights pick that node alone, its factors are computed exactly
+    and every shell contribution is exact at every voxel, so near-exact equals exact mode there to float32
+    rounding (1e-5 of the largest value, as at stride 1). A node grid shifted against the voxels, or an
+    interpolation that does not reproduce node values, fails this. Off the nodes it does interpolate."""
+    emap, modelmap, mask = crop
+    w, t = 12, 3
+    ref = local_scale_exact(emap, modelmap, w, mask, progress=False)
+    got = cv.local_scale_near_exact(emap, modelmap, w, mask, stride=t, progress=False)
+    plan = node_plan(mask, t)
+    on_node = np.zeros_like(mask)
+    lo, ext = plan.lo, plan.ext
+    on_node[lo[0]:lo[0] + ext[0]:t, lo[1]:lo[1] + ext[1]:t, lo[2]:lo[2] + ext[2]:t] = True
+    on_node &= mask
+    assert on_node.sum() >= 20
+    np.testing.assert_allclose(got[on_node], ref[on_node], rtol=0, atol=1e-5 * np.abs(ref).max())
+    off = mask & ~on_node
+    assert np.abs(got[off] - ref[off]).max() > 1e-3 * np.abs(ref).max()
+
+
+def test_same_result_without_ducc0(crop, monkeypatch):
+    """ducc0 does every transform when installed; without it scipy.fft stands in (engine's FFT helpers). Both are
+    float32 FFTs with float64 sums, so the outputs agree to float32 rounding (1e-5 of the largest value)."""
+    from locscale.scaling import engine
+
+    emap, modelmap, mask = crop
+    a = cv.local_scale_near_exact(emap, modelmap, 12, mask, stride=3, progress=False)
+    monkeypatch.setattr(engine, "_ducc_fft", None)
+    assert engine.fft_backends() == ("scipy",)
+    b = cv.local_scale_near_exact(emap, modelmap, 12, mask, stride=3, progress=False)
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * np.abs(a).max())

@@ -15,7 +15,7 @@ A backend does four things, each on padded maps and returning numpy arrays:
   each region's windows at `starts`, multiplied by `taper`, transformed and reduced with the (N, S) matrix
   `member` (powers |F|², and cross powers Re F_a·F_b* of the region pairs `pairs`).
 
-:class:`NumpyBackend` runs them with the threaded window engine (``engine``) and scipy FFTs;
+:class:`NumpyBackend` runs them with the threaded window engine (``engine``) and its FFTs (ducc0, else scipy);
 :class:`TorchBackend` on a torch device. torch is imported only when a TorchBackend is made (install with
 ``pip install 'locscale[gpu]'``): this module imports without it. Both reduce spectra with the one shell-matrix
 layout of ``schemes`` (the torch backend uses its dense matrix in float64), so results agree within float32
@@ -27,10 +27,18 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-import scipy.fft
 
 from .. import shells
-from .engine import default_workers, scaled_centre_values, tapered_window_profiles, window_shell_profiles
+from .engine import (
+    default_workers,
+    fast_length,
+    irfft3,
+    padded_fft,
+    padded_rfft,
+    scaled_centre_values,
+    tapered_window_profiles,
+    window_shell_profiles,
+)
 from .schemes import exact_shell_membership, exact_shell_scheme, scaled_values, slab_matrix
 
 _INSTALL_HINT = "pip install 'locscale[gpu]'  (or follow https://pytorch.org/get-started for a CUDA build)"
@@ -85,14 +93,14 @@ def box_mean(padded_crop: np.ndarray, w: int, ext: np.ndarray) -> np.ndarray:
 
 def _kernel_spectrum(h: np.ndarray, shape: tuple[int, int, int], workers: int) -> np.ndarray:
     """rfftn of the w³ kernel zero-padded to `shape`, pruned: the first two passes run on the w-thick slab."""
-    k = scipy.fft.rfft(h.astype(np.float32), n=shape[2], axis=2, workers=workers)
-    k = scipy.fft.fft(k, n=shape[1], axis=1, workers=workers)
-    return scipy.fft.fft(k, n=shape[0], axis=0, workers=workers)
+    k = padded_rfft(h.astype(np.float32), shape[2], 2, workers)
+    k = padded_fft(k, shape[1], 1, workers)
+    return padded_fft(k, shape[0], 0, workers)
 
 
 def convolution_shape(crop_shape) -> tuple[int, ...]:
     """FFT length per axis for the box convolutions: ≥ the crop (extent + w − 1), so nothing wraps."""
-    return tuple(scipy.fft.next_fast_len(int(n), real=True) for n in crop_shape)
+    return tuple(fast_length(int(n)) for n in crop_shape)
 
 
 class ShellConvolver:
@@ -103,19 +111,21 @@ class ShellConvolver:
         self.ext = ext
         self.workers = workers
         self.shape = convolution_shape(padded_crop.shape)
-        self.spec = scipy.fft.rfftn(padded_crop, s=self.shape, workers=workers)
+        spec = padded_rfft(np.asarray(padded_crop, dtype=np.float32), self.shape[2], 2, workers)
+        spec = padded_fft(spec, self.shape[1], 1, workers)
+        self.spec = padded_fft(spec, self.shape[0], 0, workers)
 
     def __call__(self, h: np.ndarray) -> np.ndarray:
         k = _kernel_spectrum(h, self.shape, self.workers)
         np.conjugate(k, out=k)
         k *= self.spec
-        c = scipy.fft.irfftn(k, s=self.shape, workers=self.workers)
+        c = irfft3(k, self.shape, self.workers)
         return c[:self.ext[0], :self.ext[1], :self.ext[2]]
 
 
 class NumpyBackend:
     """The CPU backend: the threaded window engine (`batch_size` windows per batch, `workers` threads) and
-    scipy FFT convolutions."""
+    FFT convolutions (ducc0, else scipy)."""
 
     name = "numpy"
 

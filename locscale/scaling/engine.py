@@ -24,7 +24,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import LocScaleInputError
@@ -54,6 +53,53 @@ def fft_backends() -> tuple[str, ...]:
     return ("ducc0", "scipy") if _ducc_fft is not None else ("scipy",)
 
 
+def _scipy_fft():
+    """scipy.fft, imported on first use: the import takes about 0.2 s (more than near-exact's transforms of a
+    small map), and with ducc0 installed nothing needs it."""
+    import scipy.fft
+
+    return scipy.fft
+
+
+def fast_length(n: int) -> int:
+    """The smallest length ≥ `n` that the FFT library transforms fast (2, 3, 5-smooth), for real input."""
+    if _ducc_fft is not None:
+        return int(_ducc_fft.good_size(int(n), True))
+    return int(_scipy_fft().next_fast_len(int(n), real=True))
+
+
+def padded_rfft(a: np.ndarray, n: int, axis: int, threads: int = 1) -> np.ndarray:
+    """Unnormalised rfft of real `a` along `axis`, zero-padded to length `n` (complex64 for float32 input)."""
+    if _ducc_fft is None:
+        return _scipy_fft().rfft(a, n=n, axis=axis, workers=threads)
+    return _ducc_fft.r2c(_zero_pad(a, n, axis), axes=(axis,), nthreads=threads)
+
+
+def padded_fft(a: np.ndarray, n: int, axis: int, threads: int = 1) -> np.ndarray:
+    """Unnormalised forward fft of complex `a` along `axis`, zero-padded to length `n`."""
+    if _ducc_fft is None:
+        return _scipy_fft().fft(a, n=n, axis=axis, workers=threads)
+    return _ducc_fft.c2c(_zero_pad(a, n, axis), axes=(axis,), forward=True, nthreads=threads)
+
+
+def irfft3(spec: np.ndarray, shape: tuple[int, int, int], threads: int = 1) -> np.ndarray:
+    """Inverse of a 3-D rfftn of real data of `shape` (normalised by 1/N, as ``numpy.fft.irfftn``)."""
+    if _ducc_fft is None:
+        return _scipy_fft().irfftn(spec, s=shape, workers=threads)
+    return _ducc_fft.c2r(spec, axes=(0, 1, 2), lastsize=int(shape[2]), forward=False, inorm=2, nthreads=threads)
+
+
+def _zero_pad(a: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """`a` with zeros appended along `axis` up to length `n` (itself when already that long)."""
+    if a.shape[axis] == n:
+        return a
+    out_shape = list(a.shape)
+    out_shape[axis] = n
+    out = np.zeros(out_shape, dtype=a.dtype)
+    out[tuple(slice(0, m) for m in a.shape)] = a
+    return out
+
+
 def rfft_windows(windows: np.ndarray, threads: int = 1, backend: str | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
     """Unnormalised rfftn over the last three axes of a (B, w, w, w) float32 batch → complex64
@@ -62,7 +108,7 @@ def rfft_windows(windows: np.ndarray, threads: int = 1, backend: str | None = No
     if backend == "ducc0" and _ducc_fft is not None:
         return _ducc_fft.r2c(windows, axes=(1, 2, 3), nthreads=threads, out=out)
     if backend == "scipy":
-        spec = scipy.fft.rfftn(windows, axes=(1, 2, 3), workers=threads)
+        spec = _scipy_fft().rfftn(windows, axes=(1, 2, 3), workers=threads)
         if out is None:
             return spec
         out[...] = spec

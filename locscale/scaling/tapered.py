@@ -36,7 +36,6 @@ import numpy as np
 
 from .. import shells
 from ..errors import LocScaleInputError
-from ..metrics import radial_profile
 from ..padding import pad_for_window, solvent_level
 from .backends import Backend, get_backend
 from .engine import check_inputs
@@ -99,6 +98,8 @@ def solvent_noise_power(emmap: np.ndarray, mask: np.ndarray, w: int, taper: bool
     values = emmap[outside].astype(np.float64)
     if float(values.std()) == 0.0:
         return None
+    from ..metrics import radial_profile  # here, not at the top: metrics imports pandas, scaling needs it only here
+
     solvent = np.where(outside, emmap - values.mean(), 0.0)
     freq, power = radial_profile(solvent, 1.0, power=True)  # cycles per voxel, unnormalised |F|²
     ok = np.isfinite(power)
