@@ -53,12 +53,10 @@ def held_level(cycle: int, mode: str, first_cycle_record: Mapping | None = None,
     unsharpened map less the data's own blur, :func:`locscale.global_sharpen.data_blur`) when there is one, else
     None. Later cycles: None with ``mode`` free; with fixed, cycle 1's reference mean (``b_mean_reference`` of cycle
     1's refine record)."""
-    if mode not in B_LEVEL_MODES:
-        raise ValueError(f"refine.b_level must be one of {B_LEVEL_MODES}, not {mode!r}")
-    if int(cycle) <= 1:
-        return None if data_blur_record is None else float(data_blur_record["b_mean_reference"])
-    if mode == "free":
+    if not level_is_held(cycle, mode, data_blur_record is not None):
         return None
+    if int(cycle) <= 1:
+        return float(data_blur_record["b_mean_reference"])
     level = None if first_cycle_record is None else first_cycle_record.get("b_mean_reference")
     if level is None or not np.isfinite(level):
         raise LocScaleInputError(

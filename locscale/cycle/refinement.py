@@ -91,15 +91,16 @@ def refine_digest(inputs: Mapping, settings: Mapping, resolution: float, engine,
     return inputs_digest(model, [inputs.get(k) for k in REFINE_MAPS], extra)
 
 
-def _reused(inputs: Mapping, digest: str) -> dict | None:
-    """The previous cycle's refine record (``previous_refine``) when it refined from the same inputs (`digest`)
-    and its engine result is still there; else None."""
+def _reused(inputs: Mapping, digest: str) -> tuple[dict, int] | None:
+    """The previous cycle's refine record (``previous_refine``) and the cycle that refined it, when it refined
+    from the same inputs (`digest`) and its engine result is still there; else None."""
     from ..validation.reuse import read_previous, reusable
 
     prev = read_previous(inputs.get("previous_refine"))
-    if reusable(prev, digest) is None or not Path(prev.get("refined_model", "")).is_file():
+    origin = reusable(prev, digest)
+    if origin is None or not Path(prev.get("refined_model", "")).is_file():
         return None
-    return prev
+    return prev, origin
 
 
 def refine_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle: int, workdir, threads: int = 1,
@@ -111,16 +112,16 @@ def refine_step(inputs: Mapping, outputs: Mapping, settings: Mapping, *, cycle: 
     import time
 
     from ..engines import make_engine
-    from ..validation.reuse import DIGEST_KEY, REUSED_KEY, reusable
+    from ..validation.reuse import DIGEST_KEY, REUSED_KEY
 
     t0 = time.perf_counter()
     engine, workdir = make_engine(settings), Path(workdir)
     resolution = float(read_json(inputs["info"])["resolution"])
     keep_level = not level_is_held(cycle, settings["b_level"], "data_blur" in inputs)
     digest = refine_digest(inputs, settings, resolution, engine, keep_level)
-    prev = _reused(inputs, digest) if settings["reuse_unchanged"] else None
-    if prev is not None:
-        origin = reusable(prev, digest)
+    found = _reused(inputs, digest) if settings["reuse_unchanged"] else None
+    if found is not None:
+        prev, origin = found
         record = {"cycle": cycle, "model_in": inputs["model"],
                   **{k: v for k, v in prev.items() if k in ENGINE_KEYS or k.startswith(("engine_", "xyz_"))}}
         record.update(_place_b_level(inputs, prev["refined_model"], outputs["model"], settings["b_level"], cycle))

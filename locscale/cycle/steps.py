@@ -68,10 +68,6 @@ def _hybrid_reference(inputs: Mapping, modelmap, structure):
     return modelmap, structure, record
 
 
-#: inputs that name the previous cycle's files (the step's own inputs are the others)
-PREVIOUS_KEYS = ("previous_model", "previous_refine", "previous_modelmap", "previous_map", "previous_info")
-
-
 def simulate_step(inputs: Mapping, outputs: Mapping, *, cycle: int, reuse: bool = True) -> dict:
     """The refined model's map on the original map's grid (:func:`locscale.simulate.simulate_model_map`), sharpened
     by the refine step's B raise (:func:`locscale.cycle.b_level.sharpen_model_map`). With `reuse` and the previous
@@ -107,7 +103,7 @@ def sharpen_digest(inputs: Mapping, settings: Mapping, threads: int) -> str:
     :func:`locscale.validation.reuse.files_digest`), the ``sharpen`` settings and the threads."""
     from ..validation.reuse import files_digest
 
-    own = {k: v for k, v in inputs.items() if k not in PREVIOUS_KEYS}
+    own = {k: v for k, v in inputs.items() if not k.startswith("previous_")}  # the previous cycle's files
     kept = {k: v for k, v in settings.items() if k != "reuse_unchanged"}
     return files_digest(own, {"step": "sharpen", "settings": kept, "threads": int(threads)})
 

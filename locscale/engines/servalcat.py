@@ -110,15 +110,13 @@ class ServalcatEngine(RefinementEngine):
     name = "servalcat"
     conda_env = "servalcat.yaml"
     mem_mb_base = 3000
-    #: servalcat 0.4.142 refines on one core: its structure-factor and map FFTs (gemmi) and its C++ extension are
-    #: single-threaded (the extension links no OpenMP runtime) and it has no thread option; measured 97-99 % of
-    #: one core with OMP_NUM_THREADS=2 on the 256³ TRPV1 phantom. A B-factor refinement from the uniform start
-    #: runs its two programs side by side (module docstring): two cores; anything else one (:meth:`job_threads`)
-    max_threads = 2
 
     def job_threads(self, requested: int, keep_level: bool = True) -> int:
         """The threads a job running this engine reserves: 2 (at most `requested`) when its B-factor refinement
-        runs two servalcat programs side by side (:meth:`run` with `keep_level`), else 1."""
+        runs two servalcat programs side by side (:meth:`run` with `keep_level`), else 1. Servalcat 0.4.142
+        refines on one core: its structure-factor and map FFTs (gemmi) and its C++ extension are single-threaded
+        (the extension links no OpenMP runtime) and it has no thread option; measured 97-99 % of one core with
+        OMP_NUM_THREADS=2 on the 256³ TRPV1 phantom."""
         both = keep_level and self.relative_b and self.uniform_start_b is not None
         return min(max(1, int(requested)), 2 if both else 1)
 
