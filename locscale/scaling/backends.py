@@ -33,8 +33,7 @@ from .engine import (
     default_workers,
     fast_length,
     irfft3,
-    padded_fft,
-    padded_rfft,
+    padded_rfft3,
     scaled_centre_values,
     tapered_window_profiles,
     window_shell_profiles,
@@ -93,9 +92,7 @@ def box_mean(padded_crop: np.ndarray, w: int, ext: np.ndarray) -> np.ndarray:
 
 def _kernel_spectrum(h: np.ndarray, shape: tuple[int, int, int], workers: int) -> np.ndarray:
     """rfftn of the w³ kernel zero-padded to `shape`, pruned: the first two passes run on the w-thick slab."""
-    k = padded_rfft(h.astype(np.float32), shape[2], 2, workers)
-    k = padded_fft(k, shape[1], 1, workers)
-    return padded_fft(k, shape[0], 0, workers)
+    return padded_rfft3(h.astype(np.float32), shape, workers)
 
 
 def convolution_shape(crop_shape) -> tuple[int, ...]:
@@ -111,9 +108,7 @@ class ShellConvolver:
         self.ext = ext
         self.workers = workers
         self.shape = convolution_shape(padded_crop.shape)
-        spec = padded_rfft(np.asarray(padded_crop, dtype=np.float32), self.shape[2], 2, workers)
-        spec = padded_fft(spec, self.shape[1], 1, workers)
-        self.spec = padded_fft(spec, self.shape[0], 0, workers)
+        self.spec = padded_rfft3(np.asarray(padded_crop, dtype=np.float32), self.shape, workers)
 
     def __call__(self, h: np.ndarray) -> np.ndarray:
         k = _kernel_spectrum(h, self.shape, self.workers)

@@ -82,6 +82,14 @@ def padded_fft(a: np.ndarray, n: int, axis: int, threads: int = 1) -> np.ndarray
     return _ducc_fft.c2c(_zero_pad(a, n, axis), axes=(axis,), forward=True, nthreads=threads)
 
 
+def padded_rfft3(a: np.ndarray, shape: tuple[int, int, int], threads: int = 1) -> np.ndarray:
+    """Unnormalised 3-D rfft of real `a`, zero-padded to `shape` (as ``scipy.fft.rfftn(a, s=shape)``), one axis
+    at a time so that each pass pads only its own axis."""
+    spec = padded_rfft(a, int(shape[2]), 2, threads)
+    spec = padded_fft(spec, int(shape[1]), 1, threads)
+    return padded_fft(spec, int(shape[0]), 0, threads)
+
+
 def irfft3(spec: np.ndarray, shape: tuple[int, int, int], threads: int = 1) -> np.ndarray:
     """Inverse of a 3-D rfftn of real data of `shape` (normalised by 1/N, as ``numpy.fft.irfftn``)."""
     if _ducc_fft is None:
